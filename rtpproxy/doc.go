@@ -1,0 +1,18 @@
+// Package rtpproxy owns the media ports: it hands out RTP/RTCP port pairs
+// from a configured range, and relays, echoes or hands over the RTP that
+// arrives on them.
+//
+// A Leg is one port pair facing one remote endpoint. Each of its two sockets
+// has a reader goroutine that owns the receive-side state; the control side
+// (SetRemote, SetDirection, SetHandler, Relay) swaps immutable values through
+// atomic pointers, so the per-packet path takes no lock, does not log and
+// allocates nothing. Remotes are latched symmetrically (RFC 4961 style): the
+// first packet after SetRemote names the remote, later packets are accepted
+// only from it.
+//
+// Statistics follow RFC 3550: octets count payload only, loss comes from
+// extended sequence numbers (appendix A.1), jitter is the interarrival
+// jitter of appendix A.8 computed in nanoseconds, and latency is the mean
+// round-trip time from reception reports that answer a sender report this
+// leg forwarded (arrival - forwarded - DLSR).
+package rtpproxy
