@@ -1,0 +1,274 @@
+package confbridge
+
+// The jitter buffer is a ring of encoded G.711 octets indexed by RTP
+// timestamp (one octet per sample), with a presence flag per sample. Placing
+// data by timestamp makes reordering, duplicates, packet sizes other than the
+// tick, and partial overlaps one operation: write the samples where they
+// belong. Playout reads one tick of samples at playTs. It is owned by the
+// bridge's tick; HandleRTP never touches it.
+
+const (
+	jbSize    = 2048 // samples (256 ms at 8 kHz); a power of two
+	jbMask    = jbSize - 1
+	jumpLimit = 8000 // a timestamp move of more than 1 s starts a new timeline
+	lateLimit = 8    // this many consecutive late packets also start one
+	shrinkWin = 25   // ticks over which the minimum depth is watched
+)
+
+type frameKind uint8
+
+const (
+	frameSilent    frameKind = iota // nothing to play
+	frameReal                       // received audio (possibly partly missing)
+	frameConcealed                  // a repeat of the last frame, to be faded
+)
+
+// JitterStats counts what a member's jitter buffer saw.
+type JitterStats struct {
+	Received   uint64 // packets put into the buffer
+	Late       uint64 // arrived after their playout time, dropped
+	Duplicates uint64
+	Lost       uint64 // frames missing at playout while later audio was there
+	Concealed  uint64 // frames replaced by a faded repeat
+	Underruns  uint64 // ticks with nothing to play while the stream was live
+	Resyncs    uint64 // new timeline: first packet, SSRC change, timestamp jump
+	Dropped    uint64 // frames skipped to shrink an over-deep buffer
+	Depth      int    // current buffered audio in samples
+	Target     int    // current target depth in samples
+	JitterQ4   int64  // RFC 3550 interarrival jitter estimate, samples*16
+}
+
+type jitterBuffer struct {
+	buf  [jbSize]byte
+	have [jbSize]bool
+
+	k        int32 // samples per tick
+	minDepth int32 // target bounds, samples
+	maxDepth int32
+
+	synced  bool
+	fast    bool // the next sync plays at once (promotion from hairpin)
+	ssrc    uint32
+	playTs  uint32 // timestamp of the next sample to play
+	hiTs    uint32 // end timestamp of the newest data
+	preroll int32  // samples of deliberate delay left before the first packet
+	holds   int32  // consecutive ticks playout was held on an underrun
+	lates   int    // consecutive late packets
+	conceal int    // consecutive missing frames
+
+	last    [maxFrame]byte // last real frame, for concealment
+	lastLen int
+
+	winTicks int
+	winMin   int32
+
+	transit     int64
+	haveTransit bool
+	jitterQ4    int64
+
+	st JitterStats
+}
+
+func (j *jitterBuffer) init(k, minDepth, maxDepth int) {
+	j.k, j.minDepth, j.maxDepth = int32(k), int32(minDepth), int32(maxDepth)
+}
+
+// target is the depth to build at a sync: a tick plus three times the
+// measured interarrival jitter, within [minDepth, maxDepth].
+func (j *jitterBuffer) target() int32 {
+	t := j.k + int32(3*j.jitterQ4/16)
+	if t < j.minDepth {
+		t = j.minDepth
+	}
+	if t > j.maxDepth {
+		t = j.maxDepth
+	}
+	return t
+}
+
+func (j *jitterBuffer) reset() {
+	if j.synced {
+		clear(j.have[:])
+	}
+	j.synced = false
+	j.haveTransit = false
+}
+
+func (j *jitterBuffer) sync(ssrc, ts uint32) {
+	if j.synced {
+		clear(j.have[:])
+	}
+	j.st.Resyncs++
+	j.synced = true
+	j.ssrc = ssrc
+	d := j.target()
+	if j.fast {
+		d = 0
+		j.fast = false
+	}
+	j.playTs = ts - uint32(d)
+	j.hiTs = ts
+	j.preroll = d
+	j.holds = 0
+	j.lates = 0
+	j.winTicks, j.winMin = 0, 1<<30
+}
+
+// put stores one packet's payload. arrival is in samples of a local clock.
+func (j *jitterBuffer) put(ssrc uint32, ts uint32, p []byte, arrival int64) {
+	n := int32(len(p))
+	if n == 0 || n > jbSize/2 {
+		return
+	}
+	if !j.synced || ssrc != j.ssrc {
+		j.haveTransit = false
+		j.sync(ssrc, ts)
+	}
+	d := int32(ts - j.playTs)
+	if d > jumpLimit || d < -jumpLimit || d+n > jbSize {
+		j.haveTransit = false
+		j.sync(ssrc, ts)
+		d = int32(ts - j.playTs)
+	}
+	if d+n <= 0 {
+		j.st.Late++
+		j.lates++
+		if j.lates >= lateLimit {
+			j.sync(ssrc, ts) // the sender restarted its timeline
+			d = int32(ts - j.playTs)
+		} else {
+			return
+		}
+	}
+	j.lates = 0
+	j.st.Received++
+
+	// RFC 3550 A.8 interarrival jitter, in samples.
+	transit := arrival - int64(ts)
+	if j.haveTransit {
+		dd := transit - j.transit
+		if dd < 0 {
+			dd = -dd
+		}
+		if dd < jumpLimit {
+			j.jitterQ4 += dd - (j.jitterQ4+8)>>4
+		}
+	}
+	j.transit, j.haveTransit = transit, true
+
+	start := int32(0)
+	if d < 0 {
+		start = -d // the head is already played; keep the tail
+	}
+	if j.have[(ts+uint32(start))&jbMask] {
+		j.st.Duplicates++
+	}
+	for i := start; i < n; i++ {
+		pos := (ts + uint32(i)) & jbMask
+		j.buf[pos] = p[i]
+		j.have[pos] = true
+	}
+	if end := ts + uint32(n); int32(end-j.hiTs) > 0 {
+		j.hiTs = end
+	}
+}
+
+// play fills out (k samples) with the next tick of audio.
+func (j *jitterBuffer) play(out []byte, silence byte) frameKind {
+	k := j.k
+	if !j.synced {
+		fill(out, silence)
+		return frameSilent
+	}
+	present := int32(0)
+	for i := int32(0); i < k; i++ {
+		pos := (j.playTs + uint32(i)) & jbMask
+		if j.have[pos] {
+			out[i] = j.buf[pos]
+			j.have[pos] = false
+			present++
+		} else {
+			out[i] = silence
+		}
+	}
+	kind := frameReal
+	if present > 0 {
+		j.conceal = 0
+		j.holds = 0
+		j.playTs += uint32(k)
+		copy(j.last[:k], out[:k])
+		j.lastLen = int(k)
+	} else {
+		ahead := int32(j.hiTs - j.playTs)
+		switch {
+		case j.preroll > 0:
+			kind = frameSilent
+			j.playTs += uint32(k)
+		case ahead > 0: // later audio is here: this frame is lost
+			j.st.Lost++
+			kind = j.concealInto(out)
+			j.playTs += uint32(k)
+		case j.holds*k < j.maxDepth: // underrun: hold playout, the delay grows
+			j.st.Underruns++
+			j.holds++
+			kind = j.concealInto(out)
+		default: // the stream stopped (hold, silence suppression, hang-up)
+			j.st.Underruns++
+			j.reset()
+			return frameSilent
+		}
+	}
+	if j.preroll > 0 {
+		j.preroll -= k
+	}
+	j.shrink()
+	return kind
+}
+
+func (j *jitterBuffer) concealInto(out []byte) frameKind {
+	j.conceal++
+	if j.conceal == 1 && j.lastLen == int(j.k) {
+		copy(out[:j.k], j.last[:j.k])
+		j.st.Concealed++
+		return frameConcealed
+	}
+	return frameSilent
+}
+
+// shrink drops one frame when the buffer stayed deeper than its target plus
+// half a tick for a whole window, so a burst or a fast sender clock does not
+// leave a permanent delay.
+func (j *jitterBuffer) shrink() {
+	depth := int32(j.hiTs - j.playTs)
+	if depth < j.winMin {
+		j.winMin = depth
+	}
+	j.winTicks++
+	if j.winTicks < shrinkWin {
+		return
+	}
+	if j.winMin > j.target()+j.k/2 {
+		for i := int32(0); i < j.k; i++ {
+			j.have[(j.playTs+uint32(i))&jbMask] = false
+		}
+		j.playTs += uint32(j.k)
+		j.st.Dropped++
+	}
+	j.winTicks, j.winMin = 0, 1<<30
+}
+
+func (j *jitterBuffer) stats() JitterStats {
+	s := j.st
+	if j.synced {
+		s.Depth = int(int32(j.hiTs - j.playTs))
+	}
+	s.Target = int(j.target())
+	s.JitterQ4 = j.jitterQ4
+	return s
+}
+
+func fill(b []byte, v byte) {
+	for i := range b {
+		b[i] = v
+	}
+}
