@@ -361,7 +361,6 @@ func (b *Bridge) unlink() {
 		m.omu.Unlock()
 		m.jb.reset()
 		m.jb.fast = true
-		m.discardQueued()
 	}
 	b.hairpin = false
 }

@@ -12,7 +12,7 @@ const (
 	jbMask    = jbSize - 1
 	jumpLimit = 8000 // a timestamp move of more than 1 s starts a new timeline
 	lateLimit = 8    // this many consecutive late packets also start one
-	shrinkWin = 25   // ticks over which the minimum depth is watched
+	shrinkWin = 10   // ticks over which the minimum depth is watched
 )
 
 type frameKind uint8
@@ -49,6 +49,8 @@ type jitterBuffer struct {
 	synced  bool
 	fast    bool // the next sync plays at once (promotion from hairpin)
 	ssrc    uint32
+	tsOff   uint32 // added to arriving timestamps: splices a new timeline onto the old
+	hiSeq   uint16 // sequence number of the newest data
 	playTs  uint32 // timestamp of the next sample to play
 	hiTs    uint32 // end timestamp of the newest data
 	preroll int32  // samples of deliberate delay left before the first packet
@@ -94,51 +96,87 @@ func (j *jitterBuffer) reset() {
 	j.haveTransit = false
 }
 
-func (j *jitterBuffer) sync(ssrc, ts uint32) {
+// sync starts playout of a stream from scratch: the first packet plays
+// after the target delay (at once after a hairpin promotion).
+func (j *jitterBuffer) sync(ssrc uint32, seq uint16, ts uint32) {
 	if j.synced {
 		clear(j.have[:])
 	}
 	j.st.Resyncs++
 	j.synced = true
 	j.ssrc = ssrc
+	j.tsOff = 0
 	d := j.target()
 	if j.fast {
 		d = 0
 		j.fast = false
 	}
 	j.playTs = ts - uint32(d)
-	j.hiTs = ts
+	j.hiTs, j.hiSeq = ts, seq-1
 	j.preroll = d
 	j.holds = 0
 	j.lates = 0
+	j.haveTransit = false
 	j.winTicks, j.winMin = 0, 1<<30
 }
 
+// splice continues playout on a new timeline (SSRC change, timestamp jump,
+// restarted sender): the packet is placed right after the audio still
+// buffered, or after the target delay when nothing is, so what was buffered
+// still plays and nothing is heard twice.
+func (j *jitterBuffer) splice(ssrc uint32, seq uint16, ts uint32, n int32) {
+	j.st.Resyncs++
+	j.ssrc = ssrc
+	var land uint32
+	if int32(j.hiTs-j.playTs) > 0 {
+		land = j.hiTs
+		if gap := int16(seq - j.hiSeq); gap > 1 && gap < 50 {
+			land += uint32(int32(gap-1) * n)
+		}
+	} else {
+		t := j.target()
+		land = j.playTs + uint32(t)
+		j.preroll = t
+		j.hiTs = j.playTs
+	}
+	j.tsOff = land - ts
+	j.holds = 0
+	j.lates = 0
+	j.haveTransit = false
+}
+
 // put stores one packet's payload. arrival is in samples of a local clock.
-func (j *jitterBuffer) put(ssrc uint32, ts uint32, p []byte, arrival int64) {
+func (j *jitterBuffer) put(ssrc uint32, seq uint16, raw uint32, p []byte, arrival int64) {
 	n := int32(len(p))
 	if n == 0 || n > jbSize/2 {
 		return
 	}
-	if !j.synced || ssrc != j.ssrc {
-		j.haveTransit = false
-		j.sync(ssrc, ts)
+	switch {
+	case !j.synced:
+		j.sync(ssrc, seq, raw)
+	case ssrc != j.ssrc:
+		j.splice(ssrc, seq, raw, n)
 	}
+	ts := raw + j.tsOff
 	d := int32(ts - j.playTs)
 	if d > jumpLimit || d < -jumpLimit || d+n > jbSize {
-		j.haveTransit = false
-		j.sync(ssrc, ts)
+		j.splice(ssrc, seq, raw, n)
+		ts = raw + j.tsOff
 		d = int32(ts - j.playTs)
 	}
 	if d+n <= 0 {
 		j.st.Late++
 		j.lates++
-		if j.lates >= lateLimit {
-			j.sync(ssrc, ts) // the sender restarted its timeline
-			d = int32(ts - j.playTs)
-		} else {
+		if j.lates < lateLimit {
 			return
 		}
+		j.splice(ssrc, seq, raw, n) // the sender restarted its timeline
+		ts = raw + j.tsOff
+		d = int32(ts - j.playTs)
+	}
+	if d+n > jbSize { // no room after what is buffered: start afresh
+		j.sync(ssrc, seq, raw)
+		ts, d = raw, int32(raw-j.playTs)
 	}
 	j.lates = 0
 	j.st.Received++
@@ -169,7 +207,7 @@ func (j *jitterBuffer) put(ssrc uint32, ts uint32, p []byte, arrival int64) {
 		j.have[pos] = true
 	}
 	if end := ts + uint32(n); int32(end-j.hiTs) > 0 {
-		j.hiTs = end
+		j.hiTs, j.hiSeq = end, seq
 	}
 }
 
@@ -235,9 +273,9 @@ func (j *jitterBuffer) concealInto(out []byte) frameKind {
 	return frameSilent
 }
 
-// shrink drops one frame when the buffer stayed deeper than its target plus
-// half a tick for a whole window, so a burst or a fast sender clock does not
-// leave a permanent delay.
+// shrink drops whole frames when the buffer stayed deeper than its target
+// plus half a tick for a whole window, so a burst or a fast sender clock does
+// not leave a permanent delay.
 func (j *jitterBuffer) shrink() {
 	depth := int32(j.hiTs - j.playTs)
 	if depth < j.winMin {
@@ -247,12 +285,16 @@ func (j *jitterBuffer) shrink() {
 	if j.winTicks < shrinkWin {
 		return
 	}
-	if j.winMin > j.target()+j.k/2 {
-		for i := int32(0); i < j.k; i++ {
-			j.have[(j.playTs+uint32(i))&jbMask] = false
+	if excess := j.winMin - j.target(); excess > j.k/2 {
+		// Drop the excess in whole frames, oldest first.
+		for excess > j.k/2 {
+			for i := int32(0); i < j.k; i++ {
+				j.have[(j.playTs+uint32(i))&jbMask] = false
+			}
+			j.playTs += uint32(j.k)
+			j.st.Dropped++
+			excess -= j.k
 		}
-		j.playTs += uint32(j.k)
-		j.st.Dropped++
 	}
 	j.winTicks, j.winMin = 0, 1<<30
 }

@@ -161,13 +161,10 @@ func (m *Member) drain() {
 	tail, head := m.tail.Load(), m.head.Load()
 	for ; tail != head; tail++ {
 		s := &m.ring[tail%ringSlots]
-		m.jb.put(s.ssrc, s.ts, s.payload[:s.n], s.at/int64(1e9/sampleRate))
+		m.jb.put(s.ssrc, s.seq, s.ts, s.payload[:s.n], s.at/int64(1e9/sampleRate))
 	}
 	m.tail.Store(tail)
 }
-
-// discardQueued empties the ring without playing it (tick side).
-func (m *Member) discardQueued() { m.tail.Store(m.head.Load()) }
 
 // nextTs is the timestamp of a packet sent now on the output stream: right
 // after the last one, or further on by the time that passed when the stream
