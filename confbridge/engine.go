@@ -249,6 +249,7 @@ func (s *shard) run(due time.Time) {
 			due = due.Add(skip * period)
 			e.ticks.Add(n * uint64(skip))
 			e.late.Add(n * uint64(skip))
+			s.hist[histBuckets-1].Add(uint64(skip))
 		}
 		timer.Reset(time.Until(due))
 	}

@@ -1,0 +1,154 @@
+package confbridge
+
+import (
+	"errors"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+type countOut struct{ n atomic.Int64 }
+
+func (c *countOut) Send([]byte) error { c.n.Add(1); return nil }
+
+// waitFor polls cond; the deadline only guards against a hang.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestEngineSchedulesThousandsOfBridgesOnFewGoroutines(t *testing.T) {
+	before := runtime.NumGoroutine()
+	e := NewEngine(Config{Shards: 3})
+	defer e.Close()
+	if got := runtime.NumGoroutine() - before; got != 3 {
+		t.Fatalf("engine started %d goroutines, want 3", got)
+	}
+	const n = 2000
+	outs := make([]*countOut, n)
+	bridges := make([]*Bridge, n)
+	for i := range outs {
+		outs[i] = &countOut{}
+		bridges[i] = e.NewBridge(Options{})
+		if _, err := bridges[i].Add("a", PCMU, outs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := runtime.NumGoroutine() - before; got != 3 {
+		t.Fatalf("%d bridges: %d goroutines, want 3", n, got)
+	}
+	waitFor(t, "every bridge to tick", func() bool {
+		for _, o := range outs {
+			if o.n.Load() < 3 {
+				return false
+			}
+		}
+		return true
+	})
+	if e.Ticks() < 3*n {
+		t.Fatalf("Ticks %d", e.Ticks())
+	}
+	for _, b := range bridges {
+		b.Close()
+	}
+	// Closed bridges are no longer ticked.
+	sent := make([]int64, n)
+	for i, o := range outs {
+		sent[i] = o.n.Load()
+	}
+	time.Sleep(3 * e.Config().Ptime)
+	for i, o := range outs {
+		if o.n.Load() != sent[i] {
+			t.Fatalf("closed bridge %d still sends", i)
+		}
+	}
+}
+
+// slowOut blocks its first Send for three periods, which makes the shard's
+// next ticks late by construction.
+type slowOut struct {
+	once  sync.Once
+	delay time.Duration
+	n     atomic.Int64
+}
+
+func (s *slowOut) Send([]byte) error {
+	s.once.Do(func() { time.Sleep(s.delay) })
+	s.n.Add(1)
+	return nil
+}
+
+func TestLateTicksCounted(t *testing.T) {
+	e := NewEngine(Config{Shards: 1})
+	defer e.Close()
+	b := e.NewBridge(Options{})
+	defer b.Close()
+	out := &slowOut{delay: 3 * e.Config().Ptime}
+	if _, err := b.Add("a", PCMU, out); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a late tick", func() bool { return e.LateTicks() > 0 })
+	if e.LateTicks() > e.Ticks() {
+		t.Fatalf("late %d > ticks %d", e.LateTicks(), e.Ticks())
+	}
+	if e.TickLateness(1) < e.Config().Ptime {
+		t.Fatalf("max lateness %v after a %v stall", e.TickLateness(1), out.delay)
+	}
+}
+
+func TestEngineCloseIdempotentBridgesStillSafe(t *testing.T) {
+	e := NewEngine(Config{})
+	b := e.NewBridge(Options{})
+	m, err := b.Add("a", PCMA, &countOut{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Close()
+	e.Close()
+	m.HandleRTP(newSender(PCMA, 1, 440).next())
+	if b.Remove("a") != 0 {
+		t.Fatal("remove after engine close")
+	}
+	b.Close()
+	b.Close()
+}
+
+func TestConfigValidate(t *testing.T) {
+	tests := map[string]struct {
+		cfg Config
+		ok  bool
+	}{
+		"zero":         {Config{}, true},
+		"20ms":         {Config{Ptime: 20 * time.Millisecond}, true},
+		"30ms":         {Config{Ptime: 30 * time.Millisecond}, true},
+		"too short":    {Config{Ptime: 5 * time.Millisecond}, false},
+		"too long":     {Config{Ptime: 80 * time.Millisecond}, false},
+		"fractional":   {Config{Ptime: 20*time.Millisecond + 500*time.Microsecond}, false},
+		"min over max": {Config{JitterMin: 80 * time.Millisecond, JitterMax: 60 * time.Millisecond}, false},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			err := tc.cfg.Validate()
+			if (err == nil) != tc.ok || (err != nil && !errors.Is(err, ErrConfig)) {
+				t.Fatalf("Validate() = %v", err)
+			}
+		})
+	}
+	if got := NewEngine(Config{Ptime: time.Second}); got.Config().Ptime != 20*time.Millisecond {
+		t.Fatalf("invalid ptime kept: %v", got.Config().Ptime)
+	} else {
+		got.Close()
+	}
+}
