@@ -1,0 +1,138 @@
+package mgcp
+
+import (
+	"errors"
+	"strings"
+
+	"github.com/mediagw/mediagw/session"
+)
+
+// MGCP return codes the gateway sends (RFC 3435 §2.4).
+const (
+	codeAck             = 0
+	codeProvisional     = 100
+	codeOK              = 200
+	codeDeleted         = 250
+	codeTransient       = 400
+	codeNoResourcesNow  = 403
+	codeTimeout         = 406
+	codeNoEndpoint      = 410
+	codeUnknownEndpoint = 500
+	codeNotReady        = 501
+	codeNoResources     = 502
+	codeUnknownCommand  = 504
+	codeUnsupportedSDP  = 505
+	codeBadSDP          = 509
+	codeProtocol        = 510
+	codeBadConnID       = 515
+	codeBadCallID       = 516
+	codeBadMode         = 517
+	codeUnknownLCOExt   = 525
+	codeMissingSDP      = 527
+	codeVersion         = 528
+	codeUnsupportedLCO  = 532
+	codeCodec           = 534
+	codePtime           = 535
+	codeBadParam        = 539
+	codeEndpointLimit   = 540
+	codeInvalidLCO      = 541
+)
+
+// codeText is the commentary sent after each code.
+var codeText = map[int]string{
+	codeProvisional:     "In progress",
+	codeOK:              "OK",
+	codeDeleted:         "Connection deleted",
+	codeTransient:       "Transient error",
+	codeNoResourcesNow:  "Insufficient resources",
+	codeTimeout:         "Transaction timeout",
+	codeNoEndpoint:      "No endpoint available",
+	codeUnknownEndpoint: "Endpoint unknown",
+	codeNotReady:        "Endpoint not ready",
+	codeNoResources:     "Insufficient resources (permanent)",
+	codeUnknownCommand:  "Unknown command",
+	codeUnsupportedSDP:  "Unsupported remote connection descriptor",
+	codeBadSDP:          "Error in remote connection descriptor",
+	codeProtocol:        "Protocol error",
+	codeBadConnID:       "Incorrect connection ID",
+	codeBadCallID:       "Unknown or incorrect call ID",
+	codeBadMode:         "Unsupported or invalid mode",
+	524:                 "Internal inconsistency in local connection options",
+	codeUnknownLCOExt:   "Unknown extension in local connection options",
+	codeMissingSDP:      "Missing remote connection descriptor",
+	codeVersion:         "Incompatible protocol version",
+	codeUnsupportedLCO:  "Unsupported value in local connection options",
+	codeCodec:           "Codec negotiation failure",
+	codePtime:           "Packetization period not supported",
+	codeBadParam:        "Invalid or unsupported command parameter",
+	codeEndpointLimit:   "Per endpoint connection limit exceeded",
+	codeInvalidLCO:      "Invalid or unsupported local connection options",
+}
+
+// sessionCode maps a session table error to the MGCP return code, for the
+// verb that met it (DESIGN §2). This is the one place that choice is made.
+func sessionCode(verb string, err error) int {
+	switch {
+	case err == nil:
+		return codeOK
+	case errors.Is(err, session.ErrBridgeFull):
+		return codeEndpointLimit
+	case errors.Is(err, session.ErrCodecUnsupported):
+		return codeCodec
+	case errors.Is(err, session.ErrUnknownConference):
+		if verb == "DLCX" || verb == "AUCX" || verb == "MDCX" {
+			return codeBadConnID // the endpoint exists but has no connections
+		}
+		return codeUnknownEndpoint
+	case errors.Is(err, session.ErrNotMember),
+		errors.Is(err, session.ErrUnknownConnection),
+		errors.Is(err, session.ErrInvalidConnectionID):
+		return codeBadConnID
+	case errors.Is(err, session.ErrConnectionExists), errors.Is(err, session.ErrConferenceExists):
+		return codeBadParam
+	case errors.Is(err, session.ErrInvalidParam):
+		// The table says which value it refused in the wrapped text.
+		switch msg := err.Error(); {
+		case strings.Contains(msg, "mode"), strings.Contains(msg, "loopback"):
+			return codeBadMode
+		case strings.Contains(msg, "codec"):
+			return codeCodec
+		case strings.Contains(msg, "ptime"):
+			return codePtime
+		case strings.Contains(msg, "remote"):
+			return codeBadSDP
+		}
+		return codeUnsupportedLCO
+	case errors.Is(err, session.ErrInsufficientParams):
+		return codeProtocol
+	}
+	switch session.ResultCode(err) {
+	case session.CodeAllSessionsInUse, session.CodeNoResources:
+		return codeNoResourcesNow
+	case session.CodeDraining:
+		return codeNotReady
+	case session.CodeCommandTimeout:
+		return codeTimeout
+	case session.CodeNoConnection, session.CodeConnNotRegistered:
+		return codeBadConnID
+	case session.CodeUnknownCommand:
+		return codeUnknownCommand
+	case session.CodeMalformed:
+		return codeProtocol
+	}
+	return codeTransient
+}
+
+// reasonCode is the E: reason of a gateway-initiated DLCX for a release
+// that the call agent did not ask for (RFC 3435 §2.3.8 codes 900-905).
+func reasonCode(r session.Release) (int, string) {
+	switch r.Code {
+	case session.CodeInactivity:
+		return 902, "loss of lower layer connectivity"
+	case session.CodeDraining:
+		return 901, "endpoint taken out of service"
+	case session.CodeInternal:
+		return 900, "endpoint malfunctioning"
+	}
+	return 904, "manual intervention"
+}

@@ -1,0 +1,51 @@
+package mgcp
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	commands        *prometheus.CounterVec // verb, code
+	dropped         *prometheus.CounterVec // reason
+	sent            *prometheus.CounterVec // verb of gateway-initiated commands
+	retransmissions prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mediagw_mgcp_commands_total",
+			Help: "MGCP commands answered, by verb and return code.",
+		}, []string{"verb", "code"}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mediagw_mgcp_dropped_total",
+			Help: "MGCP datagrams or messages dropped unanswered, by reason (call_agent, malformed_response, unexpected_response).",
+		}, []string{"reason"}),
+		sent: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mediagw_mgcp_gateway_commands_total",
+			Help: "Gateway-initiated MGCP commands (RSIP, DLCX) sent, by verb.",
+		}, []string{"verb"}),
+		retransmissions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mediagw_mgcp_retransmissions_total",
+			Help: "Repeated MGCP commands answered from the response cache.",
+		}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.commands, m.dropped, m.sent, m.retransmissions} {
+			if err := reg.Register(c); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return m, nil
+}
+
+func codeLabel(code int) string {
+	s := strconv.Itoa(code)
+	for len(s) < 3 {
+		s = "0" + s
+	}
+	return s
+}
