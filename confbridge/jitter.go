@@ -1,5 +1,7 @@
 package confbridge
 
+import "bytes"
+
 // The jitter buffer is a ring of encoded G.711 octets indexed by RTP
 // timestamp (one octet per sample), with a presence flag per sample. Placing
 // data by timestamp makes reordering, duplicates, packet sizes other than the
@@ -40,7 +42,7 @@ type JitterStats struct {
 
 type jitterBuffer struct {
 	buf  [jbSize]byte
-	have [jbSize]bool
+	have [jbSize]byte // 1 where buf holds a sample not yet played
 
 	k        int32 // samples per tick
 	minDepth int32 // target bounds, samples
@@ -198,17 +200,55 @@ func (j *jitterBuffer) put(ssrc uint32, seq uint16, raw uint32, p []byte, arriva
 	if d < 0 {
 		start = -d // the head is already played; keep the tail
 	}
-	if j.have[(ts+uint32(start))&jbMask] {
+	if j.have[(ts+uint32(start))&jbMask] != 0 {
 		j.st.Duplicates++
 	}
-	for i := start; i < n; i++ {
-		pos := (ts + uint32(i)) & jbMask
-		j.buf[pos] = p[i]
-		j.have[pos] = true
-	}
+	j.write(ts+uint32(start), p[start:])
 	if end := ts + uint32(n); int32(end-j.hiTs) > 0 {
 		j.hiTs, j.hiSeq = end, seq
 	}
+}
+
+// write stores samples at timestamp ts, in at most two runs of the ring.
+func (j *jitterBuffer) write(ts uint32, p []byte) {
+	pos := int(ts & jbMask)
+	n := copy(j.buf[pos:], p)
+	copy(j.have[pos:], ones[:n])
+	if n < len(p) {
+		copy(j.buf[:], p[n:])
+		copy(j.have[:], ones[:len(p)-n])
+	}
+}
+
+// take moves k samples at ts into out (silence where missing), clears them
+// and returns how many were present.
+func (j *jitterBuffer) take(ts uint32, out []byte, silence byte) int32 {
+	pos := int(ts & jbMask)
+	if pos+len(out) > jbSize { // wraps: split
+		n := jbSize - pos
+		return j.take(ts, out[:n], silence) + j.take(ts+uint32(n), out[n:], silence)
+	}
+	have := j.have[pos : pos+len(out)]
+	switch {
+	case bytes.IndexByte(have, 0) < 0: // all there
+		copy(out, j.buf[pos:])
+		clear(have)
+		return int32(len(out))
+	case bytes.IndexByte(have, 1) < 0: // none there
+		fill(out, silence)
+		return 0
+	}
+	present := int32(0)
+	for i, h := range have {
+		if h != 0 {
+			out[i] = j.buf[pos+i]
+			present++
+		} else {
+			out[i] = silence
+		}
+	}
+	clear(have)
+	return present
 }
 
 // play fills out (k samples) with the next tick of audio.
@@ -218,17 +258,7 @@ func (j *jitterBuffer) play(out []byte, silence byte) frameKind {
 		fill(out, silence)
 		return frameSilent
 	}
-	present := int32(0)
-	for i := int32(0); i < k; i++ {
-		pos := (j.playTs + uint32(i)) & jbMask
-		if j.have[pos] {
-			out[i] = j.buf[pos]
-			j.have[pos] = false
-			present++
-		} else {
-			out[i] = silence
-		}
-	}
+	present := j.take(j.playTs, out[:k], silence)
 	kind := frameReal
 	if present > 0 {
 		j.conceal = 0
@@ -288,9 +318,7 @@ func (j *jitterBuffer) shrink() {
 	if excess := j.winMin - j.target(); excess > j.k/2 {
 		// Drop the excess in whole frames, oldest first.
 		for excess > j.k/2 {
-			for i := int32(0); i < j.k; i++ {
-				j.have[(j.playTs+uint32(i))&jbMask] = false
-			}
+			j.discard(j.playTs, j.k)
 			j.playTs += uint32(j.k)
 			j.st.Dropped++
 			excess -= j.k
@@ -309,8 +337,26 @@ func (j *jitterBuffer) stats() JitterStats {
 	return s
 }
 
+// discard forgets n samples at ts.
+func (j *jitterBuffer) discard(ts uint32, n int32) {
+	pos := int(ts & jbMask)
+	m := min(int(n), jbSize-pos)
+	clear(j.have[pos : pos+m])
+	clear(j.have[:int(n)-m])
+}
+
+var ones = func() (b [jbSize]byte) {
+	fill(b[:], 1)
+	return b
+}()
+
+// fill sets every byte of b to v, by doubling copies.
 func fill(b []byte, v byte) {
-	for i := range b {
-		b[i] = v
+	if len(b) == 0 {
+		return
+	}
+	b[0] = v
+	for i := 1; i < len(b); i *= 2 {
+		copy(b[i:], b[:i])
 	}
 }
