@@ -1,0 +1,172 @@
+package sip
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"strings"
+
+	gosip "github.com/emiago/sipgo/sip"
+
+	"github.com/mediagw/mediagw/session"
+)
+
+// Config is the yaml section `sip`.
+type Config struct {
+	Listen       []string `yaml:"listen"`        // ["udp://0.0.0.0:5060", "tcp://0.0.0.0:5060"]
+	ExternalHost string   `yaml:"external_host"` // host for Contact/Via; "" = listen address or primary IP
+}
+
+// Route is one entry of the yaml top-level `routes`, tried in order on the
+// Request-URI user; the first match wins.
+type Route struct {
+	Match  string `yaml:"match"`  // regexp on the Request-URI user; named groups (?P<id>) (?P<user>)
+	Action string `yaml:"action"` // conference | bridge | echo | reject
+	Target string `yaml:"target"` // bridge: URI template with ${user} etc.
+	Code   int    `yaml:"code"`   // reject: SIP status (default 403)
+}
+
+// Route actions.
+const (
+	ActionConference = "conference"
+	ActionBridge     = "bridge"
+	ActionEcho       = "echo"
+	ActionReject     = "reject"
+)
+
+// DefaultConfig is the built-in `sip` section.
+func DefaultConfig() Config {
+	return Config{Listen: []string{"udp://0.0.0.0:5060", "tcp://0.0.0.0:5060"}}
+}
+
+// DefaultRoutes are the built-in routes: conf-<id> joins conference <id>,
+// echo loops media back.
+func DefaultRoutes() []Route {
+	return []Route{
+		{Match: `^conf-(?P<id>[A-Za-z0-9._-]{1,64})$`, Action: ActionConference},
+		{Match: `^echo$`, Action: ActionEcho},
+	}
+}
+
+// Validate reports the first bad value of the section, naming its key.
+func (c Config) Validate() error {
+	for i, l := range c.Listen {
+		if _, _, err := ParseListen(l); err != nil {
+			return fmt.Errorf("sip.listen[%d]: %w", i, err)
+		}
+	}
+	if strings.ContainsAny(c.ExternalHost, " \t;,<>\"") {
+		return fmt.Errorf("sip.external_host: invalid host %q", c.ExternalHost)
+	}
+	return nil
+}
+
+// ParseListen splits a listen URL such as "udp://0.0.0.0:5060" into its
+// network ("udp" or "tcp") and host:port.
+func ParseListen(s string) (network, addr string, err error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "", "", fmt.Errorf("listen %q: %v", s, err)
+	}
+	switch u.Scheme {
+	case "udp", "tcp":
+	default:
+		return "", "", fmt.Errorf("listen %q: scheme must be udp or tcp", s)
+	}
+	if u.Path != "" || u.RawQuery != "" || u.User != nil {
+		return "", "", fmt.Errorf("listen %q: want scheme://host:port", s)
+	}
+	if _, _, err := net.SplitHostPort(u.Host); err != nil {
+		return "", "", fmt.Errorf("listen %q: %v", s, err)
+	}
+	return u.Scheme, u.Host, nil
+}
+
+// rule is a compiled Route.
+type rule struct {
+	Route
+	re *regexp.Regexp
+}
+
+// compileRoutes checks and compiles the routes in order.
+func compileRoutes(routes []Route) ([]rule, error) {
+	out := make([]rule, 0, len(routes))
+	for i, r := range routes {
+		re, err := regexp.Compile(r.Match)
+		if err != nil {
+			return nil, fmt.Errorf("routes[%d].match: %v", i, err)
+		}
+		switch r.Action {
+		case ActionConference, ActionEcho:
+			// A conference rule without an (?P<id>) group names the
+			// conference after the whole user.
+		case ActionBridge:
+			if r.Target == "" {
+				return nil, fmt.Errorf("routes[%d].target: required for action bridge", i)
+			}
+			if !strings.Contains(r.Target, "$") {
+				if _, err := parseTargetURI(r.Target); err != nil {
+					return nil, fmt.Errorf("routes[%d].target: %v", i, err)
+				}
+			}
+		case ActionReject:
+			if r.Code == 0 {
+				r.Code = 403
+			}
+			if r.Code < 300 || r.Code > 699 {
+				return nil, fmt.Errorf("routes[%d].code: %d is not a SIP failure status (300-699)", i, r.Code)
+			}
+		default:
+			return nil, fmt.Errorf("routes[%d].action: %q (want conference, bridge, echo or reject)", i, r.Action)
+		}
+		out = append(out, rule{Route: r, re: re})
+	}
+	return out, nil
+}
+
+// match is a route decision for one Request-URI user.
+type match struct {
+	Action string
+	ConfID string // conference: the conference to join
+	Target string // bridge: the expanded target URI
+	Code   int    // reject: the status
+}
+
+// route finds the first rule matching user. ok is false when none does.
+func route(rules []rule, user string) (m match, ok bool, err error) {
+	for _, r := range rules {
+		idx := r.re.FindStringSubmatchIndex(user)
+		if idx == nil {
+			continue
+		}
+		m = match{Action: r.Action, Code: r.Code}
+		switch r.Action {
+		case ActionConference:
+			m.ConfID = user
+			if i := r.re.SubexpIndex("id"); i >= 0 && idx[2*i] >= 0 {
+				m.ConfID = user[idx[2*i]:idx[2*i+1]]
+			}
+			if !session.ValidConferenceID(m.ConfID) {
+				return m, true, fmt.Errorf("%w: conference id %q", session.ErrInvalidParam, m.ConfID)
+			}
+		case ActionBridge:
+			m.Target = string(r.re.ExpandString(nil, r.Target, user, idx))
+		}
+		return m, true, nil
+	}
+	return match{}, false, nil
+}
+
+// parseTargetURI parses a bridge or transfer target.
+func parseTargetURI(s string) (gosip.Uri, error) {
+	var u gosip.Uri
+	s = strings.TrimSpace(s)
+	if err := gosip.ParseUri(s, &u); err != nil {
+		return u, fmt.Errorf("target %q: %v", s, err)
+	}
+	if u.Scheme != "sip" || u.Host == "" {
+		return u, fmt.Errorf("target %q: want a sip: URI with a host", s)
+	}
+	return u, nil
+}

@@ -1,0 +1,455 @@
+package sip
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	gosip "github.com/emiago/sipgo/sip"
+	"github.com/sirupsen/logrus"
+
+	"github.com/mediagw/mediagw/session"
+)
+
+// errUnsupportedMedia is a body that is not SDP (415).
+var errUnsupportedMedia = errors.New("unsupported body")
+
+// onInvite handles INVITE: a new call (no To-tag) or a re-INVITE.
+func (s *Server) onInvite(req *gosip.Request, tx gosip.ServerTransaction) {
+	if to := req.To(); to != nil && to.Params.Has("tag") {
+		s.onReInvite(req, tx)
+		return
+	}
+	if err := checkInvite(req); err != nil {
+		s.fail(tx, req, err)
+		return
+	}
+	s.reply(tx, req, 100) // at once, not after sipgo's 200 ms
+	if s.isClosing() {
+		s.fail(tx, req, session.ErrDraining)
+		return
+	}
+	user := req.Recipient.User
+	m, ok, err := route(s.rules, user)
+	switch {
+	case !ok:
+		s.log.WithFields(logrus.Fields{"call_id": callID(req), "user": user}).Info("no route for the Request-URI user")
+		s.reply(tx, req, 404)
+		return
+	case err != nil:
+		s.log.WithError(err).WithField("call_id", callID(req)).Info("route matched with an unusable conference id")
+		s.reply(tx, req, 404)
+		return
+	case m.Action == ActionReject:
+		s.log.WithFields(logrus.Fields{"call_id": callID(req), "user": user, "code": m.Code}).Info("call rejected by route")
+		s.reply(tx, req, m.Code)
+		return
+	}
+	offer, err := readOffer(req) // validated before anything is allocated
+	if err != nil {
+		s.fail(tx, req, err)
+		return
+	}
+	l, err := s.newLeg(newTag(), callID(req), false)
+	if err != nil {
+		s.fail(tx, req, err)
+		return
+	}
+	inv := req.Clone()
+	inv.To().Params.Add("tag", l.tag)
+	l.mu.Lock()
+	l.dlg = uasDialog(inv)
+	l.inviting = true
+	l.mu.Unlock()
+	if !tx.OnCancel(func(*gosip.Request) {
+		// Runs under the transaction's lock, which has answered 487 already.
+		s.met.response(487)
+		l.cancelled.Store(true)
+		l.cancel()
+		s.bg.Go(func() { l.end(endCause{status: 487, release: session.Release{By: session.FrontSIP, Reason: "CANCEL"}}) })
+	}) {
+		l.end(endCause{status: 487, release: session.Release{By: session.FrontSIP, Reason: "CANCEL"}})
+		return
+	}
+	switch m.Action {
+	case ActionBridge:
+		l.answerBridge(tx, inv, offer, m)
+	default:
+		l.answerLocal(tx, inv, offer, m)
+	}
+}
+
+// checkInvite validates what a dialog-creating INVITE must carry.
+func checkInvite(req *gosip.Request) error {
+	if err := checkRequest(req); err != nil {
+		return err
+	}
+	c := req.Contact()
+	if c == nil || c.Address.Wildcard || c.Address.Host == "" {
+		return fmt.Errorf("%w: INVITE without a usable Contact", errBadRequest)
+	}
+	if cs := req.CSeq(); cs.MethodName != gosip.INVITE {
+		return fmt.Errorf("%w: CSeq method %s in INVITE", errBadRequest, cs.MethodName)
+	}
+	return nil
+}
+
+// checkRequest validates the headers every request we act on needs.
+func checkRequest(req *gosip.Request) error {
+	from, to, cid, cseq := req.From(), req.To(), req.CallID(), req.CSeq()
+	switch {
+	case from == nil || to == nil || cid == nil || cseq == nil:
+		return fmt.Errorf("%w: missing From, To, Call-ID or CSeq", errBadRequest)
+	case cid.Value() == "" || len(cid.Value()) > 256:
+		return fmt.Errorf("%w: Call-ID", errBadRequest)
+	case !from.Params.Has("tag"):
+		return fmt.Errorf("%w: From without tag", errBadRequest)
+	case req.Recipient.Scheme != "sip" && req.Recipient.Scheme != "sips":
+		return fmt.Errorf("%w: Request-URI scheme %q", errBadRequest, req.Recipient.Scheme)
+	}
+	if t, _ := from.Params.Get("tag"); t == "" || len(t) > 128 {
+		return fmt.Errorf("%w: From tag", errBadRequest)
+	}
+	return nil
+}
+
+// readOffer returns the SDP of a request, nil when it has no body.
+func readOffer(req *gosip.Request) (*description, error) {
+	body := req.Body()
+	if len(body) == 0 {
+		return nil, nil
+	}
+	if ct := req.ContentType(); ct == nil || !isSDP(ct.Value()) {
+		return nil, fmt.Errorf("%w: Content-Type is not application/sdp", errUnsupportedMedia)
+	}
+	return parseSDP(body)
+}
+
+func isSDP(contentType string) bool {
+	mt, _, _ := strings.Cut(contentType, ";")
+	return strings.EqualFold(strings.TrimSpace(mt), "application/sdp")
+}
+
+// uasDialog is the dialog of a leg that answered inv (which carries our To-tag).
+func uasDialog(inv *gosip.Request) dialog {
+	from := inv.To().AsFrom()
+	to := inv.From().AsTo()
+	d := dialog{
+		from:      &from,
+		to:        &to,
+		target:    *inv.Contact().Address.Clone(),
+		seq:       uint32(time.Now().UnixNano()&0x7fff) + 1,
+		remoteSeq: inv.CSeq().SeqNo,
+		transport: strings.ToUpper(inv.Transport()),
+	}
+	for _, rr := range inv.GetHeaders("Record-Route") {
+		d.routes = append(d.routes, rr.Value())
+	}
+	if gosip.IsReliable(d.transport) {
+		d.dest = inv.Source()
+	}
+	return d
+}
+
+// modeFor is the connection mode for our media direction.
+func modeFor(action string, d direction) session.Mode {
+	switch d {
+	case dirSendOnly:
+		return session.ModeSendOnly
+	case dirRecvOnly:
+		return session.ModeRecvOnly
+	case dirInactive:
+		return session.ModeInactive
+	}
+	if action == ActionEcho {
+		return session.ModeLoopback
+	}
+	return session.ModeSendRecv
+}
+
+// defaultTE is the telephone-event format we offer.
+var defaultTE = format{PT: 101, Name: "telephone-event", Rate: 8000, Channels: 1, Fmtp: "0-16"}
+
+// configuredFormats are the formats we offer for codec names.
+func configuredFormats(names []string) []format {
+	out := make([]format, 0, len(names))
+	next := uint8(96)
+	for _, n := range names {
+		f, ok := format{}, false
+		for _, sf := range staticFormats {
+			if sf.is(n) {
+				f, ok = sf, true
+				break
+			}
+		}
+		if !ok {
+			f = format{PT: next, Name: n, Rate: 8000, Channels: 1}
+			next++
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+// own records connID as the leg's connection; false when the leg ended
+// meanwhile (the caller then releases the connection itself).
+func (l *leg) own(connID, action string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.state == stateEnded {
+		return false
+	}
+	l.connID, l.action = connID, action
+	return true
+}
+
+// orphan releases a connection created for a leg that ended meanwhile.
+func (s *Server) orphan(connID string) {
+	if _, err := s.table.DeleteConnection(connID, "", session.Release{By: session.FrontSIP, Reason: "call ended during setup"}); err != nil {
+		s.log.WithError(err).WithField("conn_id", connID).Debug("orphan connection already released")
+	}
+}
+
+// answerLocal answers a call that the gateway terminates: a conference
+// member or an echo.
+func (l *leg) answerLocal(tx gosip.ServerTransaction, inv *gosip.Request, offer *description, m match) {
+	s := l.s
+	var codec format
+	var te *format
+	dir, remote, ptime := dirSendRecv, netip.AddrPort{}, time.Duration(0)
+	if offer != nil {
+		c, ok := pickCodec(offer.Formats, s.codecs)
+		if !ok && m.Action == ActionEcho {
+			if a := audioCodecs(offer.Formats); len(a) > 0 {
+				c, ok = a[0], true
+			}
+		}
+		if !ok {
+			l.failInvite(tx, inv, fmt.Errorf("%w: no offered codec is one of %v", errSDPNotAcceptable, s.codecs))
+			return
+		}
+		codec = c
+		if t, ok := telephoneEvent(offer.Formats); ok {
+			te = &t
+		}
+		dir, remote = offer.effectiveDir().reverse(), offer.remote()
+		if m.Action == ActionEcho {
+			ptime = offer.Ptime
+		}
+	} else {
+		codec = configuredFormats(s.codecs)[0]
+		t := defaultTE
+		te = &t
+	}
+	conn, err := s.table.CreateConnection(session.ConnectionParams{Remote: remote, Codec: codec.Name, Ptime: ptime,
+		Mode: modeFor(m.Action, dir), Owner: session.FrontSIP, CallID: l.callID, Tag: l.tag})
+	if err != nil {
+		l.failInvite(tx, inv, err)
+		return
+	}
+	if !l.own(conn.ID, m.Action) {
+		s.orphan(conn.ID)
+		l.answerEnded(tx, inv)
+		return
+	}
+	if m.Action == ActionConference {
+		if _, err := s.table.JoinOrCreate(m.ConfID, session.KindConference, conn.ID, session.MemberAttrs{}); err != nil {
+			l.failInvite(tx, inv, err)
+			return
+		}
+	}
+	var offered []format
+	if offer == nil {
+		offered = append(configuredFormats(s.codecs), defaultTE)
+	} else {
+		offered = []format{codec}
+		if te != nil {
+			offered = append(offered, *te)
+		}
+	}
+	l.mu.Lock()
+	l.media.codec, l.media.te, l.media.dir, l.media.ptime, l.media.local = codec, te, dir, conn.Ptime, conn.Local
+	body := l.sdpLocked(offered, offer)
+	l.mu.Unlock()
+	l.log.WithFields(logrus.Fields{"conn_id": conn.ID, "conf_id": m.ConfID, "action": m.Action, "codec": codec.Name}).Debug("call answered")
+	l.accept(tx, inv, body, offer == nil)
+}
+
+// sdpLocked writes our next SDP version. Caller holds mu.
+func (l *leg) sdpLocked(formats []format, offer *description) []byte {
+	l.media.version++
+	return buildSDP(localMedia{SessID: l.media.sessID, Version: l.media.version, Addr: l.media.local,
+		Formats: formats, Dir: l.media.dir, Ptime: l.media.ptime}, offer)
+}
+
+// okResponse is a 2xx to an INVITE (or UPDATE) with our Contact and SDP.
+func (l *leg) okResponse(req *gosip.Request, body []byte) *gosip.Response {
+	res := gosip.NewResponseFromRequest(req, 200, "OK", nil)
+	if t := l.s.transportFor(req.Transport()); t != nil {
+		res.AppendHeader(t.contact.Clone())
+	}
+	if body != nil {
+		res.AppendHeader(gosip.NewHeader("Content-Type", "application/sdp"))
+		res.SetBody(body)
+	}
+	return res
+}
+
+// accept sends the 2xx to the initial INVITE and waits for the ACK; with a
+// late offer, the ACK carries the answer.
+func (l *leg) accept(tx gosip.ServerTransaction, inv *gosip.Request, body []byte, lateOffer bool) {
+	seq := inv.CSeq().SeqNo
+	l.mu.Lock()
+	if l.state != stateEarly {
+		l.mu.Unlock()
+		l.answerEnded(tx, inv)
+		return
+	}
+	l.state = stateAnswered
+	acks := l.expectAck(seq)
+	l.mu.Unlock()
+	defer func() {
+		l.mu.Lock()
+		l.inviting = false
+		l.mu.Unlock()
+	}()
+
+	ack, err := l.send2xx(tx, l.okResponse(inv, body), acks, seq)
+	if err != nil {
+		if !errors.Is(err, errLegEnded) {
+			l.log.WithError(err).Info("call not confirmed; hanging up")
+			l.end(endCause{bye: true, reason: `SIP;cause=408;text="no ACK"`,
+				release: session.Release{By: session.FrontSIP, Reason: "no ACK"}})
+		}
+		return
+	}
+	if lateOffer {
+		if err := l.applyAnswer(ack); err != nil {
+			code, _ := status(err)
+			l.log.WithError(err).Info("unusable SDP answer in ACK; hanging up")
+			l.end(endCause{bye: true, reason: fmt.Sprintf(`SIP;cause=%d;text="bad SDP answer"`, code),
+				release: session.Release{By: session.FrontSIP, Reason: "bad SDP answer"}})
+			return
+		}
+	}
+	l.mu.Lock()
+	if l.state == stateAnswered {
+		l.state = stateConfirmed
+	}
+	l.mu.Unlock()
+}
+
+// applyAnswer applies the SDP answer (in an ACK) to an offer of ours.
+func (l *leg) applyAnswer(ack *gosip.Request) error {
+	ans, err := readOffer(ack)
+	if err != nil {
+		return err
+	}
+	if ans == nil {
+		return fmt.Errorf("%w: ACK without the SDP answer", errSDPNotAcceptable)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.state == stateEnded {
+		return errLegEnded
+	}
+	names := l.s.codecs
+	if l.action == ActionBridge {
+		names = []string{l.media.codec.Name}
+	}
+	codec, ok := pickCodec(ans.Formats, names)
+	if !ok && l.action == ActionEcho {
+		codec, ok = pickCodec(ans.Formats, []string{l.media.codec.Name})
+	}
+	if !ok {
+		return fmt.Errorf("%w: answer has none of the offered codecs", errSDPNotAcceptable)
+	}
+	dir := ans.effectiveDir().reverse()
+	p := session.ConnectionParams{Remote: ans.remote(), Mode: modeFor(l.action, dir)}
+	if !codec.is(l.media.codec.Name) {
+		p.Codec = codec.Name
+	}
+	if _, err := l.s.table.ModifyConnection(l.connID, p); err != nil {
+		return err
+	}
+	l.media.codec, l.media.dir = codec, dir
+	if t, ok := telephoneEvent(ans.Formats); ok {
+		l.media.te = &t
+	} else {
+		l.media.te = nil
+	}
+	return nil
+}
+
+// failInvite ends a leg whose INVITE cannot be accepted and answers it
+// with the status for err.
+func (l *leg) failInvite(tx gosip.ServerTransaction, inv *gosip.Request, err error) {
+	code, _ := status(err)
+	l.log.WithError(err).WithField("code", code).Info("call refused")
+	l.end(endCause{status: code, release: session.Release{By: session.FrontSIP, Reason: "call setup failed"}})
+	l.answerEnded(tx, inv)
+}
+
+// answerEnded sends the final response owed to the INVITE of a leg that
+// ended before answering (unless a CANCEL answered it with 487 already).
+func (l *leg) answerEnded(tx gosip.ServerTransaction, inv *gosip.Request) {
+	if l.cancelled.Load() {
+		return
+	}
+	l.mu.Lock()
+	code := l.status
+	l.mu.Unlock()
+	if code == 0 {
+		code = 500
+	}
+	res := gosip.NewResponseFromRequest(inv, code, reasonPhrase(code), nil)
+	if err := l.s.respond(tx, res); err != nil {
+		l.log.WithError(err).Debug("final response not sent")
+	}
+}
+
+// provisional forwards a bridge target's 18x to the caller (without SDP:
+// media flows once the call is answered).
+func (l *leg) provisional(tx gosip.ServerTransaction, inv *gosip.Request, r *gosip.Response) {
+	if r.StatusCode <= 100 || r.StatusCode >= 200 {
+		return
+	}
+	l.mu.Lock()
+	early := l.state == stateEarly
+	l.mu.Unlock()
+	if !early {
+		return
+	}
+	res := gosip.NewResponseFromRequest(inv, r.StatusCode, r.Reason, nil)
+	if t := l.s.transportFor(inv.Transport()); t != nil {
+		res.AppendHeader(t.contact.Clone())
+	}
+	if err := l.s.respond(tx, res); err != nil {
+		l.log.WithError(err).Debug("forwarding provisional response failed")
+	}
+}
+
+// onAck hands an ACK to the 2xx waiting for it.
+func (s *Server) onAck(req *gosip.Request, _ gosip.ServerTransaction) {
+	l := s.dialogLeg(req)
+	if l == nil || !l.takeAck(req) {
+		s.log.WithField("call_id", callID(req)).Debug("ACK matches no 2xx we wait for")
+	}
+}
+
+// onBye ends a call leg on the remote party's BYE.
+func (s *Server) onBye(req *gosip.Request, tx gosip.ServerTransaction) {
+	l := s.dialogLeg(req)
+	if l == nil {
+		s.reply(tx, req, 481)
+		return
+	}
+	if !l.checkSeq(req) {
+		s.reply(tx, req, 500)
+		return
+	}
+	s.reply(tx, req, 200)
+	l.end(endCause{status: 487, release: session.Release{By: session.FrontSIP, Reason: "BYE"}})
+}

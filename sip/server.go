@@ -1,0 +1,496 @@
+// Package sip is the SIP front of the gateway, on github.com/emiago/sipgo:
+// calls join conferences, are bridged (B2BUA) to a target through the RTP
+// proxy, or have their media looped back, according to ordered routes on
+// the Request-URI user. Every way a call ends — BYE, CANCEL, a missing ACK,
+// a completed transfer, a media timeout, a release by another front, or
+// shutdown — goes through one release path per call leg (leg.end), which
+// releases the media with session DeleteConnection exactly once.
+package sip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/emiago/sipgo"
+	gosip "github.com/emiago/sipgo/sip"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sirupsen/logrus"
+
+	"github.com/mediagw/mediagw/session"
+)
+
+// userAgent names the gateway in Server and User-Agent headers.
+const userAgent = "mediagw"
+
+// allowed is what we put in Allow headers.
+var allowed = []gosip.RequestMethod{gosip.INVITE, gosip.ACK, gosip.BYE, gosip.CANCEL, gosip.OPTIONS,
+	gosip.REFER, gosip.NOTIFY, gosip.INFO, gosip.UPDATE}
+
+var allowHeader = func() string {
+	names := make([]string, len(allowed))
+	for i, m := range allowed {
+		names[i] = string(m)
+	}
+	return strings.Join(names, ", ")
+}()
+
+// Server is the SIP front.
+type Server struct {
+	cfg    Config
+	rules  []rule
+	codecs []string // conference.codecs: what conference and echo legs may use
+	table  *session.Table
+	log    *logrus.Entry
+	met    *metrics
+	host   string // advertised in Via and Contact
+
+	ua  *sipgo.UserAgent
+	srv *sipgo.Server
+	bg  work // BYEs, NOTIFYs and transfers in flight
+
+	mu      sync.Mutex      // guards the fields below
+	legs    map[string]*leg // call legs by our dialog tag
+	udp     *transport      // set by ServeUDP
+	tcp     *transport      // set by ServeTCP
+	closing bool            // Shutdown has begun
+}
+
+// transport is one listening transport and the client that sends from it.
+type transport struct {
+	client  *sipgo.Client
+	laddr   gosip.Addr // the listener (UDP requests are sent from it)
+	contact gosip.ContactHeader
+}
+
+// New builds the SIP front. codecs is conference.codecs; routes are tried
+// in order. Metrics are registered on reg when it is not nil.
+func New(cfg Config, routes []Route, codecs []string, table *session.Table, log *logrus.Entry, reg prometheus.Registerer) (*Server, error) {
+	if table == nil {
+		return nil, errors.New("sip: nil session table")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	rules, err := compileRoutes(routes)
+	if err != nil {
+		return nil, err
+	}
+	if len(codecs) == 0 {
+		codecs = session.DefaultConferenceConfig().Codecs
+	}
+	if log == nil {
+		l := logrus.New()
+		l.SetOutput(discardWriter{})
+		log = logrus.NewEntry(l)
+	}
+	log = log.WithField("component", "sip")
+	met, err := newMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("sip: metrics: %w", err)
+	}
+	s := &Server{
+		cfg:    cfg,
+		rules:  rules,
+		codecs: append([]string(nil), codecs...),
+		table:  table,
+		log:    log,
+		met:    met,
+		host:   advertisedHost(cfg),
+		legs:   make(map[string]*leg),
+	}
+	slogger := newSlogLogger(log.WithField("component", "sipgo"))
+	gosip.SetDefaultLogger(slogger) // sipgo logs some events through its package default
+	s.ua, err = sipgo.NewUA(
+		sipgo.WithUserAgent(userAgent),
+		sipgo.WithUserAgentHostname(s.host),
+		sipgo.WithUserAgentTransactionLayerOptions(gosip.WithTransactionLayerLogger(slogger),
+			gosip.WithTransactionLayerUnhandledResponseHandler(s.onStrayResponse)),
+		sipgo.WithUserAgentTransportLayerOptions(gosip.WithTransportLayerLogger(slogger)),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("sip: user agent: %w", err)
+	}
+	s.srv, err = sipgo.NewServer(s.ua, sipgo.WithServerLogger(slogger))
+	if err != nil {
+		return nil, fmt.Errorf("sip: server: %w", err)
+	}
+	handlers := map[gosip.RequestMethod]sipgo.RequestHandler{
+		gosip.INVITE:  s.onInvite,
+		gosip.ACK:     s.onAck,
+		gosip.BYE:     s.onBye,
+		gosip.CANCEL:  s.onCancel,
+		gosip.OPTIONS: s.onOptions,
+		gosip.REFER:   s.onRefer,
+		gosip.NOTIFY:  s.onNotify,
+		gosip.INFO:    s.onInfo,
+		gosip.UPDATE:  s.onUpdate,
+	}
+	for method, h := range handlers {
+		s.srv.OnRequest(method, s.counted(h))
+	}
+	s.srv.OnNoRoute(s.counted(s.onUnsupported))
+	table.Subscribe(s.onTableEvent)
+	return s, nil
+}
+
+type discardWriter struct{}
+
+func (discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+
+// advertisedHost is the host we put in Via and Contact: external_host, else
+// the first specific listen address, else the primary IP.
+func advertisedHost(cfg Config) string {
+	if cfg.ExternalHost != "" {
+		return cfg.ExternalHost
+	}
+	for _, l := range cfg.Listen {
+		if _, addr, err := ParseListen(l); err == nil {
+			host, _, _ := net.SplitHostPort(addr)
+			if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() {
+				return host
+			}
+		}
+	}
+	return primaryIP()
+}
+
+// primaryIP is the first global unicast address of an interface that is up,
+// or 127.0.0.1.
+func primaryIP() string {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return "127.0.0.1"
+	}
+	for _, i := range ifs {
+		if i.Flags&net.FlagUp == 0 || i.Flags&net.FlagLoopback != 0 {
+			continue
+		}
+		addrs, _ := i.Addrs()
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && n.IP.IsGlobalUnicast() {
+				return n.IP.String()
+			}
+		}
+	}
+	return "127.0.0.1"
+}
+
+// ServeUDP serves SIP on a UDP socket created by the caller until ctx ends
+// (the socket is then closed) and returns nil then.
+func (s *Server) ServeUDP(ctx context.Context, conn net.PacketConn) error {
+	t, err := s.newTransport("UDP", conn.LocalAddr())
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.udp = t
+	s.mu.Unlock()
+	s.log.WithField("listen", conn.LocalAddr().String()).Info("SIP listening on UDP")
+	return s.serve(ctx, conn, func() error { return s.srv.ServeUDP(conn) })
+}
+
+// ServeTCP serves SIP on a TCP listener created by the caller until ctx
+// ends (the listener is then closed) and returns nil then.
+func (s *Server) ServeTCP(ctx context.Context, ln net.Listener) error {
+	t, err := s.newTransport("TCP", ln.Addr())
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.tcp = t
+	s.mu.Unlock()
+	s.log.WithField("listen", ln.Addr().String()).Info("SIP listening on TCP")
+	return s.serve(ctx, ln, func() error { return s.srv.ServeTCP(ln) })
+}
+
+func (s *Server) serve(ctx context.Context, c interface{ Close() error }, run func() error) error {
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		select {
+		case <-ctx.Done():
+			_ = c.Close()
+		case <-stop:
+		}
+	}()
+	err := run()
+	if ctx.Err() != nil || s.isClosing() || errors.Is(err, net.ErrClosed) && ctx.Err() != nil {
+		return nil
+	}
+	if err == nil {
+		err = errors.New("listener stopped")
+	}
+	return fmt.Errorf("sip: %w", err)
+}
+
+func (s *Server) newTransport(network string, addr net.Addr) (*transport, error) {
+	host, port, err := gosip.ParseAddr(addr.String())
+	if err != nil {
+		return nil, fmt.Errorf("sip: listener address %s: %w", addr, err)
+	}
+	t := &transport{laddr: gosip.Addr{IP: net.ParseIP(host), Port: port, Hostname: host}}
+	opts := []sipgo.ClientOption{sipgo.WithClientHostname(s.host), sipgo.WithClientPort(port),
+		sipgo.WithClientLogger(newSlogLogger(s.log.WithField("component", "sipgo")))}
+	if network == "UDP" {
+		opts = append(opts, sipgo.WithClientConnectionAddr(addr.String()))
+	}
+	if t.client, err = sipgo.NewClient(s.ua, opts...); err != nil {
+		return nil, fmt.Errorf("sip: client: %w", err)
+	}
+	t.contact = gosip.ContactHeader{Address: gosip.Uri{Scheme: "sip", User: userAgent, Host: s.host, Port: port}}
+	if network == "TCP" {
+		t.contact.Address.UriParams = gosip.NewParams()
+		t.contact.Address.UriParams.Add("transport", "tcp")
+	}
+	return t, nil
+}
+
+// transportFor returns the listening transport for a network name
+// ("UDP", "tcp", ...), or nil when we do not serve it.
+func (s *Server) transportFor(network string) *transport {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if gosip.IsReliable(network) {
+		return s.tcp
+	}
+	return s.udp
+}
+
+func (s *Server) isClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
+}
+
+// Shutdown ends every call still up with a BYE (the session table has
+// released their media already when it was shut down first) and waits,
+// bounded by ctx, for the BYEs and transfers in flight to finish.
+func (s *Server) Shutdown(ctx context.Context) {
+	s.mu.Lock()
+	s.closing = true
+	legs := make([]*leg, 0, len(s.legs))
+	for _, l := range s.legs {
+		legs = append(legs, l)
+	}
+	s.mu.Unlock()
+	for _, l := range legs {
+		l.end(endCause{bye: true, reason: releaseReason(session.Release{Code: session.CodeDraining}),
+			release: session.Release{By: session.FrontSIP, Code: session.CodeDraining, Reason: "shutdown"}, status: 503})
+	}
+	if err := s.bg.wait(ctx); err != nil {
+		s.log.WithError(err).Warn("shutdown: requests still in flight")
+	}
+	s.log.WithField("calls", len(legs)).Info("SIP front stopped")
+	_ = s.ua.Close()
+}
+
+// Calls reports how many call legs are up (for tests and diagnostics).
+func (s *Server) Calls() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.legs)
+}
+
+// counted wraps a handler with the request counter.
+func (s *Server) counted(h sipgo.RequestHandler) sipgo.RequestHandler {
+	return func(req *gosip.Request, tx gosip.ServerTransaction) {
+		s.met.request(req.Method)
+		h(req, tx)
+	}
+}
+
+// onTableEvent hears every release of the session table. A SIP leg whose
+// connection another front (or the media-timeout sweeper, or shutdown)
+// released is hung up with a BYE, off the releasing goroutine.
+func (s *Server) onTableEvent(ev session.Event) {
+	if ev.Type != session.ConnectionReleased || ev.Connection.Owner != session.FrontSIP {
+		return
+	}
+	l := s.leg(ev.Connection.Tag)
+	if l == nil {
+		return
+	}
+	connID := ev.Connection.ID
+	s.bg.Go(func() {
+		l.end(endCause{bye: true, gone: connID, reason: releaseReason(ev.Release), status: releaseStatus(ev.Release)})
+	})
+}
+
+// releaseStatus answers a pending INVITE whose media was released under it.
+func releaseStatus(r session.Release) int {
+	if r.Code == session.CodeInactivity {
+		return 408
+	}
+	return 503
+}
+
+func (s *Server) leg(tag string) *leg {
+	if tag == "" {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.legs[tag]
+}
+
+func (s *Server) addLeg(l *leg) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return session.ErrDraining
+	}
+	s.legs[l.tag] = l
+	return nil
+}
+
+func (s *Server) forget(l *leg) {
+	s.mu.Lock()
+	if s.legs[l.tag] == l {
+		delete(s.legs, l.tag)
+	}
+	s.mu.Unlock()
+}
+
+// dialogLeg finds the leg an in-dialog request belongs to: our tag in To,
+// the same Call-ID and, once known, the remote tag in From.
+func (s *Server) dialogLeg(req *gosip.Request) *leg {
+	to, from, cid := req.To(), req.From(), req.CallID()
+	if to == nil || from == nil || cid == nil {
+		return nil
+	}
+	tag, _ := to.Params.Get("tag")
+	l := s.leg(tag)
+	if l == nil || l.callID != cid.Value() {
+		return nil
+	}
+	ftag, _ := from.Params.Get("tag")
+	if !l.remoteTagIs(ftag) {
+		return nil
+	}
+	return l
+}
+
+// decorate adds the headers every response of ours carries.
+func decorate(res *gosip.Response) {
+	res.AppendHeader(gosip.NewHeader("Server", userAgent))
+	res.AppendHeader(gosip.NewHeader("Allow", allowHeader))
+	res.AppendHeader(gosip.NewHeader("Supported", ""))
+}
+
+// respond sends a response we built and counts it.
+func (s *Server) respond(tx gosip.ServerTransaction, res *gosip.Response) error {
+	decorate(res)
+	s.met.response(res.StatusCode)
+	return tx.Respond(res)
+}
+
+// reply answers req with a bodiless response.
+func (s *Server) reply(tx gosip.ServerTransaction, req *gosip.Request, code int, hdrs ...gosip.Header) {
+	res := gosip.NewResponseFromRequest(req, code, reasonPhrase(code), nil)
+	for _, h := range hdrs {
+		res.AppendHeader(h)
+	}
+	if err := s.respond(tx, res); err != nil {
+		s.log.WithError(err).WithFields(logrus.Fields{"call_id": callID(req), "code": code}).Debug("sending response failed")
+	}
+}
+
+// fail answers req with the status for err, logging why once.
+func (s *Server) fail(tx gosip.ServerTransaction, req *gosip.Request, err error) {
+	code, _ := status(err)
+	s.log.WithError(err).WithFields(logrus.Fields{"call_id": callID(req), "method": string(req.Method), "code": code}).Info("request refused")
+	s.reply(tx, req, code)
+}
+
+func callID(m gosip.Message) string {
+	if h := m.CallID(); h != nil {
+		return h.Value()
+	}
+	return ""
+}
+
+func (s *Server) onStrayResponse(res *gosip.Response) {
+	s.log.WithFields(logrus.Fields{"call_id": callID(res), "code": res.StatusCode}).Debug("response matches no transaction (retransmission)")
+}
+
+// onOptions answers OPTIONS in and out of dialogs with our capabilities.
+func (s *Server) onOptions(req *gosip.Request, tx gosip.ServerTransaction) {
+	s.reply(tx, req, 200, gosip.NewHeader("Accept", "application/sdp"))
+}
+
+// onCancel sees only CANCELs that match no pending INVITE (the
+// transaction layer answers the others with 200 and the INVITE with 487).
+func (s *Server) onCancel(req *gosip.Request, tx gosip.ServerTransaction) {
+	s.reply(tx, req, 481)
+}
+
+// onUnsupported answers methods we do not implement.
+func (s *Server) onUnsupported(req *gosip.Request, tx gosip.ServerTransaction) {
+	if req.IsAck() {
+		return
+	}
+	s.reply(tx, req, 405)
+}
+
+// onNotify: we subscribe to nothing; NOTIFY in a known dialog is
+// acknowledged, outside one it is 481.
+func (s *Server) onNotify(req *gosip.Request, tx gosip.ServerTransaction) {
+	if l := s.dialogLeg(req); l == nil {
+		s.reply(tx, req, 481)
+		return
+	}
+	s.reply(tx, req, 200)
+}
+
+// work counts background tasks so that Shutdown can wait for them.
+type work struct {
+	mu   sync.Mutex // guards n and zero
+	n    int
+	zero chan struct{} // closed when n drops to 0
+}
+
+func (w *work) Go(f func()) {
+	w.mu.Lock()
+	if w.n == 0 {
+		w.zero = make(chan struct{})
+	}
+	w.n++
+	w.mu.Unlock()
+	go func() {
+		defer w.done()
+		f()
+	}()
+}
+
+func (w *work) done() {
+	w.mu.Lock()
+	w.n--
+	if w.n == 0 {
+		close(w.zero)
+	}
+	w.mu.Unlock()
+}
+
+func (w *work) wait(ctx context.Context) error {
+	w.mu.Lock()
+	if w.n == 0 {
+		w.mu.Unlock()
+		return nil
+	}
+	z, n := w.zero, w.n
+	w.mu.Unlock()
+	select {
+	case <-z:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%d tasks: %w", n, ctx.Err())
+	}
+}
+
+// strconvU is strconv.FormatUint for uint32.
+func strconvU(n uint32) string { return strconv.FormatUint(uint64(n), 10) }
