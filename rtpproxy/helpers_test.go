@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"os"
 	"syscall"
 	"testing"
 	"time"
@@ -22,6 +23,9 @@ const (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(relayServerEnv) != "" {
+		os.Exit(relayServer())
+	}
 	goleak.VerifyTestMain(m)
 }
 

@@ -223,21 +223,6 @@ func accept(r *atomic.Pointer[latch], src netip.AddrPort) bool {
 	}
 }
 
-func (l *Leg) readRTP() {
-	defer l.wg.Done()
-	buf := make([]byte, rtpBufSize)
-	for {
-		n, src, err := l.rtp.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			if l.closed.Load() || errors.Is(err, net.ErrClosed) {
-				return
-			}
-			continue
-		}
-		l.handleRTP(buf[:n], src)
-	}
-}
-
 // handleRTP is the per-packet path: filter, count, forward. It allocates
 // nothing once the source is latched.
 func (l *Leg) handleRTP(pkt []byte, src netip.AddrPort) {

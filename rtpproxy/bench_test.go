@@ -1,0 +1,206 @@
+package rtpproxy
+
+import (
+	"fmt"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Benchmark pools use 30100-30899; peers come from 30900-30999.
+const (
+	benchPortMin = 30100
+	benchPortMax = 30899
+)
+
+// BenchmarkHandleRTP is the per-packet path of a relay without the read:
+// parse, latch check, statistics, and Send through the peer leg's socket
+// (a real sendto to a sink nobody reads; the kernel drops what overflows).
+func BenchmarkHandleRTP(b *testing.B) {
+	p := newTestPool(b, benchPortMin, benchPortMax)
+	a, out := openLeg(b, p), openLeg(b, p)
+	sink := newPeer(b)
+	src := newPeer(b).addr()
+	a.SetRemote(src)
+	out.SetRemote(sink.addr())
+	Relay(a, out)
+	pkt := rtpPacket(0, 0, 0, 1, 160)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(pkt)))
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		pkt[2], pkt[3] = byte(i>>8), byte(i)
+		a.handleRTP(pkt, src)
+	}
+	b.StopTimer()
+	if s := out.Stats(); s.PacketsSent == 0 {
+		b.Fatal("nothing sent")
+	}
+}
+
+// BenchmarkStatsUpdate is the receive-side statistics of one packet.
+func BenchmarkStatsUpdate(b *testing.B) {
+	pkt := rtpPacket(0, 0, 0, 1, 160)
+	var r receiver
+	now := int64(1)
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		pkt[2], pkt[3] = byte(i>>8), byte(i)
+		h, _ := parseRTP(pkt)
+		h.ts = uint32(i) * 160
+		now += 20_000_000 + int64(i%7)*100_000
+		r.update(&h, now)
+	}
+}
+
+// BenchmarkClock compares the clock reads a packet loop could use.
+func BenchmarkClock(b *testing.B) {
+	b.Run("monoNow", func(b *testing.B) {
+		var s int64
+		for b.Loop() {
+			s += monoNow()
+		}
+		_ = s
+	})
+	b.Run("time.Now", func(b *testing.B) {
+		var s int64
+		for b.Loop() {
+			s += time.Now().UnixNano()
+		}
+		_ = s
+	})
+}
+
+func BenchmarkPoolOpenClose(b *testing.B) {
+	p := newTestPool(b, benchPortMin, benchPortMax)
+	b.ReportAllocs()
+	for b.Loop() {
+		l, err := p.Open()
+		if err != nil {
+			b.Fatal(err)
+		}
+		l.Close()
+	}
+}
+
+// BenchmarkPoolTakePush is the free list alone (no sockets).
+func BenchmarkPoolTakePush(b *testing.B) {
+	p := newTestPool(b, 20000, 29999)
+	b.ReportAllocs()
+	for b.Loop() {
+		p.mu.Lock()
+		i, _ := p.take()
+		p.push(i)
+		p.mu.Unlock()
+	}
+}
+
+// BenchmarkRelayRoundTrip: one packet at a time from a peer through leg a,
+// out of leg b, read by the other peer. ns/op is the added latency of two
+// socket hops and the relay goroutine wake-up.
+func BenchmarkRelayRoundTrip(b *testing.B) {
+	p := newTestPool(b, benchPortMin, benchPortMax)
+	a, out := openLeg(b, p), openLeg(b, p)
+	pa, pb := newPeer(b), newPeer(b)
+	a.SetRemote(pa.addr())
+	out.SetRemote(pb.addr())
+	Relay(a, out)
+	pkt := rtpPacket(0, 0, 0, 1, 160)
+	buf := make([]byte, 2048)
+	to := legAddr(a)
+	pb.rtp.SetReadDeadline(time.Now().Add(time.Minute))
+	b.ReportAllocs()
+	b.SetBytes(int64(len(pkt)))
+	for i := 0; b.Loop(); i++ {
+		pkt[2], pkt[3] = byte(i>>8), byte(i)
+		if _, err := pa.rtp.WriteToUDPAddrPort(pkt, to); err != nil {
+			b.Fatal(err)
+		}
+		if _, _, err := pb.rtp.ReadFromUDPAddrPort(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkRelayThroughput pushes packets through `calls` relayed leg pairs
+// (round robin, as many calls at 50 packets/s would), at most 64 in flight,
+// and reports packets per second through the relay. The relay runs in a
+// child process with GOMAXPROCS=1 (one core, as issue 6 runs it), so
+// cpu-ns/pkt is the relay's own CPU per relayed packet; the generator (one
+// socket sending to every leg a, one sink socket that every leg b sends to)
+// runs here.
+func BenchmarkRelayThroughput(b *testing.B) {
+	for _, read := range []string{"recvmmsg", "recvfrom"} {
+		for _, calls := range []int{1, 64, 192} {
+			b.Run(fmt.Sprintf("read=%s/calls=%d", read, calls), func(b *testing.B) {
+				relayThroughput(b, calls, 64, read)
+			})
+		}
+	}
+}
+
+func relayThroughput(b *testing.B, calls, window int, read string) {
+	gen, sink := newPeer(b), newPeer(b)
+	child := startChildRelay(b, calls, gen.addr(), sink.addr(), read, 1)
+	targets := child.targets
+	pkt := rtpPacket(0, 0, 0, 1, 160)
+	tokens := make(chan struct{}, window)
+	for range window {
+		tokens <- struct{}{}
+	}
+	var received atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 2048)
+		for {
+			sink.rtp.SetReadDeadline(time.Now().Add(time.Second))
+			if _, _, err := sink.rtp.ReadFromUDPAddrPort(buf); err != nil {
+				return // the sender is done (or packets were lost): the count tells
+			}
+			received.Add(1)
+			tokens <- struct{}{}
+		}
+	}()
+	b.ReportAllocs()
+	b.SetBytes(int64(len(pkt)))
+	sent := 0
+	cpu0 := child.cpu(b)
+	start := time.Now()
+	for b.Loop() {
+		select {
+		case <-tokens:
+		case <-done:
+			b.Fatalf("receiver gave up after %d of %d", received.Load(), sent)
+		}
+		pkt[2], pkt[3] = byte(sent>>8), byte(sent)
+		if _, err := gen.rtp.WriteToUDPAddrPort(pkt, targets[sent%calls]); err != nil {
+			b.Fatal(err)
+		}
+		sent++
+	}
+	for received.Load() < int64(sent) {
+		select {
+		case <-done:
+			b.Fatalf("received %d of %d", received.Load(), sent)
+		case <-time.After(time.Millisecond):
+		}
+	}
+	elapsed := time.Since(start)
+	cpu := child.cpu(b) - cpu0
+	sink.rtp.Close() // ends the reader
+	<-done
+	b.ReportMetric(float64(sent)/elapsed.Seconds(), "pkts/s")
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(sent), "relay-cpu-ns/pkt")
+	b.ReportMetric(1e9*float64(sent)/float64(cpu.Nanoseconds()), "pkts/relay-cpu-s")
+}
+
+// cpuTime is the user+system CPU time of this process.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}

@@ -1,0 +1,135 @@
+package rtpproxy
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"os/exec"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// A relay in a child process lets a benchmark charge the relay, and only
+// the relay, for the CPU it uses: the child is this test binary started
+// with relayServerEnv set, and TestMain hands it to relayServer.
+const relayServerEnv = "RTPPROXY_BENCH_RELAY"
+
+// relayServer opens `calls` relayed pairs whose a legs face the generator
+// and whose b legs send to the sink, prints the a ports, then answers each
+// line on stdin with its own CPU time in nanoseconds until stdin closes.
+func relayServer() int {
+	f := strings.Fields(os.Getenv(relayServerEnv)) // calls gen sink batch
+	if len(f) != 4 {
+		fmt.Fprintln(os.Stderr, "bad", relayServerEnv)
+		return 2
+	}
+	calls, _ := strconv.Atoi(f[0])
+	gen, sink := netip.MustParseAddrPort(f[1]), netip.MustParseAddrPort(f[2])
+	batchRead = f[3] == "recvmmsg"
+	p, err := NewPool(Config{Bind: "127.0.0.1", PortMin: benchPortMin, PortMax: benchPortMax})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	var ports []string
+	var legs []*Leg
+	for range calls {
+		a, err1 := p.Open()
+		b, err2 := p.Open()
+		if err1 != nil || err2 != nil {
+			fmt.Fprintln(os.Stderr, err1, err2)
+			return 1
+		}
+		a.SetRemote(gen)
+		b.SetRemote(sink)
+		Relay(a, b)
+		legs = append(legs, a, b)
+		ports = append(ports, strconv.Itoa(a.Port()))
+	}
+	if path := os.Getenv("RTPPROXY_BENCH_PROFILE"); path != "" {
+		if f, err := os.Create(path); err == nil {
+			pprof.StartCPUProfile(f)
+			defer func() { pprof.StopCPUProfile(); f.Close() }()
+		}
+	}
+	fmt.Println(strings.Join(ports, " "))
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		fmt.Println(int64(cpuTime()))
+	}
+	for _, l := range legs {
+		l.Close()
+	}
+	return 0
+}
+
+// childRelay is a relay server process seen from the benchmark.
+type childRelay struct {
+	cmd     *exec.Cmd
+	stdin   io.WriteCloser
+	out     *bufio.Scanner
+	targets []netip.AddrPort
+}
+
+func startChildRelay(tb testing.TB, calls int, gen, sink netip.AddrPort, read string, procs int) *childRelay {
+	tb.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(),
+		fmt.Sprintf("%s=%d %s %s %s", relayServerEnv, calls, gen, sink, read),
+		fmt.Sprintf("GOMAXPROCS=%d", procs))
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	c := &childRelay{cmd: cmd, stdin: stdin, out: bufio.NewScanner(stdout)}
+	tb.Cleanup(c.stop)
+	if !c.out.Scan() {
+		tb.Fatal("relay child did not start")
+	}
+	for _, f := range strings.Fields(c.out.Text()) {
+		port, _ := strconv.Atoi(f)
+		c.targets = append(c.targets, netip.AddrPortFrom(loopback, uint16(port)))
+	}
+	return c
+}
+
+// cpu asks the child for its CPU time so far.
+func (c *childRelay) cpu(tb testing.TB) time.Duration {
+	if _, err := io.WriteString(c.stdin, "cpu\n"); err != nil {
+		tb.Fatal(err)
+	}
+	if !c.out.Scan() {
+		tb.Fatal("relay child went away")
+	}
+	ns, _ := strconv.ParseInt(c.out.Text(), 10, 64)
+	return time.Duration(ns)
+}
+
+func (c *childRelay) stop() {
+	if c.stdin != nil {
+		c.stdin.Close()
+		c.stdin = nil
+		done := make(chan struct{})
+		go func() { c.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			c.cmd.Process.Signal(syscall.SIGKILL)
+			<-done
+		}
+	}
+}
