@@ -11,7 +11,7 @@ import (
 
 // Handler receives the RTP a leg accepts. pkt is valid only during the call,
 // which runs on the leg's reader goroutine: it must not block, and must not
-// Close the leg it was called for.
+// Close a leg (Close waits for the readers, its own caller among them).
 type Handler interface{ HandleRTP(pkt []byte) }
 
 // Buffer sizes of the readers: an Ethernet MTU of RTP with room to spare,
@@ -350,7 +350,8 @@ func Relay(a, b *Leg) {
 	b.route.Store(&route{peer: a})
 }
 
-// Loopback echoes the RTP that arrives on l back to its sender.
+// Loopback echoes the RTP that arrives on l back to its sender (subject to
+// the send direction). RTCP is read for statistics, not echoed.
 func Loopback(l *Leg) {
 	l.route.Store(&route{echo: true})
 }

@@ -76,17 +76,54 @@ func TestRelayBothWays(t *testing.T) {
 }
 
 func TestRelayDropsNonRTP(t *testing.T) {
+	for _, read := range []string{"recvmmsg", "recvfrom"} {
+		t.Run(read, func(t *testing.T) {
+			setBatchRead(t, read == "recvmmsg")
+			testRelayDropsNonRTP(t)
+		})
+	}
+}
+
+func testRelayDropsNonRTP(t *testing.T) {
 	_, a, _, pa, pb := relayPair(t)
 	pa.send(t, legAddr(a), []byte("not rtp at all"))
-	pa.send(t, legAddr(a), []byte{0x80, 0, 0, 1}) // too short
+	pa.send(t, legAddr(a), []byte{0x80, 0, 0, 1})             // too short
+	pa.send(t, legAddr(a), rtpPacket(0, 6, 0, 1, rtpBufSize)) // larger than the buffer
+	big := rtpPacket(0, 5, 0, 1, rtpBufSize-rtpHeaderLen)     // exactly fits
+	pa.send(t, legAddr(a), big)
+	if got, _ := recv(t, pb.rtp); !bytes.Equal(got, big) {
+		t.Fatalf("first packet through is %d octets, want the %d-octet one that fits", len(got), len(big))
+	}
 	marker := rtpPacket(0, 7, 0, 1, 10)
 	pa.send(t, legAddr(a), marker)
 	got, _ := recv(t, pb.rtp)
 	if !bytes.Equal(got, marker) {
 		t.Fatalf("first packet through is % x, want the RTP marker", got)
 	}
-	if s := a.Stats(); s.PacketsReceived != 1 {
-		t.Fatalf("PacketsReceived = %d, want 1", s.PacketsReceived)
+	if s := a.Stats(); s.PacketsReceived != 2 {
+		t.Fatalf("PacketsReceived = %d, want 2", s.PacketsReceived)
+	}
+}
+
+// TestRelayPortableReader runs a relay on the one-datagram-per-call reader
+// that platforms without recvmmsg use.
+func TestRelayPortableReader(t *testing.T) {
+	setBatchRead(t, false)
+	_, a, b, pa, pb := relayPair(t)
+	for i := range 20 {
+		pkt := rtpPacket(0, uint16(i), uint32(i*160), 1, 160)
+		pa.send(t, legAddr(a), pkt)
+		if got, from := recv(t, pb.rtp); !bytes.Equal(got, pkt) || from != legAddr(b) {
+			t.Fatalf("packet %d: % x from %v", i, got, from)
+		}
+		back := rtpPacket(8, uint16(i), uint32(i*160), 2, 160)
+		pb.send(t, legAddr(b), back)
+		if got, from := recv(t, pa.rtp); !bytes.Equal(got, back) || from != legAddr(a) {
+			t.Fatalf("packet %d back: % x from %v", i, got, from)
+		}
+	}
+	if s := a.Stats(); s.PacketsReceived != 20 || s.PacketsSent != 20 {
+		t.Fatalf("stats %+v", s)
 	}
 }
 

@@ -6,8 +6,10 @@ import (
 )
 
 // readRTPPortable reads one datagram per call through the net package.
+// The buffer has one octet to spare so that a datagram too large for the
+// batch reader is recognised and dropped here too.
 func (l *Leg) readRTPPortable() {
-	buf := make([]byte, rtpBufSize)
+	buf := make([]byte, rtpBufSize+1)
 	for {
 		n, src, err := l.rtp.ReadFromUDPAddrPort(buf)
 		if err != nil {
@@ -15,6 +17,9 @@ func (l *Leg) readRTPPortable() {
 				return
 			}
 			continue
+		}
+		if n > rtpBufSize {
+			continue // do not forward a torso
 		}
 		l.handleRTP(buf[:n], src)
 	}
