@@ -41,6 +41,7 @@ type rigOption struct {
 	cfg       func(*Config)
 	srv       func(*Server)
 	resources func(*session.Resources)
+	ports     [2]int // RTP port range of the table; zero = 32000-32999
 }
 
 func withResource(name string, n int) rigOption {
@@ -71,7 +72,13 @@ type tbWriter struct{ t testing.TB }
 func (w tbWriter) Write(p []byte) (int, error) { w.t.Log(strings.TrimSpace(string(p))); return len(p), nil }
 
 func newTable(t testing.TB, opts ...rigOption) *session.Table {
-	pool, err := rtpproxy.NewPool(rtpproxy.Config{Bind: "127.0.0.1", PortMin: 32000, PortMax: 32999})
+	lo, hi := 32000, 32999
+	for _, o := range opts {
+		if o.ports[0] != 0 {
+			lo, hi = o.ports[0], o.ports[1]
+		}
+	}
+	pool, err := rtpproxy.NewPool(rtpproxy.Config{Bind: "127.0.0.1", PortMin: lo, PortMax: hi})
 	if err != nil {
 		t.Fatal(err)
 	}
