@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -486,5 +487,111 @@ func TestLastReceivedRTCP(t *testing.T) {
 	waitFor(t, "RTCP to count as activity", func() bool { return !l.LastReceived().IsZero() })
 	if l.LastReceived().Before(before) {
 		t.Fatalf("LastReceived %v before send %v", l.LastReceived(), before)
+	}
+}
+
+// TestConcurrentControl changes a relay from the control side while packets
+// flow, for the race detector: the packet loops take no lock, so everything
+// they read must be published through atomics.
+func TestConcurrentControl(t *testing.T) {
+	p, a, b, pa, pb := relayPair(t)
+	other := newPeer(t)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(3)
+	var sent atomic.Bool
+	go func() { // traffic A -> a, bounded
+		defer wg.Done()
+		defer sent.Store(true)
+		for i := range 3000 {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			pa.rtp.WriteToUDPAddrPort(rtpPacket(0, uint16(i), uint32(i*160), 1, 160), legAddr(a))
+			if i%3 == 0 {
+				pb.rtp.WriteToUDPAddrPort(rtpPacket(8, uint16(i), uint32(i*160), 2, 160), legAddr(b))
+			}
+		}
+	}()
+	go func() { // drain both peers so nothing backs up
+		defer wg.Done()
+		buf := make([]byte, 4096)
+		for _, c := range []*net.UDPConn{pa.rtp, pb.rtp} {
+			c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+		}
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			pb.rtp.SetReadDeadline(time.Now().Add(5 * time.Millisecond))
+			pb.rtp.ReadFromUDPAddrPort(buf)
+		}
+	}()
+	go func() { // the control side
+		defer wg.Done()
+		h := HandlerFunc(func(pkt []byte) { _ = seqOf(pkt) })
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			switch i % 7 {
+			case 0:
+				a.SetRemote(other.addr())
+			case 1:
+				a.SetRemote(pa.addr())
+			case 2:
+				a.SetDirection(i%2 == 0, true)
+			case 3:
+				a.SetHandler(h)
+			case 4:
+				Loopback(b)
+			case 5:
+				Relay(a, b)
+			case 6:
+				_ = a.Stats()
+				_ = b.Remote()
+				_, _ = p.Packets()
+				_ = a.LastReceived()
+			}
+			time.Sleep(50 * time.Microsecond)
+		}
+	}()
+	waitFor(t, "traffic", func() bool { return a.Stats().PacketsReceived > 1000 || sent.Load() })
+	close(stop)
+	wg.Wait()
+	// Quiesce: unlink, then push a marker through each reader; once a
+	// reader hands its marker over, it has finished every earlier packet.
+	for _, x := range []struct {
+		l  *Leg
+		ph *peer
+	}{{a, pa}, {b, pb}} {
+		seen := make(chan struct{})
+		var once sync.Once
+		x.l.SetHandler(HandlerFunc(func(pkt []byte) {
+			if seqOf(pkt) == 65000 {
+				once.Do(func() { close(seen) })
+			}
+		}))
+		x.l.SetDirection(true, true)
+		x.l.SetRemote(x.ph.addr())
+		x.ph.send(t, legAddr(x.l), rtpPacket(0, 65000, 0, 99, 10))
+		select {
+		case <-seen:
+		case <-time.After(5 * time.Second):
+			t.Fatal("marker not handled")
+		}
+	}
+	a.Close()
+	b.Close()
+	sa, sb := a.Stats(), b.Stats()
+	in, out := p.Packets()
+	if in != sa.PacketsReceived+sb.PacketsReceived || out != sa.PacketsSent+sb.PacketsSent {
+		t.Fatalf("pool totals %d/%d, legs %+v %+v", in, out, sa, sb)
 	}
 }

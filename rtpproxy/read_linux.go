@@ -5,6 +5,7 @@ package rtpproxy
 import (
 	"encoding/binary"
 	"net/netip"
+	"runtime"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -12,6 +13,10 @@ import (
 
 // readBatch is how many datagrams one recvmmsg may return.
 const readBatch = 4
+
+// fairBatches full batches in a row make a flooded socket yield to the
+// other legs' readers.
+const fairBatches = 16
 
 // batchRead selects the recvmmsg reader; benchmarks turn it off to compare.
 var batchRead = true
@@ -60,7 +65,7 @@ func (l *Leg) readRTP() {
 // read is called by the runtime poller whenever the socket may be readable;
 // returning false waits for the next readiness edge, true leaves Read.
 func (b *rtpBatch) read(fd uintptr) bool {
-	for {
+	for full := 0; ; {
 		if b.l.closed.Load() {
 			return true
 		}
@@ -91,6 +96,10 @@ func (b *rtpBatch) read(fd uintptr) bool {
 		}
 		if n < readBatch {
 			return false
+		}
+		if full++; full == fairBatches {
+			full = 0
+			runtime.Gosched()
 		}
 	}
 }
