@@ -38,6 +38,7 @@ func SDP(addr netip.AddrPort, sessID int) string {
 func MediaAddr(sdp string) (netip.AddrPort, error) {
 	var sessIP, mediaIP string
 	port := -1
+	inOther := false // inside a media section that is not the audio one
 lines:
 	for _, l := range strings.Split(strings.ReplaceAll(sdp, "\r\n", "\n"), "\n") {
 		switch {
@@ -47,8 +48,10 @@ lines:
 			}
 			f := strings.Fields(l[2:])
 			if len(f) < 2 || f[0] != "audio" {
+				inOther = true
 				continue
 			}
+			inOther = false
 			p, err := strconv.Atoi(strings.SplitN(f[1], "/", 2)[0])
 			if err != nil || p <= 0 || p > 65535 {
 				return netip.AddrPort{}, fmt.Errorf("%w: m= line %q", ErrMalformed, l)
@@ -59,9 +62,10 @@ lines:
 			if len(f) < 3 {
 				return netip.AddrPort{}, fmt.Errorf("%w: c= line %q", ErrMalformed, l)
 			}
-			if port >= 0 {
+			switch {
+			case port >= 0:
 				mediaIP = f[2]
-			} else {
+			case !inOther:
 				sessIP = f[2]
 			}
 		}
