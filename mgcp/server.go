@@ -96,6 +96,7 @@ func New(cfg Config, table *session.Table, log *logrus.Entry, reg prometheus.Reg
 		l.SetOutput(discard{})
 		log = logrus.NewEntry(l)
 	}
+	log = log.WithField("component", "mgcp")
 	if cfg.Domain == "" || strings.ContainsAny(cfg.Domain, " \t@") {
 		return nil, fmt.Errorf("mgcp.domain: %q is not a domain name", cfg.Domain)
 	}
