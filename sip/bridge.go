@@ -288,7 +288,7 @@ func (b *leg) dial(target gosip.Uri, body []byte, display, user string, hdrs []g
 	b.dlg = uacDialog(req, res, network)
 	ended := b.state == stateEnded
 	if !ended {
-		b.state = stateConfirmed
+		b.confirmLocked()
 	}
 	b.mu.Unlock()
 	switch {

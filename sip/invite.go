@@ -310,11 +310,7 @@ func (l *leg) accept(tx gosip.ServerTransaction, inv *gosip.Request, body []byte
 	l.state = stateAnswered
 	acks := l.expectAck(seq)
 	l.mu.Unlock()
-	defer func() {
-		l.mu.Lock()
-		l.inviting = false
-		l.mu.Unlock()
-	}()
+	defer l.endInvite()
 
 	ack, err := l.send2xx(tx, l.okResponse(inv, body), acks, seq)
 	if err != nil {
@@ -336,7 +332,7 @@ func (l *leg) accept(tx gosip.ServerTransaction, inv *gosip.Request, body []byte
 	}
 	l.mu.Lock()
 	if l.state == stateAnswered {
-		l.state = stateConfirmed
+		l.confirmLocked()
 	}
 	l.mu.Unlock()
 }

@@ -48,6 +48,7 @@ type leg struct {
 	uac    bool // we sent the INVITE (bridge target, transfer target)
 	log    *logrus.Entry
 	done   chan struct{} // closed when the leg has ended
+	up     chan struct{} // closed when the dialog is confirmed (ACK received or sent)
 	ctx    context.Context
 	cancel context.CancelFunc // cancels work done for the leg (outbound INVITEs)
 
@@ -62,7 +63,8 @@ type leg struct {
 	dlg       dialog
 	media     mediaState
 	acks      map[uint32]chan *gosip.Request // 2xx awaiting an ACK, by CSeq
-	inviting  bool                           // an INVITE transaction of this dialog is in progress
+	inviting  bool                           // an offer/answer exchange of this dialog is in progress
+	invited   chan struct{}                  // closed when that exchange ends
 	referring bool                           // a REFER is being carried out
 }
 
@@ -93,7 +95,7 @@ func newTag() string { return uuid.NewString() }
 
 // newLeg makes a leg and registers it; the caller fills the rest.
 func (s *Server) newLeg(tag, callID string, uac bool) (*leg, error) {
-	l := &leg{s: s, tag: tag, callID: callID, uac: uac, done: make(chan struct{}),
+	l := &leg{s: s, tag: tag, callID: callID, uac: uac, done: make(chan struct{}), up: make(chan struct{}), invited: make(chan struct{}),
 		acks: make(map[uint32]chan *gosip.Request)}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	l.log = s.log.WithFields(logrus.Fields{"call_id": callID})
@@ -167,6 +169,27 @@ func (l *leg) end(c endCause) {
 	if partner != nil && !c.keepPartner {
 		partner.end(endCause{bye: true, reason: `SIP;cause=200;text="other party hung up"`,
 			release: session.Release{By: session.FrontSIP, Reason: "bridge partner ended"}, status: 487})
+	}
+}
+
+// confirmLocked moves an answered leg to confirmed. Caller holds mu.
+func (l *leg) confirmLocked() {
+	if l.state == stateAnswered || l.state == stateEarly {
+		l.state = stateConfirmed
+		close(l.up)
+	}
+}
+
+// awaitConfirmed waits (bounded) for the ACK of the 2xx that set the dialog
+// up: sipgo handles each request in its own goroutine, so a request the
+// caller sent right after its ACK (re-INVITE, REFER) may overtake it.
+func (l *leg) awaitConfirmed() {
+	t := time.NewTimer(4 * gosip.T1)
+	defer t.Stop()
+	select {
+	case <-l.up:
+	case <-l.done:
+	case <-t.C:
 	}
 }
 

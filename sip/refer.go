@@ -36,6 +36,7 @@ func (s *Server) onRefer(req *gosip.Request, tx gosip.ServerTransaction) {
 		s.fail(tx, req, err)
 		return
 	}
+	l.awaitConfirmed()
 	l.mu.Lock()
 	code := 0
 	switch {

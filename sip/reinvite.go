@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	gosip "github.com/emiago/sipgo/sip"
 	"github.com/sirupsen/logrus"
@@ -70,30 +71,56 @@ func (s *Server) onReInvite(req *gosip.Request, tx gosip.ServerTransaction) {
 	}
 }
 
-// beginInvite marks an offer/answer exchange as in progress; when one is
-// already (or the call is not up), it answers req and returns false.
+// beginInvite marks an offer/answer exchange as in progress. A request
+// that overtook the ACK of the previous exchange waits (bounded) for it;
+// when the call is not up, or an exchange is still pending, it answers req
+// and returns false.
 func (l *leg) beginInvite(tx gosip.ServerTransaction, req *gosip.Request) bool {
-	l.mu.Lock()
-	code := 0
-	switch {
-	case l.state == stateEnded:
-		code = 481
-	case l.state != stateConfirmed || l.inviting:
-		code = 491 // RFC 3261 §14.2: glare
-	default:
-		l.inviting = true
+	l.awaitConfirmed()
+	for try := 0; ; try++ {
+		l.mu.Lock()
+		code := 0
+		switch {
+		case l.state == stateEnded:
+			code = 481
+		case l.state != stateConfirmed:
+			code = 491
+		case l.inviting && try == 0:
+			wait := l.invited
+			l.mu.Unlock()
+			t := time.NewTimer(4 * gosip.T1)
+			select {
+			case <-wait:
+			case <-l.done:
+			case <-t.C:
+			}
+			t.Stop()
+			continue
+		case l.inviting:
+			code = 500 // RFC 3261 §14.2: the previous INVITE is not done
+		default:
+			l.inviting = true
+			l.invited = make(chan struct{})
+		}
+		l.mu.Unlock()
+		if code != 0 {
+			var hdrs []gosip.Header
+			if code == 500 {
+				hdrs = append(hdrs, gosip.NewHeader("Retry-After", "1"))
+			}
+			l.s.reply(tx, req, code, hdrs...)
+			return false
+		}
+		return true
 	}
-	l.mu.Unlock()
-	if code != 0 {
-		l.s.reply(tx, req, code)
-		return false
-	}
-	return true
 }
 
 func (l *leg) endInvite() {
 	l.mu.Lock()
-	l.inviting = false
+	if l.inviting {
+		l.inviting = false
+		close(l.invited)
+	}
 	l.mu.Unlock()
 }
 

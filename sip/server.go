@@ -39,6 +39,9 @@ var allowHeader = func() string {
 	return strings.Join(names, ", ")
 }()
 
+// setDefaultLogger sets sipgo's package-wide logger once (the first server's).
+var setDefaultLogger sync.Once
+
 // Server is the SIP front.
 type Server struct {
 	cfg    Config
@@ -104,7 +107,7 @@ func New(cfg Config, routes []Route, codecs []string, table *session.Table, log 
 		legs:   make(map[string]*leg),
 	}
 	slogger := newSlogLogger(log.WithField("component", "sipgo"))
-	gosip.SetDefaultLogger(slogger) // sipgo logs some events through its package default
+	setDefaultLogger.Do(func() { gosip.SetDefaultLogger(slogger) }) // sipgo logs some events through its package default
 	s.ua, err = sipgo.NewUA(
 		sipgo.WithUserAgent(userAgent),
 		sipgo.WithUserAgentHostname(s.host),
