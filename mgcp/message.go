@@ -1,6 +1,3 @@
-// Package mgcp is the gateway side of MGCP 1.0 (RFC 3435): a codec for
-// commands and responses, a transaction layer on one UDP socket, and the
-// verbs that turn CRCX/MDCX/DLCX into session table calls.
 package mgcp
 
 import (

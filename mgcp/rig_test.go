@@ -69,7 +69,10 @@ func testLogger(t testing.TB) *logrus.Entry {
 
 type tbWriter struct{ t testing.TB }
 
-func (w tbWriter) Write(p []byte) (int, error) { w.t.Log(strings.TrimSpace(string(p))); return len(p), nil }
+func (w tbWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
 
 func newTable(t testing.TB, opts ...rigOption) *session.Table {
 	lo, hi := 32000, 32999
