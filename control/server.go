@@ -1,0 +1,261 @@
+// Package control is the HTTP/JSON control API: the Media Control actions
+// by name (POST /v1/actions/{Action}), listings of the session table,
+// health and Prometheus metrics.
+package control
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/sirupsen/logrus"
+
+	"github.com/mediagw/mediagw/session"
+)
+
+// Config is the yaml section `http`.
+type Config struct {
+	Listen string `yaml:"listen"` // "127.0.0.1:8080"
+	Token  string `yaml:"token"`  // when set, required as "Authorization: Bearer <token>"
+}
+
+// DefaultConfig is the built-in `http` section.
+func DefaultConfig() Config { return Config{Listen: "127.0.0.1:8080"} }
+
+// Validate reports the first bad value, naming its key.
+func (c Config) Validate() error {
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return fmt.Errorf("http.listen: %q: %v", c.Listen, err)
+	}
+	return nil
+}
+
+// maxTimeout bounds an action's Timeout parameter.
+const maxTimeout = 10 * time.Minute
+
+// Server serves the control API.
+type Server struct {
+	cfg      Config
+	table    *session.Table
+	log      *logrus.Entry
+	gatherer prometheus.Gatherer
+	actions  *prometheus.CounterVec
+	mux      *http.ServeMux
+}
+
+// New builds the API over table; metrics are served from gatherer.
+func New(cfg Config, table *session.Table, log *logrus.Entry, reg prometheus.Registerer, gatherer prometheus.Gatherer) (*Server, error) {
+	s := &Server{
+		cfg:      cfg,
+		table:    table,
+		log:      log.WithField("component", "control"),
+		gatherer: gatherer,
+		actions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mediagw_http_actions_total",
+			Help: "HTTP control actions by name and ResultCode.",
+		}, []string{"action", "result"}),
+		mux: http.NewServeMux(),
+	}
+	if reg != nil {
+		if err := reg.Register(s.actions); err != nil {
+			return nil, fmt.Errorf("control metrics: %w", err)
+		}
+	}
+	s.mux.HandleFunc("POST /v1/actions/{action}", s.auth(s.handleAction))
+	s.mux.HandleFunc("GET /v1/connections", s.auth(s.handleConnections))
+	s.mux.HandleFunc("GET /v1/conferences", s.auth(s.handleConferences))
+	s.mux.HandleFunc("GET /healthz", s.handleHealth)
+	s.mux.Handle("GET /metrics", s.auth(promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}).ServeHTTP))
+	return s, nil
+}
+
+// Handler is the API's http.Handler (for tests and embedding).
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// Serve answers on ln until ctx ends.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(sctx)
+		case <-done:
+		}
+	}()
+	err := srv.Serve(ln)
+	close(done)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+func (s *Server) auth(next http.HandlerFunc) http.HandlerFunc {
+	if s.cfg.Token == "" {
+		return next
+	}
+	want := []byte("Bearer " + s.cfg.Token)
+	return func(w http.ResponseWriter, r *http.Request) {
+		got := []byte(r.Header.Get("Authorization"))
+		if subtle.ConstantTimeCompare(got, want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="mediagw"`)
+			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing or wrong bearer token"})
+			return
+		}
+		next(w, r)
+	}
+}
+
+// httpStatus is the HTTP status for a ResultCode.
+func httpStatus(code int) int {
+	switch code {
+	case session.CodeSuccess:
+		return http.StatusOK
+	case session.CodeUnknownCommand, session.CodeConnNotRegistered, session.CodeNotInConference:
+		return http.StatusNotFound
+	case session.CodeConnectionExists:
+		return http.StatusConflict
+	case session.CodeAllSessionsInUse, session.CodeDraining, session.CodeNoResources:
+		return http.StatusServiceUnavailable
+	case session.CodeCommandTimeout:
+		return http.StatusGatewayTimeout
+	case session.CodeInternal:
+		return http.StatusInternalServerError
+	}
+	return http.StatusBadRequest
+}
+
+const maxBody = 64 << 10
+
+func (s *Server) handleAction(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("action")
+	log := s.log.WithField("action", name)
+	act, ok := actions[name]
+	if !ok {
+		s.answer(w, log, name, "Failure", nil, fmt.Errorf("unknown action %q", name), session.CodeUnknownCommand)
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil || len(body) > maxBody {
+		s.answer(w, log, name, "Failure", nil, fmt.Errorf("request body unreadable or over %d bytes", maxBody), session.CodeMalformed)
+		return
+	}
+	p := params{}
+	if len(body) > 0 {
+		if err := json.Unmarshal(body, &p); err != nil {
+			s.answer(w, log, name, "Failure", nil, fmt.Errorf("bad JSON: %v", err), session.CodeMalformed)
+			return
+		}
+	}
+	timeout, err := p.millis("Timeout")
+	if err == nil && timeout > maxTimeout {
+		err = fmt.Errorf("%w: Timeout over %s", session.ErrInvalidParam, maxTimeout)
+	}
+	if err != nil {
+		s.answer(w, log, name, "Failure", nil, err, session.ResultCode(err))
+		return
+	}
+	res, err, timedOut := s.run(act, p, timeout)
+	switch {
+	case timedOut:
+		s.answer(w, log, name, "Timeout", nil, fmt.Errorf("no answer within %s", timeout), session.CodeCommandTimeout)
+	case err != nil:
+		s.answer(w, log, name, "Failure", nil, err, session.ResultCode(err))
+	default:
+		s.answer(w, log, name, "Success", res, nil, session.CodeSuccess)
+	}
+}
+
+// run executes act, bounded by timeout (0 = unbounded). An action that
+// completes after its timeout is undone, so nothing it made outlives the
+// caller's Timeout branch.
+func (s *Server) run(act action, p params, timeout time.Duration) (result, error, bool) {
+	if timeout <= 0 {
+		r, _, err := act(s.table, p)
+		return r, err, false
+	}
+	type outcome struct {
+		r   result
+		u   undo
+		err error
+	}
+	done := make(chan outcome, 1)
+	abandoned := make(chan struct{})
+	go func() {
+		r, u, err := act(s.table, p)
+		select {
+		case done <- outcome{r, u, err}:
+		case <-abandoned:
+		}
+		select {
+		case <-abandoned:
+			if err == nil && u != nil {
+				u()
+			}
+		default:
+		}
+	}()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case o := <-done:
+		return o.r, o.err, false
+	case <-timer.C:
+		close(abandoned)
+		// The result may have been delivered just as the timer fired.
+		select {
+		case o := <-done:
+			if o.err == nil && o.u != nil {
+				o.u()
+			}
+		default:
+		}
+		return nil, nil, true
+	}
+}
+
+func (s *Server) answer(w http.ResponseWriter, log *logrus.Entry, name, branch string, res result, err error, code int) {
+	out := map[string]string{}
+	for k, v := range res {
+		out[k] = v
+	}
+	out["ResultCode"] = strconv.Itoa(code)
+	out["Branch"] = branch
+	if err != nil {
+		out["ResultText"] = err.Error()
+		log.WithField("result", code).WithError(err).Info("action failed")
+	}
+	if _, known := actions[name]; !known {
+		name = "unknown"
+	}
+	s.actions.WithLabelValues(name, out["ResultCode"]).Inc()
+	writeJSON(w, httpStatus(code), out)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func (s *Server) handleHealth(w http.ResponseWriter, _ *http.Request) {
+	if s.table.Draining() {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "draining"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}

@@ -1,0 +1,63 @@
+package session
+
+import (
+	"fmt"
+	"time"
+)
+
+// Resources are the pool capacities; 0 means bounded only by ports.
+type Resources struct {
+	RTP         int `yaml:"rtp"`
+	EnhancedRTP int `yaml:"enhanced_rtp"`
+	Conference  int `yaml:"conference"`
+}
+
+// ConferenceConfig is the yaml section `conference`.
+type ConferenceConfig struct {
+	Ptime  time.Duration `yaml:"ptime"`
+	Codecs []string      `yaml:"codecs"`
+}
+
+// Config is what the table needs from the gateway configuration.
+type Config struct {
+	Resources    Resources
+	Conference   ConferenceConfig
+	MediaTimeout time.Duration // 0 disables the media-timeout sweeper
+}
+
+// DefaultResources are the built-in pool capacities (DESIGN §6).
+func DefaultResources() Resources { return Resources{EnhancedRTP: 100} }
+
+// DefaultConferenceConfig is the built-in `conference` section.
+func DefaultConferenceConfig() ConferenceConfig {
+	return ConferenceConfig{Ptime: 20 * time.Millisecond, Codecs: []string{"PCMU", "PCMA"}}
+}
+
+// Validate reports the first bad value, naming its key.
+func (r Resources) Validate() error {
+	for _, kv := range []struct {
+		key string
+		v   int
+	}{{"resources.rtp", r.RTP}, {"resources.enhanced_rtp", r.EnhancedRTP}, {"resources.conference", r.Conference}} {
+		if kv.v < 0 {
+			return fmt.Errorf("%s: must be >= 0, got %d", kv.key, kv.v)
+		}
+	}
+	return nil
+}
+
+// Validate reports the first bad value, naming its key.
+func (c ConferenceConfig) Validate() error {
+	if c.Ptime < 10*time.Millisecond || c.Ptime > 60*time.Millisecond || c.Ptime%(10*time.Millisecond) != 0 {
+		return fmt.Errorf("conference.ptime: must be 10ms, 20ms, ... 60ms, got %s", c.Ptime)
+	}
+	if len(c.Codecs) == 0 {
+		return fmt.Errorf("conference.codecs: at least one codec is required")
+	}
+	for _, name := range c.Codecs {
+		if !mixable(name) {
+			return fmt.Errorf("conference.codecs: %q cannot be mixed (PCMU, PCMA)", name)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,100 @@
+package session
+
+import (
+	"errors"
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	t             *Table
+	deletes       *prometheus.CounterVec
+	mediaTimeouts prometheus.Counter
+}
+
+func newMetrics(t *Table) *metrics {
+	return &metrics{
+		t: t,
+		deletes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mediagw_delete_connection_total",
+			Help: "DeleteConnection operations by scope (connection, conference, member) and ResultCode.",
+		}, []string{"scope", "result"}),
+		mediaTimeouts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mediagw_media_timeouts_total",
+			Help: "Connections released because no RTP arrived within rtp.media_timeout.",
+		}),
+	}
+}
+
+func (m *metrics) deleted(scope Scope, connID, confID string, err error) {
+	if scope == "" {
+		switch {
+		case connID != "" && confID != "":
+			scope = ScopeMember
+		case confID != "":
+			scope = ScopeConference
+		default:
+			scope = ScopeConnection
+		}
+	}
+	m.deletes.WithLabelValues(string(scope), strconv.Itoa(ResultCode(err))).Inc()
+}
+
+// Register adds the table's metrics (DESIGN §6) to reg.
+func (t *Table) Register(reg prometheus.Registerer) error {
+	gauge := func(name, help string, f func() float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
+	}
+	cs := []prometheus.Collector{
+		t.met.deletes,
+		t.met.mediaTimeouts,
+		gauge("mediagw_connections_active", "Open connections.", func() float64 {
+			n, _, _ := t.counts()
+			return float64(n)
+		}),
+		gauge("mediagw_conferences_active", "Live conferences (mixed or hairpinned).", func() float64 {
+			_, n, _ := t.counts()
+			return float64(n)
+		}),
+		gauge("mediagw_bridges_active", "Live two-party bridges.", func() float64 {
+			_, _, n := t.counts()
+			return float64(n)
+		}),
+		gauge("mediagw_rtp_ports_free", "Free RTP and RTCP ports in rtp.port_min..port_max.", func() float64 {
+			return float64(t.FreePorts())
+		}),
+	}
+	for i, name := range poolNames {
+		p := pool(i)
+		cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "mediagw_resources_in_use",
+			Help:        "Resource units in use per pool.",
+			ConstLabels: prometheus.Labels{"pool": name},
+		}, func() float64 {
+			t.mu.Lock()
+			defer t.mu.Unlock()
+			return float64(t.inUse[p])
+		}))
+	}
+	for _, dir := range []string{"in", "out"} {
+		in := dir == "in"
+		cs = append(cs, prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "mediagw_rtp_packets_total",
+			Help:        "RTP packets received from (in) and sent to (out) remotes.",
+			ConstLabels: prometheus.Labels{"dir": dir},
+		}, func() float64 {
+			i, o := t.ports.Packets()
+			if in {
+				return float64(i)
+			}
+			return float64(o)
+		}))
+	}
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			return errors.Join(errors.New("session metrics"), err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,945 @@
+package session
+
+import (
+	"fmt"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/mediagw/mediagw/confbridge"
+	"github.com/mediagw/mediagw/rtpproxy"
+)
+
+// PortPool is what the table needs of the RTP port pairs (*rtpproxy.Pool).
+type PortPool interface {
+	Open() (*rtpproxy.Leg, error)
+	FreePairs() int
+	Pairs() int
+	Packets() (in, out uint64)
+}
+
+// MixerFactory makes conference mixers (*confbridge.Engine).
+type MixerFactory interface {
+	NewBridge(opts confbridge.Options) *confbridge.Bridge
+}
+
+// Table is the session table: every connection and conference of the
+// gateway, the resource pools, and the one release path.
+type Table struct {
+	cfg    Config
+	ports  PortPool
+	mixers MixerFactory
+	log    *logrus.Entry
+	met    *metrics
+
+	mu         sync.Mutex // guards every field below, and the conn/conf structs they reach
+	conns      map[string]*conn
+	confs      map[string]*conf
+	nextConn   uint64
+	nextConf   uint64
+	inUse      [poolCount]int
+	draining   bool
+	subs       []func(Event)
+	pending    [poolCount]int // reserved by creations whose sockets are being bound
+}
+
+type pool int
+
+const (
+	poolRTP pool = iota
+	poolEnhanced
+	poolConference
+	poolCount
+)
+
+var poolNames = [poolCount]string{"rtp", "enhanced_rtp", "conference"}
+
+// conn is a live connection; fields are guarded by Table.mu.
+type conn struct {
+	Connection // snapshot fields; Stats are filled from the leg on copy
+	leg        *rtpproxy.Leg
+	conf       *conf
+	modified   time.Time // last create/modify, the base for media timeouts
+}
+
+// conf is a live conference or bridge; fields are guarded by Table.mu.
+type conf struct {
+	id      string
+	kind    Kind
+	created time.Time
+	members []*member
+	mixer   *confbridge.Bridge // KindConference only
+	held    int                // conference resources held (0 unless mixing)
+}
+
+type member struct {
+	c     *conn
+	attrs MemberAttrs
+	m     *confbridge.Member // KindConference only
+}
+
+// New builds a table. ports and mixers are usually an *rtpproxy.Pool and a
+// *confbridge.Engine.
+func New(cfg Config, ports PortPool, mixers MixerFactory, log *logrus.Entry) *Table {
+	if cfg.Conference.Ptime == 0 {
+		cfg.Conference = DefaultConferenceConfig()
+	}
+	if log == nil {
+		l := logrus.New()
+		l.SetOutput(discard{})
+		log = logrus.NewEntry(l)
+	}
+	t := &Table{
+		cfg:    cfg,
+		ports:  ports,
+		mixers: mixers,
+		log:    log.WithField("component", "session"),
+		conns:  make(map[string]*conn),
+		confs:  make(map[string]*conf),
+	}
+	t.met = newMetrics(t)
+	return t
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// Subscribe registers fn to hear of every release. fn runs after the
+// release, outside the table lock, on the releasing goroutine: it must not
+// block (hand slow work such as sending BYE to a goroutine of your own).
+func (t *Table) Subscribe(fn func(Event)) {
+	t.mu.Lock()
+	t.subs = append(t.subs, fn)
+	t.mu.Unlock()
+}
+
+var (
+	confIDRe = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+	codecRe  = regexp.MustCompile(`^[A-Za-z0-9._-]{1,32}$`)
+)
+
+// ValidConferenceID reports whether id is a well-formed ConferenceId.
+func ValidConferenceID(id string) bool { return confIDRe.MatchString(id) }
+
+// ValidConnectionID reports whether id is the canonical decimal string of a
+// positive integer.
+func ValidConnectionID(id string) bool {
+	n, err := strconv.ParseUint(id, 10, 64)
+	return err == nil && n > 0 && strconv.FormatUint(n, 10) == id
+}
+
+func checkConnID(id string) error {
+	if !ValidConnectionID(id) {
+		return fmt.Errorf("%w: %q", ErrInvalidConnectionID, id)
+	}
+	return nil
+}
+
+// mixable reports whether the mixer handles a codec natively.
+func mixable(codec string) bool {
+	_, ok := confbridge.ParseCodec(codec)
+	return ok
+}
+
+func normCodec(name string) string { return strings.ToUpper(name) }
+
+func (t *Table) capacity(p pool) int {
+	switch p {
+	case poolRTP:
+		return t.cfg.Resources.RTP
+	case poolEnhanced:
+		return t.cfg.Resources.EnhancedRTP
+	}
+	return t.cfg.Resources.Conference
+}
+
+// reserve takes n units of p, or fails with ErrNoResources. Caller holds mu.
+func (t *Table) reserve(p pool, n int) error {
+	if c := t.capacity(p); c > 0 && t.inUse[p]+n > c {
+		return fmt.Errorf("%w: %s pool exhausted (%d of %d in use)", ErrNoResources, poolNames[p], t.inUse[p], c)
+	}
+	t.inUse[p] += n
+	return nil
+}
+
+func (t *Table) free(p pool, n int) {
+	t.inUse[p] -= n
+	if t.inUse[p] < 0 {
+		t.log.WithField("pool", poolNames[p]).Error("resource count went negative")
+		t.inUse[p] = 0
+	}
+}
+
+// InUse reports the units of a pool ("rtp", "enhanced_rtp", "conference") in use.
+func (t *Table) InUse(poolName string) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for i, n := range poolNames {
+		if n == poolName {
+			return t.inUse[i]
+		}
+	}
+	return 0
+}
+
+// CreateConnection opens a port pair facing p.Remote.
+func (t *Table) CreateConnection(p ConnectionParams) (Connection, error) {
+	mode, err := ParseMode(string(p.Mode))
+	if err != nil {
+		return Connection{}, err
+	}
+	if p.Codec == "" {
+		p.Codec = "PCMU"
+	}
+	if !codecRe.MatchString(p.Codec) {
+		return Connection{}, fmt.Errorf("%w: codec %q", ErrInvalidParam, p.Codec)
+	}
+	p.Codec = normCodec(p.Codec)
+	if p.Ptime == 0 {
+		p.Ptime = t.cfg.Conference.Ptime
+	}
+	if p.Ptime < 0 || p.Ptime > 200*time.Millisecond {
+		return Connection{}, fmt.Errorf("%w: ptime %s", ErrInvalidParam, p.Ptime)
+	}
+	if p.Remote.IsValid() && p.Remote.Port() == 0 {
+		return Connection{}, fmt.Errorf("%w: remote port 0", ErrInvalidParam)
+	}
+	enhanced := !mixable(p.Codec)
+
+	t.mu.Lock()
+	if t.draining {
+		t.mu.Unlock()
+		return Connection{}, ErrDraining
+	}
+	if err := t.reserve(poolRTP, 1); err != nil {
+		t.mu.Unlock()
+		return Connection{}, err
+	}
+	if enhanced {
+		if err := t.reserve(poolEnhanced, 1); err != nil {
+			t.free(poolRTP, 1)
+			t.mu.Unlock()
+			return Connection{}, err
+		}
+	}
+	t.pending[poolRTP]++
+	if enhanced {
+		t.pending[poolEnhanced]++
+	}
+	t.mu.Unlock()
+
+	leg, openErr := t.ports.Open() // binds sockets: outside the lock
+
+	t.mu.Lock()
+	t.pending[poolRTP]--
+	if enhanced {
+		t.pending[poolEnhanced]--
+	}
+	if openErr != nil || t.draining {
+		t.free(poolRTP, 1)
+		if enhanced {
+			t.free(poolEnhanced, 1)
+		}
+		t.mu.Unlock()
+		if openErr != nil {
+			return Connection{}, fmt.Errorf("%w: %v", ErrNoResources, openErr)
+		}
+		_ = leg.Close() // Shutdown began while the sockets were being bound
+		return Connection{}, ErrDraining
+	}
+	t.nextConn++
+	now := time.Now()
+	c := &conn{
+		Connection: Connection{
+			ID:       strconv.FormatUint(t.nextConn, 10),
+			Local:    leg.LocalAddr(),
+			Remote:   p.Remote,
+			Codec:    p.Codec,
+			Ptime:    p.Ptime,
+			Mode:     mode,
+			Owner:    p.Owner,
+			CallID:   p.CallID,
+			Tag:      p.Tag,
+			Enhanced: enhanced,
+			Created:  now,
+		},
+		leg:      leg,
+		modified: now,
+	}
+	if p.Remote.IsValid() {
+		leg.SetRemote(p.Remote)
+	}
+	t.applyMedia(c)
+	t.conns[c.ID] = c
+	snap := t.snapshot(c)
+	t.mu.Unlock()
+	t.log.WithFields(logrus.Fields{"conn_id": snap.ID, "call_id": p.CallID, "owner": p.Owner,
+		"local": snap.Local.String(), "remote": p.Remote.String(), "codec": p.Codec}).Debug("connection created")
+	return snap, nil
+}
+
+// applyMedia sets a connection's direction and packet handler from its mode
+// and membership. Caller holds mu.
+func (t *Table) applyMedia(c *conn) {
+	send, recv := c.Mode.sends(), c.Mode.receives()
+	if c.conf != nil && c.conf.kind == KindBridge {
+		if mb := c.conf.memberOf(c); mb != nil && mb.attrs.Muted {
+			recv = false
+		}
+	}
+	c.leg.SetDirection(send, recv)
+	if c.conf == nil {
+		if c.Mode == ModeLoopback {
+			rtpproxy.Loopback(c.leg)
+		} else {
+			c.leg.SetHandler(nil)
+		}
+	}
+}
+
+// snapshot copies c with live statistics. Caller holds mu.
+func (t *Table) snapshot(c *conn) Connection {
+	s := c.Connection
+	if c.conf != nil {
+		s.ConferenceID = c.conf.id
+	}
+	if r := c.leg.Remote(); r.IsValid() {
+		s.Remote = r
+	}
+	s.Stats = legStats(c.leg)
+	return s
+}
+
+func legStats(l *rtpproxy.Leg) Stats {
+	st := l.Stats()
+	return Stats{
+		PacketsSent: st.PacketsSent, OctetsSent: st.OctetsSent,
+		PacketsReceived: st.PacketsReceived, OctetsReceived: st.OctetsReceived,
+		PacketsLost: st.PacketsLost, Jitter: st.Jitter, Latency: st.Latency,
+		LastReceived: l.LastReceived(),
+	}
+}
+
+// ModifyConnection changes a connection's remote, codec, ptime or mode; zero
+// fields of p are left as they are.
+func (t *Table) ModifyConnection(id string, p ConnectionParams) (Connection, error) {
+	if err := checkConnID(id); err != nil {
+		return Connection{}, err
+	}
+	var mode Mode
+	if p.Mode != "" {
+		m, err := ParseMode(string(p.Mode))
+		if err != nil {
+			return Connection{}, err
+		}
+		mode = m
+	}
+	if p.Codec != "" && !codecRe.MatchString(p.Codec) {
+		return Connection{}, fmt.Errorf("%w: codec %q", ErrInvalidParam, p.Codec)
+	}
+	if p.Ptime < 0 || p.Ptime > 200*time.Millisecond {
+		return Connection{}, fmt.Errorf("%w: ptime %s", ErrInvalidParam, p.Ptime)
+	}
+	if p.Remote.IsValid() && p.Remote.Port() == 0 {
+		return Connection{}, fmt.Errorf("%w: remote port 0", ErrInvalidParam)
+	}
+
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c, ok := t.conns[id]
+	if !ok {
+		return Connection{}, fmt.Errorf("%w: %s", ErrUnknownConnection, id)
+	}
+	if p.Codec != "" && normCodec(p.Codec) != c.Codec {
+		if err := t.changeCodec(c, normCodec(p.Codec)); err != nil {
+			return Connection{}, err
+		}
+	}
+	if p.Ptime != 0 {
+		c.Ptime = p.Ptime
+	}
+	if p.Remote.IsValid() {
+		c.Remote = p.Remote
+		c.leg.SetRemote(p.Remote)
+	}
+	if mode != "" {
+		if mode == ModeLoopback && c.conf != nil {
+			return Connection{}, fmt.Errorf("%w: loopback while in conference %s", ErrInvalidParam, c.conf.id)
+		}
+		c.Mode = mode
+	}
+	c.modified = time.Now()
+	t.applyMedia(c)
+	return t.snapshot(c), nil
+}
+
+// changeCodec swaps a connection's codec, moving its enhanced_rtp resource
+// and its mixer membership. Caller holds mu.
+func (t *Table) changeCodec(c *conn, codec string) error {
+	enhanced := !mixable(codec)
+	if enhanced && !c.Enhanced {
+		if err := t.reserve(poolEnhanced, 1); err != nil {
+			return err
+		}
+	}
+	if c.conf != nil && c.conf.kind == KindConference {
+		mb := c.conf.memberOf(c)
+		cc, ok := confbridge.ParseCodec(codec)
+		if !ok {
+			if enhanced && !c.Enhanced {
+				t.free(poolEnhanced, 1)
+			}
+			return fmt.Errorf("%w: %s cannot join the mixer of conference %s", ErrCodecUnsupported, codec, c.conf.id)
+		}
+		c.leg.SetHandler(nil)
+		c.conf.mixer.Remove(c.ID)
+		m, err := c.conf.mixer.Add(c.ID, cc, c.leg)
+		if err != nil {
+			// Put the old membership back; the old codec was accepted before.
+			old, _ := confbridge.ParseCodec(c.Codec)
+			m, _ = c.conf.mixer.Add(c.ID, old, c.leg)
+			if m != nil {
+				mb.m = m
+				t.applyAttrs(c.conf, mb)
+				c.leg.SetHandler(m)
+			}
+			if enhanced && !c.Enhanced {
+				t.free(poolEnhanced, 1)
+			}
+			return fmt.Errorf("%w: %v", ErrInternal, err)
+		}
+		mb.m = m
+		t.applyAttrs(c.conf, mb)
+		c.leg.SetHandler(m)
+		if err := t.rebalance(c.conf); err != nil {
+			t.log.WithError(err).WithField("conf_id", c.conf.id).Warn("conference resources over capacity after codec change")
+		}
+	}
+	if !enhanced && c.Enhanced {
+		t.free(poolEnhanced, 1)
+	}
+	c.Enhanced = enhanced
+	c.Codec = codec
+	return nil
+}
+
+func (cf *conf) memberOf(c *conn) *member {
+	for _, mb := range cf.members {
+		if mb.c == c {
+			return mb
+		}
+	}
+	return nil
+}
+
+// CreateConference makes a conference (or bridge) with connID as its first
+// member. An empty confID picks a free numeric ID.
+func (t *Table) CreateConference(confID string, kind Kind, connID string, a MemberAttrs) (Conference, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	cf, err := t.newConf(confID, kind)
+	if err != nil {
+		return Conference{}, err
+	}
+	if err := t.join(cf, connID, a); err != nil {
+		t.dropEmpty(cf)
+		return Conference{}, err
+	}
+	t.confs[cf.id] = cf
+	t.log.WithFields(logrus.Fields{"conf_id": cf.id, "kind": kind, "conn_id": connID}).Debug("conference created")
+	return cf.snapshot(), nil
+}
+
+// JoinConference adds connID to an existing conference.
+func (t *Table) JoinConference(confID, connID string, a MemberAttrs) (Conference, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	cf, ok := t.confs[confID]
+	if !ok {
+		return Conference{}, fmt.Errorf("%w: %s", ErrUnknownConference, confID)
+	}
+	if err := t.join(cf, connID, a); err != nil {
+		return Conference{}, err
+	}
+	return cf.snapshot(), nil
+}
+
+// JoinOrCreate joins connID to confID, creating the conference of the given
+// kind when it does not exist yet.
+func (t *Table) JoinOrCreate(confID string, kind Kind, connID string, a MemberAttrs) (Conference, error) {
+	if confID == "" {
+		return t.CreateConference("", kind, connID, a)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	cf, ok := t.confs[confID]
+	if ok {
+		if cf.kind != kind {
+			return Conference{}, fmt.Errorf("%w: %s is a %s, not a %s", ErrInvalidParam, confID, cf.kind, kind)
+		}
+		if err := t.join(cf, connID, a); err != nil {
+			return Conference{}, err
+		}
+		return cf.snapshot(), nil
+	}
+	cf, err := t.newConf(confID, kind)
+	if err != nil {
+		return Conference{}, err
+	}
+	if err := t.join(cf, connID, a); err != nil {
+		t.dropEmpty(cf)
+		return Conference{}, err
+	}
+	t.confs[cf.id] = cf
+	return cf.snapshot(), nil
+}
+
+// Bridge relays two connections to each other in a new kind-bridge conference.
+func (t *Table) Bridge(connA, connB string) (Conference, error) {
+	if connA == connB {
+		return Conference{}, fmt.Errorf("%w: cannot bridge %s to itself", ErrInvalidParam, connA)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	cf, err := t.newConf("", KindBridge)
+	if err != nil {
+		return Conference{}, err
+	}
+	if err := t.join(cf, connA, MemberAttrs{}); err != nil {
+		t.dropEmpty(cf)
+		return Conference{}, err
+	}
+	if err := t.join(cf, connB, MemberAttrs{}); err != nil {
+		t.leave(cf, cf.members[0].c)
+		t.dropEmpty(cf)
+		return Conference{}, err
+	}
+	t.confs[cf.id] = cf
+	return cf.snapshot(), nil
+}
+
+// newConf makes an unregistered conference. Caller holds mu.
+func (t *Table) newConf(confID string, kind Kind) (*conf, error) {
+	if t.draining {
+		return nil, ErrDraining
+	}
+	if kind != KindConference && kind != KindBridge {
+		return nil, fmt.Errorf("%w: conference kind %q", ErrInvalidParam, kind)
+	}
+	if confID == "" {
+		for {
+			t.nextConf++
+			confID = strconv.FormatUint(t.nextConf, 10)
+			if _, taken := t.confs[confID]; !taken {
+				break
+			}
+		}
+	} else if !ValidConferenceID(confID) {
+		return nil, fmt.Errorf("%w: ConferenceId %q", ErrInvalidParam, confID)
+	} else if _, taken := t.confs[confID]; taken {
+		return nil, fmt.Errorf("%w: %s", ErrConferenceExists, confID)
+	}
+	cf := &conf{id: confID, kind: kind, created: time.Now()}
+	if kind == KindConference {
+		cf.mixer = t.mixers.NewBridge(confbridge.Options{Hairpin: true})
+	}
+	return cf, nil
+}
+
+// dropEmpty discards a conference that never got a member. Caller holds mu.
+func (t *Table) dropEmpty(cf *conf) {
+	if len(cf.members) == 0 && cf.mixer != nil {
+		cf.mixer.Close()
+	}
+}
+
+// join adds a connection to cf. Caller holds mu.
+func (t *Table) join(cf *conf, connID string, a MemberAttrs) error {
+	if err := checkConnID(connID); err != nil {
+		return err
+	}
+	c, ok := t.conns[connID]
+	if !ok {
+		return fmt.Errorf("%w: %s", ErrUnknownConnection, connID)
+	}
+	if c.conf != nil {
+		return fmt.Errorf("%w: connection %s is already in conference %s", ErrConnectionExists, connID, c.conf.id)
+	}
+	if c.Mode == ModeLoopback {
+		return fmt.Errorf("%w: connection %s is in loopback mode", ErrInvalidParam, connID)
+	}
+	mb := &member{c: c, attrs: a}
+	switch cf.kind {
+	case KindBridge:
+		if len(cf.members) >= 2 {
+			return fmt.Errorf("%w: %s", ErrBridgeFull, cf.id)
+		}
+		cf.members = append(cf.members, mb)
+		c.conf = cf
+		if len(cf.members) == 2 {
+			rtpproxy.Relay(cf.members[0].c.leg, cf.members[1].c.leg)
+		}
+		t.applyMedia(c)
+	case KindConference:
+		codec, ok := confbridge.ParseCodec(c.Codec)
+		if !ok {
+			return fmt.Errorf("%w: %s cannot join the mixer of conference %s", ErrCodecUnsupported, c.Codec, cf.id)
+		}
+		m, err := cf.mixer.Add(c.ID, codec, c.leg)
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrInternal, err)
+		}
+		mb.m = m
+		cf.members = append(cf.members, mb)
+		t.applyAttrs(cf, mb)
+		if err := t.rebalance(cf); err != nil {
+			cf.members = cf.members[:len(cf.members)-1]
+			cf.mixer.Remove(c.ID)
+			return err
+		}
+		c.conf = cf
+		t.applyMedia(c)
+		c.leg.SetHandler(m)
+	}
+	return nil
+}
+
+// rebalance makes the conference resources held match the mixer's state:
+// one per member while mixing, none while hairpinned. Caller holds mu.
+func (t *Table) rebalance(cf *conf) error {
+	need := 0
+	if cf.kind == KindConference && cf.mixer.Mixing() {
+		need = len(cf.members)
+	}
+	switch d := need - cf.held; {
+	case d > 0:
+		if err := t.reserve(poolConference, d); err != nil {
+			return err
+		}
+	case d < 0:
+		t.free(poolConference, -d)
+	}
+	cf.held = need
+	return nil
+}
+
+func (t *Table) applyAttrs(cf *conf, mb *member) {
+	if cf.kind != KindConference {
+		return
+	}
+	if err := cf.mixer.SetMuted(mb.c.ID, mb.attrs.Muted); err != nil {
+		t.log.WithError(err).WithField("conn_id", mb.c.ID).Warn("set muted")
+	}
+	if err := cf.mixer.SetReceiveOnly(mb.c.ID, mb.attrs.ReceiveOnly); err != nil {
+		t.log.WithError(err).WithField("conn_id", mb.c.ID).Warn("set receive-only")
+	}
+}
+
+// leave removes c from cf, leaving the connection open. It reports whether
+// cf is now empty (and so released). Caller holds mu.
+func (t *Table) leave(cf *conf, c *conn) (empty bool) {
+	for i, mb := range cf.members {
+		if mb.c != c {
+			continue
+		}
+		cf.members = append(cf.members[:i], cf.members[i+1:]...)
+		break
+	}
+	c.leg.SetHandler(nil)
+	c.conf = nil
+	switch cf.kind {
+	case KindBridge:
+		for _, other := range cf.members {
+			other.c.leg.SetHandler(nil)
+		}
+	case KindConference:
+		cf.mixer.Remove(c.ID)
+		if err := t.rebalance(cf); err != nil { // shrinking never needs more
+			t.log.WithError(err).Error("rebalance on leave")
+		}
+	}
+	t.applyMedia(c)
+	return len(cf.members) == 0
+}
+
+// LeaveConference removes connID from confID; the connection stays open.
+func (t *Table) LeaveConference(confID, connID string, r Release) error {
+	if connID == "" || confID == "" {
+		return fmt.Errorf("%w: LeaveConference needs ConnectionId and ConferenceId", ErrInsufficientParams)
+	}
+	_, err := t.DeleteConnection(connID, confID, r)
+	return err
+}
+
+// SetConfereeAttribute changes a member's attributes.
+func (t *Table) SetConfereeAttribute(confID, connID string, a MemberAttrs) error {
+	if confID == "" || connID == "" {
+		return fmt.Errorf("%w: SetConfereeAttribute needs ConnectionId and ConferenceId", ErrInsufficientParams)
+	}
+	if err := checkConnID(connID); err != nil {
+		return err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	cf, ok := t.confs[confID]
+	if !ok {
+		return fmt.Errorf("%w: %s", ErrUnknownConference, confID)
+	}
+	c, ok := t.conns[connID]
+	if !ok {
+		return fmt.Errorf("%w: %s", ErrUnknownConnection, connID)
+	}
+	mb := cf.memberOf(c)
+	if mb == nil {
+		return fmt.Errorf("%w: %s in %s", ErrNotMember, connID, confID)
+	}
+	old := mb.attrs
+	mb.attrs = a
+	t.applyAttrs(cf, mb)
+	if err := t.rebalance(cf); err != nil { // the change ends a hairpin: mixing needs resources
+		mb.attrs = old
+		t.applyAttrs(cf, mb)
+		return err
+	}
+	t.applyMedia(c)
+	return nil
+}
+
+// DeleteConnection is the one release path (DESIGN §2):
+//   - connID only: release the connection (leaving its conference);
+//   - confID only: release the conference and every connection in it;
+//   - both: remove the connection from the conference; it stays open.
+//
+// A conference whose last member leaves is released by every route.
+func (t *Table) DeleteConnection(connID, confID string, r Release) (Deleted, error) {
+	d, err := t.deleteConnection(connID, confID, r)
+	t.met.deleted(d.Scope, connID, confID, err)
+	return d, err
+}
+
+func (t *Table) deleteConnection(connID, confID string, r Release) (Deleted, error) {
+	switch {
+	case connID == "" && confID == "":
+		return Deleted{}, fmt.Errorf("%w: DeleteConnection needs ConnectionId or ConferenceId", ErrInsufficientParams)
+	case connID != "":
+		if err := checkConnID(connID); err != nil {
+			return Deleted{}, err
+		}
+	}
+	var rel releaser
+	t.mu.Lock()
+	var d Deleted
+	switch {
+	case confID == "": // the connection
+		c, ok := t.conns[connID]
+		if !ok {
+			t.mu.Unlock()
+			return Deleted{Scope: ScopeConnection}, fmt.Errorf("%w: %s", ErrUnknownConnection, connID)
+		}
+		d = Deleted{Scope: ScopeConnection}
+		if cf := c.conf; cf != nil {
+			d.ConferenceID = cf.id
+			if t.leave(cf, c) {
+				t.releaseConf(cf, &rel)
+				d.ConferenceReleased = true
+			}
+		}
+		t.releaseConn(c, &rel)
+	case connID == "": // the conference
+		cf, ok := t.confs[confID]
+		if !ok {
+			t.mu.Unlock()
+			return Deleted{Scope: ScopeConference}, fmt.Errorf("%w: %s", ErrUnknownConference, confID)
+		}
+		d = Deleted{Scope: ScopeConference, ConferenceID: cf.id, ConferenceReleased: true}
+		for len(cf.members) > 0 {
+			c := cf.members[len(cf.members)-1].c
+			t.leave(cf, c)
+			t.releaseConn(c, &rel)
+		}
+		t.releaseConf(cf, &rel)
+	default: // the membership
+		cf, ok := t.confs[confID]
+		if !ok {
+			t.mu.Unlock()
+			return Deleted{Scope: ScopeMember}, fmt.Errorf("%w: %s", ErrUnknownConference, confID)
+		}
+		c, ok := t.conns[connID]
+		if !ok {
+			t.mu.Unlock()
+			return Deleted{Scope: ScopeMember}, fmt.Errorf("%w: %s", ErrUnknownConnection, connID)
+		}
+		if c.conf != cf {
+			t.mu.Unlock()
+			return Deleted{Scope: ScopeMember}, fmt.Errorf("%w: %s in %s", ErrNotMember, connID, confID)
+		}
+		d = Deleted{Scope: ScopeMember, ConferenceID: cf.id}
+		if t.leave(cf, c) {
+			t.releaseConf(cf, &rel)
+			d.ConferenceReleased = true
+		}
+	}
+	subs := t.subs
+	t.mu.Unlock()
+
+	d.Connections = rel.finish(r, subs, t.log)
+	return d, nil
+}
+
+// releaser collects what a release must close and announce once the lock
+// is dropped.
+type releaser struct {
+	conns []*conn
+	confs []*conf
+}
+
+// releaseConn unregisters c and its resources. Caller holds mu.
+func (t *Table) releaseConn(c *conn, rel *releaser) {
+	delete(t.conns, c.ID)
+	t.free(poolRTP, 1)
+	if c.Enhanced {
+		t.free(poolEnhanced, 1)
+	}
+	c.leg.SetHandler(nil)
+	rel.conns = append(rel.conns, c)
+}
+
+// releaseConf unregisters an empty conference. Caller holds mu.
+func (t *Table) releaseConf(cf *conf, rel *releaser) {
+	delete(t.confs, cf.id)
+	if cf.held > 0 {
+		t.free(poolConference, cf.held)
+		cf.held = 0
+	}
+	rel.confs = append(rel.confs, cf)
+}
+
+// finish closes sockets and mixers and tells the subscribers, outside the lock.
+func (rel *releaser) finish(r Release, subs []func(Event), log *logrus.Entry) []Connection {
+	out := make([]Connection, 0, len(rel.conns))
+	for _, c := range rel.conns {
+		if err := c.leg.Close(); err != nil {
+			log.WithError(err).WithField("conn_id", c.ID).Warn("closing RTP leg")
+		}
+		s := c.Connection
+		s.Stats = legStats(c.leg)
+		if r := c.leg.Remote(); r.IsValid() {
+			s.Remote = r
+		}
+		out = append(out, s)
+	}
+	for _, cf := range rel.confs {
+		if cf.mixer != nil {
+			cf.mixer.Close()
+		}
+	}
+	for i := range out {
+		ev := Event{Type: ConnectionReleased, Connection: out[i], ConferenceID: out[i].ConferenceID, Release: r}
+		for _, fn := range subs {
+			fn(ev)
+		}
+	}
+	for _, cf := range rel.confs {
+		ev := Event{Type: ConferenceReleased, ConferenceID: cf.id, Release: r}
+		for _, fn := range subs {
+			fn(ev)
+		}
+	}
+	return out
+}
+
+// Connection returns a snapshot of one connection.
+func (t *Table) Connection(id string) (Connection, error) {
+	if err := checkConnID(id); err != nil {
+		return Connection{}, err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c, ok := t.conns[id]
+	if !ok {
+		return Connection{}, fmt.Errorf("%w: %s", ErrUnknownConnection, id)
+	}
+	return t.snapshot(c), nil
+}
+
+// Connections returns snapshots of every connection, by ascending ID.
+func (t *Table) Connections() []Connection {
+	t.mu.Lock()
+	out := make([]Connection, 0, len(t.conns))
+	for _, c := range t.conns {
+		out = append(out, t.snapshot(c))
+	}
+	t.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return idLess(out[i].ID, out[j].ID) })
+	return out
+}
+
+// Conference returns a snapshot of one conference.
+func (t *Table) Conference(id string) (Conference, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	cf, ok := t.confs[id]
+	if !ok {
+		return Conference{}, fmt.Errorf("%w: %s", ErrUnknownConference, id)
+	}
+	return cf.snapshot(), nil
+}
+
+// Conferences returns snapshots of every conference and bridge, by ID.
+func (t *Table) Conferences() []Conference {
+	t.mu.Lock()
+	out := make([]Conference, 0, len(t.confs))
+	for _, cf := range t.confs {
+		out = append(out, cf.snapshot())
+	}
+	t.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return idLess(out[i].ID, out[j].ID) })
+	return out
+}
+
+func idLess(a, b string) bool {
+	if len(a) != len(b) {
+		return len(a) < len(b)
+	}
+	return a < b
+}
+
+// snapshot copies a conference. Caller holds mu.
+func (cf *conf) snapshot() Conference {
+	s := Conference{ID: cf.id, Kind: cf.kind, Created: cf.created, Mixing: cf.held > 0,
+		Members: make([]Member, len(cf.members))}
+	for i, mb := range cf.members {
+		s.Members[i] = Member{ConnectionID: mb.c.ID, MemberAttrs: mb.attrs}
+	}
+	return s
+}
+
+// FreePorts reports how many RTP ports (RTP and RTCP) are free.
+func (t *Table) FreePorts() int { return 2 * t.ports.FreePairs() }
+
+// Draining reports whether Shutdown has begun.
+func (t *Table) Draining() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.draining
+}
+
+// counts returns the numbers of connections, mixing-kind conferences and bridges.
+func (t *Table) counts() (conns, confs, bridges int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, cf := range t.confs {
+		if cf.kind == KindBridge {
+			bridges++
+		} else {
+			confs++
+		}
+	}
+	return len(t.conns), confs, bridges
+}

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs the external test peers the suite drives, when they are missing:
+# SIPp (sip-tester), osmo-mgw (MGCP oracle), tshark (wire checks).
+set -euo pipefail
+need=()
+command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
+command -v osmo-mgw >/dev/null 2>&1 || need+=(osmo-mgw)
+command -v tshark >/dev/null 2>&1 || need+=(tshark)
+if ((${#need[@]} == 0)); then
+	exit 0
+fi
+echo "test/tools.sh: installing ${need[*]}" >&2
+SUDO=""
+if [[ $(id -u) != 0 ]]; then SUDO=sudo; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+echo "wireshark-common wireshark-common/install-setuid boolean false" | $SUDO debconf-set-selections
+$SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
