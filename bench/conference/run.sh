@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Conference capacity benchmark (issue 5): K conferences of M members with
+# real RTP over loopback, the gateway pinned to one core and the phones
+# (bench/conference, sendmmsg/recvmmsg) to the other. Steps the number of
+# member legs up until late ticks or mixed-packet loss pass 0.1% or a
+# listener stops hearing a talker, then measures one 200-member conference.
+# Ends with:
+#   conference_legs_per_core=N
+#   conference_tick_jitter_p99_ms=X
+# Usage: bench/conference/run.sh [extra flags for the load program]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+OUT=bench/out/conference
+mkdir -p "$OUT"
+HTTP=127.0.0.1:59080
+GW_CPU=${GW_CPU:-1}
+LOAD_CPU=${LOAD_CPU:-0}
+# Other work on a shared machine preempts the gateway and the phones; as root
+# they run at a higher CFS weight (PRIO= to disable).
+PRIO=${PRIO-$( [ "$(id -u)" = 0 ] && echo "nice -n -10" )}
+
+if [ "$(nproc)" -lt 2 ]; then
+	echo "conference bench: needs two cores (gateway and phones on separate ones)" >&2
+	exit 1
+fi
+
+go build -o "$OUT/gateway" ./cmd/gateway
+go build -o "$OUT/confload" ./bench/conference
+
+cat >"$OUT/gateway.yaml" <<'YAML'
+log: {level: warn, format: text}
+sip:
+  listen: ["udp://127.0.0.1:59060"]
+mgcp:
+  listen: "udp://127.0.0.1:59427"
+rtp:
+  bind: "127.0.0.1"
+  port_min: 40000
+  port_max: 49999
+  media_timeout: 0s
+resources: {rtp: 0, enhanced_rtp: 100, conference: 0}
+conference: {ptime: 20ms, codecs: [PCMU, PCMA]}
+http:
+  listen: "127.0.0.1:59080"
+YAML
+
+$PRIO taskset -c "$GW_CPU" "$OUT/gateway" -config "$OUT/gateway.yaml" 2>"$OUT/gateway.log" &
+GW=$!
+cleanup() { kill "$GW" 2>/dev/null || true; wait "$GW" 2>/dev/null || true; }
+trap cleanup EXIT
+
+for _ in $(seq 1 100); do
+	if curl -fsS "http://$HTTP/healthz" >/dev/null 2>&1; then break; fi
+	if ! kill -0 "$GW" 2>/dev/null; then
+		echo "conference bench: gateway exited; see $OUT/gateway.log" >&2
+		exit 1
+	fi
+	sleep 0.1
+done
+
+echo "# $(date -u +%FT%TZ) $(uname -m), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)); gateway on cpu $GW_CPU, phones on cpu $LOAD_CPU"
+GOMAXPROCS=1 $PRIO taskset -c "$LOAD_CPU" "$OUT/confload" -http "$HTTP" -gw-pid "$GW" "$@" | tee "$OUT/result.txt"
