@@ -1,0 +1,58 @@
+// Command gateway runs the mediagw media gateway controller: SIP, MGCP and
+// HTTP control fronts over one session table, an RTP proxy and a conference
+// mixer.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = ""
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+func main() {
+	configPath := flag.String("config", "", "YAML configuration file (default: built-in defaults)")
+	showVersion := flag.Bool("version", false, "print the version and exit")
+	checkOnly := flag.Bool("check-config", false, "load and validate the configuration, then exit")
+	flag.Parse()
+	if flag.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "gateway: unexpected arguments: %v\n", flag.Args())
+		os.Exit(2)
+	}
+	if *showVersion {
+		fmt.Println("mediagw", versionString())
+		return
+	}
+	cfg, err := loadConfig(*configPath)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "gateway: config:", err)
+		os.Exit(2)
+	}
+	if *checkOnly {
+		fmt.Println("configuration ok")
+		return
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg, nil); err != nil && !errors.Is(err, context.Canceled) {
+		fmt.Fprintln(os.Stderr, "gateway:", err)
+		os.Exit(1)
+	}
+}

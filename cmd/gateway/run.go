@@ -1,0 +1,208 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/sirupsen/logrus"
+
+	"github.com/mediagw/mediagw/confbridge"
+	"github.com/mediagw/mediagw/control"
+	"github.com/mediagw/mediagw/mgcp"
+	"github.com/mediagw/mediagw/rtpproxy"
+	"github.com/mediagw/mediagw/session"
+	"github.com/mediagw/mediagw/sip"
+)
+
+// drainGrace bounds how long the fronts get to tell their peers (BYE,
+// DLCX, RSIP) once the table has released everything.
+const drainGrace = 5 * time.Second
+
+func newLogger(cfg LogConfig, out io.Writer) *logrus.Logger {
+	log := logrus.New()
+	if out == nil {
+		out = os.Stderr
+	}
+	log.SetOutput(out)
+	if cfg.Format == "json" {
+		log.SetFormatter(&logrus.JSONFormatter{})
+	} else {
+		log.SetFormatter(&logrus.TextFormatter{FullTimestamp: true, DisableColors: true})
+	}
+	level, err := logrus.ParseLevel(cfg.Level)
+	if err != nil {
+		level = logrus.InfoLevel
+	}
+	log.SetLevel(level)
+	return log
+}
+
+// splitListen parses "udp://host:port" into network and address.
+func splitListen(key, s string) (network, addr string, err error) {
+	network, addr, ok := strings.Cut(s, "://")
+	if !ok || (network != "udp" && network != "tcp") {
+		return "", "", fmt.Errorf("%s: %q is not udp://host:port or tcp://host:port", key, s)
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return "", "", fmt.Errorf("%s: %q: %v", key, s, err)
+	}
+	return network, addr, nil
+}
+
+// run starts everything and blocks until ctx ends or a front fails, then
+// drains: the table releases every connection (the fronts tell their peers),
+// the fronts get drainGrace to finish, and everything is closed.
+func run(ctx context.Context, cfg Config, logOut io.Writer) error {
+	logger := newLogger(cfg.Log, logOut)
+	log := logrus.NewEntry(logger)
+	log.WithField("component", "main").WithField("version", versionString()).Info("mediagw starting")
+
+	ports, err := rtpproxy.NewPool(cfg.RTP)
+	if err != nil {
+		return fmt.Errorf("rtp: %w", err)
+	}
+	engine := confbridge.NewEngine(confbridge.Config{Ptime: cfg.Conference.Ptime})
+	defer engine.Close()
+	table := session.New(session.Config{
+		Resources:    cfg.Resources,
+		Conference:   cfg.Conference,
+		MediaTimeout: cfg.RTP.MediaTimeout,
+	}, ports, engine, log)
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := table.Register(reg); err != nil {
+		return err
+	}
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "mediagw_mix_late_ticks_total",
+		Help: "Conference mixer ticks that ran late.",
+	}, func() float64 { return float64(engine.LateTicks()) }))
+
+	// Listeners first, so a port in use fails the start before anything runs.
+	var closers []io.Closer
+	closeAll := func() {
+		for _, c := range closers {
+			_ = c.Close()
+		}
+	}
+	httpLn, err := net.Listen("tcp", cfg.HTTP.Listen)
+	if err != nil {
+		return fmt.Errorf("http.listen: %w", err)
+	}
+	closers = append(closers, httpLn)
+	_, mgcpAddr, err := splitListen("mgcp.listen", cfg.MGCP.Listen)
+	if err != nil {
+		closeAll()
+		return err
+	}
+	mgcpConn, err := net.ListenPacket("udp", mgcpAddr)
+	if err != nil {
+		closeAll()
+		return fmt.Errorf("mgcp.listen: %w", err)
+	}
+	closers = append(closers, mgcpConn)
+	var sipUDP []net.PacketConn
+	var sipTCP []net.Listener
+	for i, l := range cfg.SIP.Listen {
+		key := fmt.Sprintf("sip.listen[%d]", i)
+		network, addr, err := splitListen(key, l)
+		if err != nil {
+			closeAll()
+			return err
+		}
+		if network == "udp" {
+			pc, err := net.ListenPacket("udp", addr)
+			if err != nil {
+				closeAll()
+				return fmt.Errorf("%s: %w", key, err)
+			}
+			closers = append(closers, pc)
+			sipUDP = append(sipUDP, pc)
+		} else {
+			ln, err := net.Listen("tcp", addr)
+			if err != nil {
+				closeAll()
+				return fmt.Errorf("%s: %w", key, err)
+			}
+			closers = append(closers, ln)
+			sipTCP = append(sipTCP, ln)
+		}
+	}
+	defer closeAll()
+
+	api, err := control.New(cfg.HTTP, table, log, reg, reg)
+	if err != nil {
+		return err
+	}
+	mgcpSrv, err := mgcp.New(cfg.MGCP, table, log, reg)
+	if err != nil {
+		return fmt.Errorf("mgcp: %w", err)
+	}
+	sipSrv, err := sip.New(cfg.SIP, cfg.Routes, cfg.Conference.Codecs, table, log, reg)
+	if err != nil {
+		return fmt.Errorf("sip: %w", err)
+	}
+
+	// Fronts serve on their own context, cancelled only after the drain.
+	frontCtx, stopFronts := context.WithCancel(context.Background())
+	defer stopFronts()
+	errc := make(chan error, 4+len(sipUDP)+len(sipTCP))
+	var wg sync.WaitGroup
+	serve := func(name string, f func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(); err != nil && !errors.Is(err, net.ErrClosed) && frontCtx.Err() == nil {
+				errc <- fmt.Errorf("%s: %w", name, err)
+			}
+		}()
+	}
+	serve("http", func() error { return api.Serve(frontCtx, httpLn) })
+	serve("mgcp", func() error { return mgcpSrv.Serve(frontCtx, mgcpConn) })
+	for _, pc := range sipUDP {
+		serve("sip udp", func() error { return sipSrv.ServeUDP(frontCtx, pc) })
+	}
+	for _, ln := range sipTCP {
+		serve("sip tcp", func() error { return sipSrv.ServeTCP(frontCtx, ln) })
+	}
+	sweepCtx, stopSweep := context.WithCancel(context.Background())
+	wg.Add(1)
+	go func() { defer wg.Done(); table.Run(sweepCtx) }()
+
+	log.WithFields(logrus.Fields{
+		"component": "main", "http": httpLn.Addr().String(), "mgcp": mgcpConn.LocalAddr().String(),
+		"sip": cfg.SIP.Listen, "rtp_ports": fmt.Sprintf("%d-%d", cfg.RTP.PortMin, cfg.RTP.PortMax),
+	}).Info("mediagw ready")
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.WithField("component", "main").Info("signal received: draining")
+	case runErr = <-errc:
+		log.WithField("component", "main").WithError(runErr).Error("front failed: draining")
+	}
+	stopSweep()
+	table.Shutdown()
+	graceCtx, cancel := context.WithTimeout(context.Background(), drainGrace)
+	var sd sync.WaitGroup
+	sd.Add(2)
+	go func() { defer sd.Done(); sipSrv.Shutdown(graceCtx) }()
+	go func() { defer sd.Done(); mgcpSrv.Shutdown(graceCtx) }()
+	sd.Wait()
+	cancel()
+	stopFronts()
+	closeAll()
+	wg.Wait()
+	log.WithField("component", "main").Info("mediagw stopped")
+	return runErr
+}
