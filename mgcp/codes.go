@@ -24,6 +24,7 @@ const (
 	codeUnsupportedSDP  = 505
 	codeBadSDP          = 509
 	codeProtocol        = 510
+	codeUnknownExt      = 511
 	codeBadConnID       = 515
 	codeBadCallID       = 516
 	codeBadMode         = 517
@@ -54,6 +55,7 @@ var codeText = map[int]string{
 	codeUnsupportedSDP:  "Unsupported remote connection descriptor",
 	codeBadSDP:          "Error in remote connection descriptor",
 	codeProtocol:        "Protocol error",
+	codeUnknownExt:      "Unrecognized extension",
 	codeBadConnID:       "Incorrect connection ID",
 	codeBadCallID:       "Unknown or incorrect call ID",
 	codeBadMode:         "Unsupported or invalid mode",

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -329,6 +330,33 @@ var verbs = map[string]func(*Server, *Command, endpoint, netip.AddrPort) *Respon
 	"EPCF": (*Server).epcf,
 }
 
+// verbParams are the parameters each verb takes (RFC 3435 §3.2.2); others
+// are answered 539, unknown X+ extensions 511, X- extensions are ignored.
+// Z2/I2 (a second endpoint) are not supported.
+var verbParams = map[string]string{
+	"CRCX": "K B C L M N X R S D Q T ES",
+	"MDCX": "K B C I L M N X R S D Q T ES",
+	"DLCX": "K C I N X R S D Q T E P ES",
+	"AUEP": "K F",
+	"AUCX": "K C I F",
+	"RQNT": "K N X R S D Q T ES",
+	"EPCF": "K B",
+}
+
+// checkParams answers a parameter the verb does not take.
+func checkParams(c *Command) *Response {
+	for _, p := range c.Params {
+		switch {
+		case strings.HasPrefix(p.Name, "X-"):
+		case strings.HasPrefix(p.Name, "X+"):
+			return fail(codeUnknownExt, "unknown extension parameter %s", p.Name)
+		case !slices.Contains(strings.Fields(verbParams[c.Verb]), p.Name):
+			return fail(codeBadParam, "%s does not take %s:", c.Verb, p.Name)
+		}
+	}
+	return nil
+}
+
 // handleCommand is osmo-mgw's pipeline: verb lookup (504), header parse
 // (510), version (528), retransmission (the remembered response), endpoint
 // (500), dispatch, remember. The retransmission check comes before the
@@ -376,7 +404,9 @@ func (s *Server) handleCommand(src netip.AddrPort, msg []byte) []byte {
 		if s.hook != nil {
 			s.hook(cmd)
 		}
-		resp = verbs[verb](s, cmd, ep, src)
+		if resp = checkParams(cmd); resp == nil {
+			resp = verbs[verb](s, cmd, ep, src)
+		}
 	}
 	timer.Stop()
 	resp.TransID = cmd.TransID
