@@ -41,6 +41,11 @@ type route struct {
 	h    Handler // anything else
 }
 
+var (
+	errSendBufferFull = errors.New("rtpproxy: socket send buffer full, packet dropped")
+	errAddrFamily     = errors.New("rtpproxy: remote address family differs from the socket's")
+)
+
 // direction bits
 const (
 	dirSend = 1 << iota
@@ -51,12 +56,14 @@ const (
 // reader goroutines own the receive-side state; everything the control side
 // changes is swapped through atomic pointers, so the packet loops take no lock.
 type Leg struct {
-	pool *Pool
-	pair int32 // index in the pool
-	port int
-	rtp  *net.UDPConn
-	rtcp *net.UDPConn
-	v6   bool // IPv6 sockets: IPv4 sources arrive mapped
+	pool   *Pool
+	pair   int32 // index in the pool
+	port   int
+	rtp    *net.UDPConn
+	rtcp   *net.UDPConn
+	rtpTx  *sender
+	rtcpTx *sender
+	v6     bool // IPv6 sockets: IPv4 sources arrive mapped
 
 	remote     atomic.Pointer[latch] // RTP remote
 	rtcpRemote atomic.Pointer[latch] // RTCP remote; zero addr = RTP remote's port+1
@@ -77,13 +84,19 @@ type Leg struct {
 	closeErr  error
 }
 
-func newLeg(p *Pool, pair int32, port int, rtp, rtcp *net.UDPConn) *Leg {
+func newLeg(p *Pool, pair int32, port int, rtp, rtcp *net.UDPConn) (*Leg, error) {
 	l := &Leg{pool: p, pair: pair, port: port, rtp: rtp, rtcp: rtcp, v6: p.network != "udp4"}
+	var err1, err2 error
+	l.rtpTx, err1 = newSender(rtp, l.v6)
+	l.rtcpTx, err2 = newSender(rtcp, l.v6)
+	if err := errors.Join(err1, err2); err != nil {
+		return nil, err
+	}
 	l.remote.Store(&latch{})
 	l.rtcpRemote.Store(&latch{})
 	l.dir.Store(dirSend | dirRecv)
 	l.dynRate.Store(8000)
-	return l
+	return l, nil
 }
 
 func (l *Leg) start() {
@@ -147,7 +160,8 @@ func (l *Leg) SetClockRate(hz uint32) {
 }
 
 // Send writes pkt to the remote and counts it. With sending disabled or no
-// remote known yet the packet is dropped and nil returned.
+// remote known yet the packet is dropped and nil returned. It never waits:
+// when the socket's send buffer is full the packet is dropped with an error.
 func (l *Leg) Send(pkt []byte) error {
 	if l.dir.Load()&dirSend == 0 {
 		return nil
@@ -160,11 +174,16 @@ func (l *Leg) Send(pkt []byte) error {
 }
 
 func (l *Leg) sendTo(pkt []byte, to netip.AddrPort) error {
-	if _, err := l.rtp.WriteToUDPAddrPort(pkt, to); err != nil {
+	// Counted before the write, so that a peer holding the packet never
+	// sees a count without it; taken back if the write fails.
+	octets := uint64(payloadLen(pkt))
+	l.st.pktsOut.Add(1)
+	l.st.octetsOut.Add(octets)
+	if err := l.rtpTx.sendTo(pkt, to); err != nil {
+		l.st.pktsOut.Add(^uint64(0))
+		l.st.octetsOut.Add(-octets)
 		return err
 	}
-	l.st.pktsOut.Add(1)
-	l.st.octetsOut.Add(uint64(payloadLen(pkt)))
 	return nil
 }
 
@@ -200,6 +219,8 @@ func (l *Leg) Close() error {
 	l.closeOnce.Do(func() {
 		l.closed.Store(true)
 		l.route.Store(nil)
+		l.rtpTx.shut()
+		l.rtcpTx.shut()
 		l.closeErr = errors.Join(l.rtp.Close(), l.rtcp.Close())
 		l.wg.Wait()
 		l.pool.release(l)
@@ -320,7 +341,7 @@ func (l *Leg) sendRTCP(pkt []byte, sum *rtcpSummary, now int64) error {
 		}
 		to = netip.AddrPortFrom(rtp.Addr(), rtp.Port()+1)
 	}
-	if _, err := l.rtcp.WriteToUDPAddrPort(pkt, to); err != nil {
+	if err := l.rtcpTx.sendTo(pkt, to); err != nil {
 		return err
 	}
 	if sum.hasSR {

@@ -509,6 +509,9 @@ func TestConcurrentControl(t *testing.T) {
 				return
 			default:
 			}
+			if i%16 == 0 {
+				time.Sleep(100 * time.Microsecond) // keep the queues from overflowing
+			}
 			pa.rtp.WriteToUDPAddrPort(rtpPacket(0, uint16(i), uint32(i*160), 1, 160), legAddr(a))
 			if i%3 == 0 {
 				pb.rtp.WriteToUDPAddrPort(rtpPacket(8, uint16(i), uint32(i*160), 2, 160), legAddr(b))
@@ -580,11 +583,16 @@ func TestConcurrentControl(t *testing.T) {
 		}))
 		x.l.SetDirection(true, true)
 		x.l.SetRemote(x.ph.addr())
+		// The socket may still hold a backlog, and a full queue drops: resend.
+		deadline := time.After(5 * time.Second)
+	retry:
 		x.ph.send(t, legAddr(x.l), rtpPacket(0, 65000, 0, 99, 10))
 		select {
 		case <-seen:
-		case <-time.After(5 * time.Second):
-			t.Fatal("marker not handled")
+		case <-time.After(100 * time.Millisecond):
+			goto retry
+		case <-deadline:
+			t.Fatalf("marker not handled by leg %d: stats %+v remote %v route %+v dir %d", x.l.Port(), x.l.Stats(), x.l.Remote(), x.l.route.Load(), x.l.dir.Load())
 		}
 	}
 	a.Close()
@@ -593,5 +601,33 @@ func TestConcurrentControl(t *testing.T) {
 	in, out := p.Packets()
 	if in != sa.PacketsReceived+sb.PacketsReceived || out != sa.PacketsSent+sb.PacketsSent {
 		t.Fatalf("pool totals %d/%d, legs %+v %+v", in, out, sa, sb)
+	}
+}
+
+// TestReaderBursts sends bursts around the batch size: every packet of
+// every burst must come back, so no wake-up is lost between batches.
+func TestReaderBursts(t *testing.T) {
+	for _, read := range []string{"recvmmsg", "recvfrom"} {
+		t.Run(read, func(t *testing.T) {
+			setBatchRead(t, read == "recvmmsg")
+			p := newTestPool(t, testPortMin, testPortMax)
+			l := openLeg(t, p)
+			ph := newPeer(t)
+			Loopback(l)
+			seq := uint16(0)
+			for round := range 30 {
+				burst := 1 + round%(2*readBatch+2)
+				for range burst {
+					ph.send(t, legAddr(l), rtpPacket(0, seq, uint32(seq)*160, 1, 160))
+					seq++
+				}
+				for k := range burst {
+					got, _ := recv(t, ph.rtp)
+					if want := seq - uint16(burst-k); seqOf(got) != want {
+						t.Fatalf("round %d: got seq %d, want %d", round, seqOf(got), want)
+					}
+				}
+			}
+		})
 	}
 }

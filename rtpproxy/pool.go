@@ -108,7 +108,13 @@ func (p *Pool) Open() (*Leg, error) {
 		port := p.lay.firstPort + 2*int(i)
 		rtp, rtcp, err := p.bindPair(port)
 		if err == nil {
-			l := newLeg(p, i, port, rtp, rtcp)
+			l, err := newLeg(p, i, port, rtp, rtcp)
+			if err != nil {
+				rtp.Close()
+				rtcp.Close()
+				busy = append(busy, i)
+				return nil, fmt.Errorf("rtpproxy: port %d: %w", port, err)
+			}
 			p.mu.Lock()
 			p.live[l] = struct{}{}
 			p.mu.Unlock()

@@ -6,20 +6,15 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"runtime"
+	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
-// readBatch is how many datagrams one recvmmsg may return.
-const readBatch = 4
-
 // fairBatches full batches in a row make a flooded socket yield to the
 // other legs' readers.
 const fairBatches = 16
-
-// batchRead selects the recvmmsg reader; benchmarks turn it off to compare.
-var batchRead = true
 
 // rtpBatch reads an RTP socket with recvmmsg. Besides taking a burst in one
 // call, a batch that comes back short proves the socket was drained, so the
@@ -73,11 +68,11 @@ func (b *rtpBatch) read(fd uintptr) bool {
 			b.hdrs[i].Hdr.Namelen = unix.SizeofSockaddrInet6
 			b.hdrs[i].Hdr.Flags = 0
 		}
-		r, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.hdrs[0])),
+		r, _, errno := syscall.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.hdrs[0])),
 			readBatch, unix.MSG_DONTWAIT, 0, 0)
 		switch errno {
 		case 0:
-		case unix.EINTR:
+		case syscall.EINTR:
 			continue
 		default: // EAGAIN: drained. Anything else: wait for the next packet.
 			return false

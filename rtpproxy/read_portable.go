@@ -5,6 +5,13 @@ import (
 	"net"
 )
 
+// readBatch is how many datagrams one recvmmsg may return.
+const readBatch = 4
+
+// batchRead selects the recvmmsg reader where there is one; benchmarks
+// turn it off to compare.
+var batchRead = true
+
 // readRTPPortable reads one datagram per call through the net package.
 // The buffer has one octet to spare so that a datagram too large for the
 // batch reader is recognised and dropped here too.
