@@ -631,3 +631,19 @@ func TestReaderBursts(t *testing.T) {
 		})
 	}
 }
+
+// TestSendErrorNotCounted: a packet the socket refuses is not in the stats.
+func TestSendErrorNotCounted(t *testing.T) {
+	p := newTestPool(t, testPortMin, testPortMax)
+	l := openLeg(t, p)
+	l.SetRemote(netip.MustParseAddrPort("[::1]:30950")) // an IPv4 socket cannot reach it
+	if err := l.Send(rtpPacket(0, 1, 0, 1, 100)); err == nil {
+		t.Fatal("Send to an IPv6 remote from an IPv4 socket succeeded")
+	}
+	if s := l.Stats(); s.PacketsSent != 0 || s.OctetsSent != 0 {
+		t.Fatalf("stats %+v after a failed send", s)
+	}
+	if _, out := p.Packets(); out != 0 {
+		t.Fatalf("pool counted %d sent", out)
+	}
+}

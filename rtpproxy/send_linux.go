@@ -13,9 +13,11 @@ import (
 
 // sender writes datagrams with sendto(MSG_DONTWAIT) on the socket's
 // descriptor. The net package would park the caller until the socket is
-// writable again, and on loopback a peer that stops reading keeps our send
-// buffer full: one such peer would stall a relay reader or a conference
-// mixer. A datagram that does not fit now is dropped, as a network would.
+// writable again, which happens when datagrams pile up below the socket
+// (a backed-up interface queue): a relay reader or a conference mixer must
+// not stall for that. A datagram that does not fit now is dropped, as a
+// congested network would drop it. It also costs fewer atomic operations
+// per packet than the net package's write path.
 type sender struct {
 	fd uintptr
 	v6 bool
