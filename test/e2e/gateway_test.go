@@ -94,7 +94,7 @@ type GatewayOptions struct {
 func StartGateway(t testing.TB, opt GatewayOptions) *Gateway {
 	t.Helper()
 	bin := gatewayBinary(t)
-	block := startSeq % 8
+	block := 1 + startSeq%8 // block 0 (36000-36099, RTP 34000-34099) is test/sipp/run.sh's
 	startSeq++
 	sig := 36000 + block*100
 	rtpMin := 34000 + block*100
