@@ -73,7 +73,6 @@ type Engine struct {
 	epoch   time.Time
 	shards  []*shard
 	next    atomic.Uint32
-	stop    chan struct{}
 	wg      sync.WaitGroup
 	closeMu sync.Mutex // guards closed
 	closed  bool
@@ -87,6 +86,7 @@ type Engine struct {
 type shard struct {
 	eng    *Engine
 	offset time.Duration
+	src    tickSource // nil when tests drive the ticks
 
 	mu      sync.Mutex // guards bridges (copy-on-write; list is the published copy)
 	bridges []*Bridge
@@ -108,16 +108,16 @@ func NewEngine(cfg Config) *Engine { return newEngine(cfg, true) }
 // tests drive ticks and the clock themselves.
 func newEngine(cfg Config, run bool) *Engine {
 	cfg = cfg.normalized()
-	e := &Engine{cfg: cfg, k: samplesOf(cfg.Ptime), epoch: time.Now(), stop: make(chan struct{})}
-	start := time.Now().Add(cfg.Ptime)
+	e := &Engine{cfg: cfg, k: samplesOf(cfg.Ptime), epoch: time.Now()}
 	for i := 0; i < cfg.Shards; i++ {
 		// Stagger the shards over the period so their work does not pile up.
 		s := &shard{eng: e, offset: cfg.Ptime * time.Duration(i) / time.Duration(cfg.Shards)}
 		s.list.Store(&[]*Bridge{})
 		e.shards = append(e.shards, s)
 		if run {
+			s.src = newTickSource(cfg.Ptime+s.offset, cfg.Ptime)
 			e.wg.Add(1)
-			go s.run(start.Add(s.offset))
+			go s.run(s.src)
 		}
 	}
 	return e
@@ -164,7 +164,11 @@ func (e *Engine) Close() {
 	e.closeMu.Lock()
 	if !e.closed {
 		e.closed = true
-		close(e.stop)
+		for _, s := range e.shards {
+			if s.src != nil {
+				s.src.close()
+			}
+		}
 	}
 	e.closeMu.Unlock()
 	e.wg.Wait()
@@ -208,49 +212,99 @@ func (s *shard) remove(b *Bridge) {
 	s.mu.Unlock()
 }
 
-func (s *shard) run(due time.Time) {
+func (s *shard) run(src tickSource) {
 	e := s.eng
 	defer e.wg.Done()
 	period := e.cfg.Ptime
-	lateAfter := period / 2
-	timer := time.NewTimer(time.Until(due))
-	defer timer.Stop()
 	for {
-		select {
-		case <-timer.C:
-		case <-e.stop:
+		late, missed, ok := src.wait()
+		if !ok {
 			return
 		}
-		now := time.Now()
-		lateness := now.Sub(due)
-		b := int(lateness / histStep)
-		if b < 0 {
-			b = 0
-		}
-		if b >= histBuckets {
-			b = histBuckets - 1
-		}
-		s.hist[b].Add(1)
 		list := *s.list.Load()
 		n := uint64(len(list))
-		e.ticks.Add(n)
-		if lateness > lateAfter {
-			e.late.Add(n)
+		// Up to two missed periods are caught up (run now, back to back);
+		// more are skipped. Every one of them counts as late, for every
+		// bridge of the shard.
+		catchUp := min(missed, 2)
+		if skipped := uint64(missed - catchUp); skipped > 0 {
+			e.ticks.Add(n * skipped)
+			e.late.Add(n * skipped)
+			s.hist[histBuckets-1].Add(skipped)
 		}
-		t := e.now()
-		for _, br := range list {
-			br.tick(t)
+		now := e.now()
+		for i := catchUp; i >= 0; i-- {
+			l := late + time.Duration(i)*period
+			s.record(l)
+			e.ticks.Add(n)
+			if l > period/2 {
+				e.late.Add(n)
+			}
+			// Caught-up ticks carry the time they were due, so each
+			// member's stream advances one frame per tick.
+			t := now - int64(time.Duration(i)*period)
+			for _, br := range list {
+				br.tick(t)
+			}
 		}
-		due = due.Add(period)
-		// A shard that fell more than two periods behind skips ahead; the
-		// skipped ticks count as late, for every bridge they would have run.
-		if behind := time.Since(due); behind > 2*period {
-			skip := behind / period
-			due = due.Add(skip * period)
-			e.ticks.Add(n * uint64(skip))
-			e.late.Add(n * uint64(skip))
-			s.hist[histBuckets-1].Add(uint64(skip))
-		}
-		timer.Reset(time.Until(due))
 	}
+}
+
+func (s *shard) record(late time.Duration) {
+	b := int(late / histStep)
+	if b < 0 {
+		b = 0
+	}
+	if b >= histBuckets {
+		b = histBuckets - 1
+	}
+	s.hist[b].Add(1)
+}
+
+// tickSource paces a shard.
+type tickSource interface {
+	// wait blocks until the next tick is due and returns how late it is
+	// woken and how many whole periods were missed before it; ok is false
+	// once the source is closed.
+	wait() (late time.Duration, missed int, ok bool)
+	close()
+}
+
+// timerSource paces with a Go timer at an absolute schedule. The runtime
+// wakes timers with up to a millisecond of slack when the process is idle,
+// so Linux uses timerSourceFD instead where it can.
+type timerSource struct {
+	t      *time.Timer
+	due    time.Time
+	period time.Duration
+	stop   chan struct{}
+	once   sync.Once
+}
+
+func newTimerSource(first time.Time, period time.Duration) *timerSource {
+	return &timerSource{t: time.NewTimer(time.Until(first)), due: first, period: period, stop: make(chan struct{})}
+}
+
+func (s *timerSource) wait() (time.Duration, int, bool) {
+	select {
+	case <-s.t.C:
+	case <-s.stop:
+		return 0, 0, false
+	}
+	late := time.Since(s.due)
+	missed := 0
+	if late >= s.period {
+		missed = int(late / s.period)
+		late -= time.Duration(missed) * s.period
+	}
+	s.due = s.due.Add(time.Duration(missed+1) * s.period)
+	s.t.Reset(time.Until(s.due))
+	return late, missed, true
+}
+
+func (s *timerSource) close() {
+	s.once.Do(func() {
+		close(s.stop)
+		s.t.Stop()
+	})
 }

@@ -152,3 +152,29 @@ func TestConfigValidate(t *testing.T) {
 		got.Close()
 	}
 }
+
+// Both tick sources report periods missed while nobody waited, and stop
+// when closed.
+func TestTickSourcesCountMissedPeriods(t *testing.T) {
+	const period = 10 * time.Millisecond
+	for name, src := range map[string]tickSource{
+		"timer":    newTimerSource(time.Now().Add(period), period),
+		"platform": newTickSource(period, period),
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, _, ok := src.wait(); !ok {
+				t.Fatal("first wait failed")
+			}
+			time.Sleep(5 * period) // at least four expirations pass unread
+			_, missed, ok := src.wait()
+			if !ok || missed < 3 {
+				t.Fatalf("missed %d ok %v after a stall of 5 periods", missed, ok)
+			}
+			src.close()
+			src.close()
+			if _, _, ok := src.wait(); ok {
+				t.Fatal("wait after close")
+			}
+		})
+	}
+}

@@ -1,0 +1,9 @@
+//go:build !linux
+
+package confbridge
+
+import "time"
+
+func newTickSource(first, period time.Duration) tickSource {
+	return newTimerSource(time.Now().Add(first), period)
+}
