@@ -1,0 +1,190 @@
+#!/usr/bin/env bash
+# SIPp scenarios against the real gateway binary.
+#
+# Builds ./cmd/gateway, starts it with test/sipp/gateway.yaml (SIP 36060
+# udp+tcp, MGCP 36427, HTTP 127.0.0.1:36080, RTP 34000-34999), runs every
+# scenario, each SIPp on its own -p port, and asserts each SIPp's exit code
+# (0 = every call succeeded). After the load run, /metrics must show no
+# connection and every RTP port free. Exits non-zero if anything failed.
+#
+# Needs SIPp 3.6 (Debian/Ubuntu: apt-get install -y sip-tester) and curl.
+# Usage: test/sipp/run.sh            (from anywhere in the repository)
+#        KEEP=1 test/sipp/run.sh     keeps the work directory with logs
+set -uo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+work="$(mktemp -d /tmp/mediagw-sipp.XXXXXX)"
+gw_pid=""
+bg_pids=()
+failed=0
+
+log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*"; }
+
+cleanup() {
+	for p in "${bg_pids[@]}"; do kill "$p" 2>/dev/null; done
+	if [[ -n "$gw_pid" ]]; then kill "$gw_pid" 2>/dev/null; wait "$gw_pid" 2>/dev/null; fi
+	if [[ "${KEEP:-}" == "" && $failed -eq 0 ]]; then rm -rf "$work"; else log "logs kept in $work"; fi
+}
+trap cleanup EXIT
+
+command -v sipp >/dev/null || { echo "sipp not found: apt-get install -y sip-tester" >&2; exit 2; }
+command -v curl >/dev/null || { echo "curl not found" >&2; exit 2; }
+pcap=/usr/share/sip-tester/g711a.pcap
+[[ -r $pcap ]] || { echo "$pcap missing (package sip-tester)" >&2; exit 2; }
+
+log "building the gateway"
+(cd "$root" && go build -o "$work/mediagw" ./cmd/gateway) || { echo "build failed" >&2; exit 1; }
+
+http=http://127.0.0.1:36080
+gw=127.0.0.1:36060
+
+metric() { # metric NAME[{labels}] -> value (0 when absent)
+	curl -sf "$http/metrics" | awk -v m="$1" '$1 == m { print $2; found=1 } END { if (!found) print 0 }'
+}
+
+"$work/mediagw" -config "$here/gateway.yaml" >"$work/gateway.log" 2>&1 &
+gw_pid=$!
+for _ in $(seq 1 100); do
+	curl -sf "$http/healthz" >/dev/null 2>&1 && break
+	kill -0 "$gw_pid" 2>/dev/null || { cat "$work/gateway.log"; echo "gateway exited" >&2; exit 1; }
+	sleep 0.1
+done
+curl -sf "$http/healthz" >/dev/null || { echo "gateway not ready" >&2; exit 1; }
+ports_free="$(metric mediagw_rtp_ports_free)"
+log "gateway up (pid $gw_pid, $ports_free RTP ports free)"
+
+# Common SIPp options: loopback, no keyboard, bounded in time, errors logged.
+common=(-i 127.0.0.1 -mi 127.0.0.1 -nostdin -timeout 60s -timeout_error -recv_timeout 10000 -trace_err)
+port=36100   # next SIPp signalling port
+mport=36200  # next SIPp media port base
+
+next_ports() { port=$((port + 1)); mport=$((mport + 10)); }
+
+# sipp_run NAME ARGS...: runs one SIPp client in the foreground and checks
+# its exit code.
+sipp_run() {
+	local name=$1; shift
+	next_ports
+	sipp "$@" "${common[@]}" -p "$port" -mp "$mport" -error_file "$work/$name.err" \
+		>"$work/$name.out" 2>&1
+	check "$name" $?
+}
+
+# sipp_bg NAME ARGS...: starts a SIPp in the background; its pid is in $!.
+sipp_bg() {
+	local name=$1; shift
+	sipp "$@" "${common[@]}" -error_file "$work/$name.err" >"$work/$name.out" 2>&1 &
+	bg_pids+=($!)
+}
+
+# sipp_wait NAME PID: waits for a background SIPp and checks its exit code.
+sipp_wait() {
+	wait "$2"
+	check "$1" $?
+}
+
+check() {
+	if [[ $2 -eq 0 ]]; then
+		log "PASS $1"
+	else
+		log "FAIL $1 (sipp exit $2)"
+		grep -hv -e '^The following events occurred' -e 'Overload warning' "$work/$1.err" 2>/dev/null | head -5
+		failed=1
+	fi
+}
+
+# Built-in uac into a conference and into echo, over UDP and TCP.
+for t in u1 t1; do
+	sipp_run "uac-conference-$t" "$gw" -sn uac -s conf-sipp -t "$t" -m 20 -r 20 -d 300
+	sipp_run "uac-echo-$t" "$gw" -sn uac -s echo -t "$t" -m 20 -r 20 -d 300
+done
+
+# RTP playback of the packaged pcap (G.711 A-law, then an RFC 4733 digit),
+# into echo and into a conference at the same time.
+rtp_in="$(metric 'mediagw_rtp_packets_total{dir="in"}')"
+next_ports
+sipp_bg pcap-conference "$gw" -sf "$here/uac_pcap.xml" -s conf-pcap -m 1 -p "$port" -mp "$mport"
+pcap_pid=$!
+sipp_run pcap-echo "$gw" -sf "$here/uac_pcap.xml" -s echo -m 1
+sipp_wait pcap-conference "$pcap_pid"
+rtp_in2="$(metric 'mediagw_rtp_packets_total{dir="in"}')"
+if (( rtp_in2 - rtp_in < 200 )); then
+	log "FAIL pcap-rtp: the gateway received $((rtp_in2 - rtp_in)) RTP packets of the playback"
+	failed=1
+else
+	log "PASS pcap-rtp ($((rtp_in2 - rtp_in)) RTP packets received)"
+fi
+
+# Hold and resume with re-INVITEs, over UDP and TCP.
+sipp_run hold-u1 "$gw" -sf "$here/hold.xml" -s conf-hold -t u1 -m 2 -r 2
+sipp_run hold-t1 "$gw" -sf "$here/hold.xml" -s conf-hold -t t1 -m 2 -r 2
+
+# CANCEL of a ringing bridge call: route ring-<user> calls <user>@127.0.0.1:36071.
+sipp_bg uas-ring -sf "$here/uas_ring.xml" -p 36071 -mp 36500 -m 1
+uas_pid=$!
+sleep 0.3
+sipp_run cancel-ringing-bridge "$gw" -sf "$here/cancel_uac.xml" -s ring-bob -m 1
+sipp_wait uas-ring "$uas_pid"
+
+# REFER to one of our own conferences: the call moves from conf-r1 to conf-r2.
+sipp_run refer-own-conference "$gw" -sf "$here/refer_conf.xml" -s conf-r1 -key referto conf-r2 -m 1
+
+# REFER to an external target (a second SIPp, built-in uas): the target
+# takes the call's place in conference rx and the referrer gets BYE. The
+# conference is then released over the HTTP API, which hangs the target up.
+sipp_bg uas-refer-target -sn uas -p 36072 -mp 36510 -m 1
+uas_pid=$!
+sleep 0.3
+sipp_run refer-external "$gw" -sf "$here/refer_ext.xml" -s conf-rx -key referto sip:carol@127.0.0.1:36072 -m 1
+res="$(curl -sf -X POST "$http/v1/actions/DeleteConnection" -d '{"ConferenceId":"rx"}')"
+if [[ "$res" != *'"ResultCode": "0"'* ]]; then
+	log "FAIL http-release: $res"
+	failed=1
+fi
+sipp_wait uas-refer-target "$uas_pid"
+
+# BYE in both directions: the uac runs above hang up themselves; here the
+# bridge target (route hangup-<user> to 127.0.0.1:36073) hangs up and the
+# gateway must BYE the caller.
+sipp_bg uas-hangup -sf "$here/uas_bye.xml" -p 36073 -mp 36520 -m 1
+uas_pid=$!
+sleep 0.3
+sipp_run bye-from-gateway "$gw" -sf "$here/uac_wait_bye.xml" -s hangup-dave -m 1
+sipp_wait uas-hangup "$uas_pid"
+
+# Load: 1,000 calls at 100 calls/s spread over ten conferences.
+sipp_run load-1000-calls "$gw" -sf "$here/uac_load.xml" -inf "$here/confs.csv" \
+	-m 1000 -r 100 -l 400 -d 1000 -buff_size 4194304
+grep -E 'Successful call|Failed call' "$work/load-1000-calls.out" | tail -2
+
+# Everything released: no connection, every port free.
+ok=0
+for _ in $(seq 1 100); do
+	conns="$(metric mediagw_connections_active)"
+	free="$(metric mediagw_rtp_ports_free)"
+	if [[ "$conns" == 0 && "$free" == "$ports_free" ]]; then ok=1; break; fi
+	sleep 0.1
+done
+if (( ok )); then
+	log "PASS released: 0 connections, $free RTP ports free"
+else
+	log "FAIL released: $conns connections, $free of $ports_free RTP ports free"
+	failed=1
+fi
+
+# Graceful stop.
+kill -TERM "$gw_pid"
+wait "$gw_pid"
+rc=$?
+gw_pid=""
+if [[ $rc -ne 0 ]]; then
+	log "FAIL gateway exit status $rc"
+	failed=1
+fi
+
+if (( failed )); then
+	log "SIPp scenarios FAILED"
+	exit 1
+fi
+log "all SIPp scenarios passed"
