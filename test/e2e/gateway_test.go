@@ -101,7 +101,7 @@ func StartGateway(t testing.TB, opt GatewayOptions) *Gateway {
 	g := &Gateway{
 		t:      t,
 		HTTP:   fmt.Sprintf("http://127.0.0.1:%d", sig+80),
-		MGCP:   fmt.Sprintf("127.0.0.1:%d", sig+27),
+		MGCP:   fmt.Sprintf("127.0.0.1:%d", sig+29),
 		SIP:    fmt.Sprintf("127.0.0.1:%d", sig+60),
 		RTPMin: rtpMin,
 		RTPMax: rtpMin + 99,
