@@ -647,3 +647,31 @@ func TestSendErrorNotCounted(t *testing.T) {
 		t.Fatalf("pool counted %d sent", out)
 	}
 }
+
+// TestDualStackLeg: bound to "::", a leg serves IPv4 peers; their addresses
+// are seen unmapped and answered through the IPv6 socket.
+func TestDualStackLeg(t *testing.T) {
+	p, err := NewPool(Config{Bind: "::", PortMin: testPortMin, PortMax: testPortMax})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := p.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ph := newPeer(t)
+	Loopback(l)
+	pkt := rtpPacket(0, 1, 0, 1, 10)
+	ph.send(t, legAddr(l), pkt)
+	if got, from := recv(t, ph.rtp); !bytes.Equal(got, pkt) || from != legAddr(l) {
+		t.Fatalf("echo % x from %v", got, from)
+	}
+	if l.Remote() != ph.addr() {
+		t.Fatalf("Remote = %v, want the unmapped %v", l.Remote(), ph.addr())
+	}
+	if err := l.Send(pkt); err != nil {
+		t.Fatal(err)
+	}
+	recv(t, ph.rtp)
+}
