@@ -300,3 +300,45 @@ func TestMGCPReleasedByHTTP(t *testing.T) {
 	}
 	g.WaitGaugesBack(t, start)
 }
+
+// TestMGCPMediaTimeout: a connection that receives no RTP for
+// rtp.media_timeout is released by the gateway and announced to the call
+// agent with a DLCX carrying E: 902 (loss of lower layer connectivity).
+func TestMGCPMediaTimeout(t *testing.T) {
+	ca := newCallAgent(t)
+	g := StartGateway(t, GatewayOptions{NotifiedEntity: ca.addr(), MediaTimeout: "1s"})
+	gw, err := net.ResolveUDPAddr("udp", g.MGCP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca.gw = gw
+	start := g.Metrics(t)
+	code, params, _ := ca.do("CRCX {tid} cnf/$@mgw MGCP 1.0\r\nC: quiet\r\nM: confrnce\r\n")
+	if code != 200 {
+		t.Fatalf("CRCX: %d %v", code, params)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var dlcx string
+		for _, c := range ca.commands() {
+			if strings.HasPrefix(c, "DLCX") {
+				dlcx = c
+			}
+		}
+		if dlcx != "" {
+			if !strings.Contains(dlcx, "I: "+params["I"]) || !strings.Contains(dlcx, "E: 902") ||
+				!strings.Contains(dlcx, "C: quiet") || !strings.Contains(dlcx, params["Z"]) {
+				t.Errorf("gateway DLCX: %q", dlcx)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no gateway DLCX after the media timeout")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if code, _, _ := ca.do("DLCX {tid} %s MGCP 1.0\r\nC: quiet\r\nI: %s\r\n", params["Z"], params["I"]); code != 515 {
+		t.Errorf("DLCX after the timeout: %d, want 515", code)
+	}
+	g.WaitGaugesBack(t, start)
+}
