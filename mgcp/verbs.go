@@ -151,7 +151,10 @@ func (s *Server) crcx(c *Command, ep endpoint, src netip.AddrPort) *Response {
 		return fail(codeMissingSDP, "sendonly without a remote descriptor")
 	}
 	p := m.params()
-	p.Owner, p.CallID, p.Tag = session.FrontMGCP, callID, ep.local()
+	p.Owner, p.CallID = session.FrontMGCP, callID
+	if !ep.wild() {
+		p.Tag = ep.local() // the endpoint, for whoever lists connections
+	}
 	conn, err := s.table.CreateConnection(p)
 	if err != nil {
 		return fail(sessionCode("CRCX", err), "create connection: %v", err)
