@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,9 +26,10 @@ type relayOpts struct {
 	calls                           int
 	bidir                           bool
 	rates                           []float64
-	recoverRate                     float64
+	recoverRate, warmupRate         float64
 	warmup, step, drain             time.Duration
 	stopOnFail                      bool
+	retries                         int
 	pid, sutCore                    int
 	sutLo, sutHi                    int
 	limits                          limits
@@ -112,7 +114,7 @@ func parsePortRange(s string) (lo, hi int, err error) {
 func relayMain(args []string) error {
 	fs := flag.NewFlagSet("relay", flag.ExitOnError)
 	var o relayOpts
-	var rates, recoverRate, la, lb, sutPorts string
+	var rates, recoverRate, warmupRate, la, lb, sutPorts string
 	fs.StringVar(&o.driver, "driver", "loop", "control driver: mgcp, rtpengine, or loop (no SUT: the generator's ceiling)")
 	fs.StringVar(&o.ctl, "ctl", "", "SUT control address (MGCP or ng), host:port")
 	fs.StringVar(&o.ctlLocal, "ctl-local", "127.0.0.1:59003", "local address of the control socket")
@@ -123,10 +125,12 @@ func relayMain(args []string) error {
 	fs.BoolVar(&o.bidir, "bidir", false, "send both directions of every call")
 	fs.StringVar(&rates, "rates", "50k", "offered total rates in packets/s, in order, e.g. 50k,100k")
 	fs.StringVar(&recoverRate, "recover", "", "after the last step, a recovery step at this rate (pps): streams silent in it stopped for good")
-	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "warmup at the first rate (not judged)")
+	fs.StringVar(&warmupRate, "warmup-rate", "", "rate of the warmup (default: the first of -rates)")
+	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "warmup duration (not judged)")
 	fs.DurationVar(&o.step, "step", 8*time.Second, "duration of each step")
 	fs.DurationVar(&o.drain, "drain", time.Second, "receive-only pause after each step before it is judged")
 	fs.BoolVar(&o.stopOnFail, "stop-on-fail", true, "stop stepping up after the first step that is not loss-free")
+	fs.IntVar(&o.retries, "retry", 1, "run a step that is not loss-free again, up to this many times (a busy shared machine can spoil one step)")
 	fs.IntVar(&o.pid, "pid", 0, "SUT process id, for its CPU time (0: not measured)")
 	fs.IntVar(&o.sutCore, "sut-core", -1, "CPU the SUT is pinned to, for that core's busy share from /proc/stat (-1: not measured)")
 	fs.StringVar(&sutPorts, "sut-ports", "", "SUT RTP port range lo-hi, for its socket drops from /proc/net/udp")
@@ -137,6 +141,13 @@ func relayMain(args []string) error {
 	var err error
 	if o.rates, err = parseRates(rates); err != nil {
 		return err
+	}
+	if warmupRate != "" {
+		r, err := parseRates(warmupRate)
+		if err != nil || len(r) != 1 {
+			return fmt.Errorf("bad -warmup-rate %q", warmupRate)
+		}
+		o.warmupRate = r[0]
 	}
 	if recoverRate != "" {
 		r, err := parseRates(recoverRate)
@@ -290,7 +301,11 @@ func relay(ctx context.Context, o relayOpts, w io.Writer) error {
 		rate  float64
 		dur   time.Duration
 	}
-	steps := []plan{{"warmup", o.rates[0], o.warmup}}
+	wr := o.warmupRate
+	if wr <= 0 {
+		wr = o.rates[0]
+	}
+	steps := []plan{{"warmup", wr, o.warmup}}
 	for _, r := range o.rates {
 		steps = append(steps, plan{"step", r, o.step})
 	}
@@ -301,11 +316,11 @@ func relay(ctx context.Context, o relayOpts, w io.Writer) error {
 	for _, p := range steps {
 		pkts += p.rate * p.dur.Seconds()
 	}
-	expectSeq := int(pkts/float64(nStreams)*1.05) + 64
+	expectSeq := int(pkts/float64(nStreams)*1.05*float64(1+o.retries)) + 64
 
 	g := &gen{epoch: time.Now(), sentBy: make([]uint32, nStreams)}
 	for i, addr := range []netip.AddrPort{o.localA, o.localB} {
-		s, err := newSide(addr, nStreams, len(steps), expectSeq)
+		s, err := newSide(addr, nStreams, len(steps)+len(o.rates)*o.retries, expectSeq)
 		if err != nil {
 			return fmt.Errorf("generator socket %v: %w", addr, err)
 		}
@@ -358,8 +373,10 @@ func relay(ctx context.Context, o relayOpts, w io.Writer) error {
 
 	var lines []stepLine
 	failed := false
-	for i, p := range steps {
-		if failed && p.label == "step" {
+	retried := 0
+	for i := 0; i < len(steps); i++ {
+		p := steps[i]
+		if failed && (p.label == "step" || p.label == "retry") {
 			continue
 		}
 		sc0, gc0, t := cpu(sutPid), cpu(0), time.Now()
@@ -383,9 +400,15 @@ func relay(ctx context.Context, o relayOpts, w io.Writer) error {
 		l.why = judge(l.res, st, l.genDrop, o.limits)
 		l.print(w)
 		lines = append(lines, l)
-		if p.label == "step" && l.why != whyOK && o.stopOnFail {
-			failed = true
+		if (p.label == "step" || p.label == "retry") && l.why != whyOK {
+			if retried < o.retries {
+				retried++
+				steps = slices.Insert(steps, i+1, plan{"retry", p.rate, p.dur})
+				continue
+			}
+			failed = o.stopOnFail
 		}
+		retried = 0
 	}
 	summarize(w, lines)
 	fmt.Fprintf(w, "result_send_errors=%d result_junk=%d result_invalid=%d\n", g.sendErr,
@@ -395,15 +418,18 @@ func relay(ctx context.Context, o relayOpts, w io.Writer) error {
 
 // summarize prints the result_ lines: the knee (highest loss-free rate
 // before the first step that was not), why the ramp stopped, and the last
-// and recovery steps.
+// and recovery steps. Of a step and its retries, the last attempt counts.
 func summarize(w io.Writer, lines []stepLine) {
 	var knee *stepLine
 	limit := "none"
 	var last *stepLine
 	for i := range lines {
 		l := &lines[i]
-		if l.label != "step" {
+		if l.label != "step" && l.label != "retry" {
 			continue
+		}
+		if i+1 < len(lines) && lines[i+1].label == "retry" {
+			continue // the retry that follows decides this rate
 		}
 		last = l
 		if limit != "none" {

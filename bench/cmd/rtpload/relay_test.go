@@ -70,8 +70,9 @@ func TestSummarizeKnee(t *testing.T) {
 			res: loadstat.StepResult{Sent: uint64(rate), Received: uint64(rate)}, sutCPU: 100 * time.Millisecond, wall: time.Second}
 	}
 	var b bytes.Buffer
-	summarize(&b, []stepLine{mk("warmup", 10, whyLatency), mk("step", 10, whyOK), mk("step", 20, whyOK),
-		mk("step", 30, whyLoss), mk("step", 40, whyOK), mk("recover", 10, whySilent)})
+	summarize(&b, []stepLine{mk("warmup", 10, whyLatency), mk("step", 10, whyOK), mk("step", 20, whyGenSend),
+		mk("retry", 20, whyOK), mk("step", 30, whyLoss), mk("retry", 30, whyLoss), mk("step", 40, whyOK),
+		mk("recover", 10, whySilent)})
 	out := b.String()
 	for _, want := range []string{"result_knee_pps=20\n", "result_limit=sut_loss\n", "result_last_offered_pps=40\n",
 		"result_recover_pps=10\n", "result_knee_cpu_s_per_mpkt=5000.000\n"} {

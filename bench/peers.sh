@@ -1,0 +1,331 @@
+#!/usr/bin/env bash
+# bench/peers.sh: measure mediagw against the tools operators use today, side by
+# side in one run on this machine (issue 6):
+#   RTP relay:  mediagw (MGCP rtpbridge/$) vs rtpengine 10.5 userspace (ng) vs
+#               osmo-mgw 1.10 (MGCP rtpbridge/*), driven by bench/cmd/rtpload
+#   MGCP:       CRCX+DLCX pairs/s, mediagw vs osmo-mgw, same driver
+#   SIP:        calls/s with 0 failures, SIPp uac against mediagw vs `sipp -sn uas`
+# The system under test (SUT) runs pinned to core 1, the load generator to core 0.
+# Prints a markdown table and name=value lines ending with the four ratios;
+# writes everything to bench/out/peers-<stamp>/ and (RECORD=1, default) adds the
+# run to the "Peers" section of bench/RESULTS.md.
+#
+# Knobs (environment): CALLS=1000 STEP=6s DRAIN=1s RAMP_START=10000
+# RAMP_FACTOR=1.15 RAMP_MAX=500000 SYSTEMS="rtpengine osmo-mgw mediagw"
+# SIP_RATES="..." QUICK=1 (short smoke run) RECORD=0 NICE=-20.
+set -uo pipefail
+set -f # no globbing: endpoint names hold "*"
+
+NICE=${NICE:--20}
+if [[ $(id -u) != 0 ]]; then NICE=0; fi
+# Other work on this shared machine competes for both cores: the SUT and the
+# generator run at a raised priority (the same for every system under test).
+# With autogroup scheduling nice only ranks processes within one session, so
+# the run gets a session of its own and that session's group gets the nice.
+if [[ $NICE != 0 && -w /proc/self/autogroup && -z ${PEERS_SESSION:-} ]]; then
+  PEERS_SESSION=1 exec setsid --wait "$(readlink -f "$0")" "$@"
+fi
+if [[ $NICE != 0 && -w /proc/self/autogroup ]]; then echo "$NICE" >/proc/self/autogroup 2>/dev/null || true; fi
+
+cd "$(dirname "$0")/.." || exit 1
+ROOT=$(pwd)
+STAMP=$(date -u +%Y%m%d-%H%M%S)
+OUT=${OUT:-$ROOT/bench/out/peers-$STAMP}
+mkdir -p "$OUT"
+
+CALLS=${CALLS:-1000}
+STEP=${STEP:-6s}
+DRAIN=${DRAIN:-1s}
+RAMP_START=${RAMP_START:-10000}
+RAMP_FACTOR=${RAMP_FACTOR:-1.15}
+RAMP_MAX=${RAMP_MAX:-500000}
+SYSTEMS=${SYSTEMS:-"rtpengine osmo-mgw mediagw"}
+SIP_RATES=${SIP_RATES:-"500 1000 2000 3000 4000 5000 6000 8000 10000 12000 14000 16000 20000 24000"}
+SIP_SECS=${SIP_SECS:-3}
+TPS_DUR=${TPS_DUR:-4s}
+TPS_CONC=${TPS_CONC:-4,16,64}
+RECORD=${RECORD:-1}
+if [[ ${QUICK:-0} == 1 ]]; then
+  CALLS=200 STEP=2s RAMP_FACTOR=1.6 TPS_DUR=1s TPS_CONC=16 SIP_RATES="500 2000 8000" SIP_SECS=2 RECORD=0
+fi
+
+# Ports: bench owns 40000-59999. SUT RTP in 52000-57999 (bench/conference uses
+# 40000-51999 and 59060/59080/59427); generator and signalling at 59001-59199.
+RTP_MIN=52000 RTP_MAX=57999
+GEN_A=127.0.0.1:59001 GEN_B=127.0.0.1:59002 CTL_LOCAL=127.0.0.1:59003
+OSMO_MGCP=59101 RTPE_NG=59102 GW_MGCP=59103 GW_SIP=59104 GW_HTTP=59105
+SIPP_UAS=59110 SIPP_UAC=59111
+
+SUT_CORE=1 GEN_CORE=0
+load() { nice -n "$NICE" taskset -c $GEN_CORE "$@"; }
+
+log() { printf '%s %s\n' "$(date +%T)" "$*" >&2; }
+
+# --- install and build -------------------------------------------------------
+missing=()
+command -v osmo-mgw >/dev/null || missing+=(osmo-mgw)
+command -v rtpengine >/dev/null || missing+=(rtpengine-daemon)
+command -v sipp >/dev/null || missing+=(sip-tester)
+command -v taskset >/dev/null || missing+=(util-linux)
+if ((${#missing[@]})); then
+  log "installing ${missing[*]}"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >"$OUT/apt.log" 2>&1 \
+    || { log "apt-get install failed, see $OUT/apt.log"; exit 1; }
+fi
+
+log "building rtpload and the gateway into $OUT"
+go build -o "$OUT/rtpload" ./bench/cmd/rtpload || exit 1
+HAVE_GW=0
+if go build -o "$OUT/gateway" ./cmd/gateway 2>"$OUT/gateway-build.log"; then HAVE_GW=1; else
+  log "cmd/gateway does not build (see $OUT/gateway-build.log): mediagw rows are skipped"; fi
+RTPLOAD=$OUT/rtpload
+
+sed -e "s/@SIP_PORT@/$GW_SIP/" -e "s/@MGCP_PORT@/$GW_MGCP/" -e "s/@HTTP_PORT@/$GW_HTTP/" \
+    -e "s/@RTP_MIN@/$RTP_MIN/" -e "s/@RTP_MAX@/$RTP_MAX/" bench/conf/gateway.yaml >"$OUT/gateway.yaml"
+sed -e "s/@MGCP_PORT@/$OSMO_MGCP/" -e "s/@RTP_MIN@/$RTP_MIN/" -e "s/@RTP_MAX@/$RTP_MAX/" \
+    bench/conf/osmo-mgw.cfg >"$OUT/osmo-mgw.cfg"
+
+RAMP=$(awk -v s="$RAMP_START" -v f="$RAMP_FACTOR" -v m="$RAMP_MAX" \
+  'BEGIN{r=s; sep=""; while (r<=m) {printf "%s%d", sep, int(r/500+0.5)*500; sep=","; r*=f}}')
+
+# --- SUT processes ------------------------------------------------------------
+SUT_PID=
+cleanup() { [[ -n $SUT_PID ]] && kill "$SUT_PID" 2>/dev/null && wait "$SUT_PID" 2>/dev/null; SUT_PID=; }
+trap cleanup EXIT INT TERM
+
+wait_udp() { # port: wait until something listens on 127.0.0.1:port
+  for _ in $(seq 100); do
+    ss -Hlun "sport = :$1" 2>/dev/null | grep -q . && return 0
+    kill -0 "$SUT_PID" 2>/dev/null || return 1
+    sleep 0.1
+  done
+  return 1
+}
+
+port_busy() { ss -Hlun "sport = :$1" 2>/dev/null | grep -q .; }
+
+start_sut() { # name: start a fresh instance pinned to the SUT core; SUT_PID is its process
+  local name=$1 port
+  cleanup
+  case $name in
+    osmo-mgw) port=$OSMO_MGCP ;; rtpengine) port=$RTPE_NG ;; mediagw) port=$GW_MGCP ;;
+    sipp-uas) port=$SIPP_UAS ;; mediagw-sip) port=$GW_SIP ;;
+  esac
+  if port_busy "$port"; then log "$name: port $port is already in use by another process"; return 1; fi
+  # Started directly (nice execs taskset execs the SUT), so $! is the SUT itself.
+  case $name in
+    osmo-mgw) nice -n "$NICE" taskset -c $SUT_CORE osmo-mgw -c "$OUT/osmo-mgw.cfg" >>"$OUT/osmo-mgw.log" 2>&1 & ;;
+    rtpengine) nice -n "$NICE" taskset -c $SUT_CORE rtpengine --config-file=none --table=-1 --interface=127.0.0.1 \
+        --listen-ng=127.0.0.1:$RTPE_NG --port-min=$RTP_MIN --port-max=$RTP_MAX \
+        --foreground --log-stderr --log-level=3 --num-threads=1 >>"$OUT/rtpengine.log" 2>&1 & ;;
+    mediagw | mediagw-sip) nice -n "$NICE" taskset -c $SUT_CORE "$OUT/gateway" -config "$OUT/gateway.yaml" >>"$OUT/mediagw.log" 2>&1 & ;;
+    sipp-uas) nice -n "$NICE" taskset -c $SUT_CORE sipp -sn uas -i 127.0.0.1 -p $SIPP_UAS \
+        -buff_size 4194304 -nostdin >"$OUT/sipp-uas.log" 2>&1 & ;;
+  esac
+  SUT_PID=$!
+  if ! wait_udp "$port"; then log "$name did not start (port $port)"; cleanup; return 1; fi
+}
+
+get() { # file key: value of key=... in file
+  sed -n "s/^$2=//p" "$1" | tail -1
+}
+
+declare -A R # results: R[system.key]
+
+relay_args() { # system → driver flags
+  case $1 in
+    osmo-mgw) echo "-driver mgcp -ctl 127.0.0.1:$OSMO_MGCP -wildcard rtpbridge/*@mgw" ;;
+    rtpengine) echo "-driver rtpengine -ctl 127.0.0.1:$RTPE_NG" ;;
+    mediagw) echo "-driver mgcp -ctl 127.0.0.1:$GW_MGCP -wildcard rtpbridge/\$@mgw" ;;
+  esac
+}
+
+COMMANDS=()
+run_load() { # outfile args...: run the generator, remember the command
+  local out=$1; shift
+  COMMANDS+=("taskset -c $GEN_CORE rtpload $*")
+  load "$RTPLOAD" "$@" >"$out" 2>&1
+}
+
+relay_series() { # system
+  local s=$1 f args knee over
+  args=$(relay_args "$s")
+  log "relay $s: ramp $RAMP_START..$RAMP_MAX pps x$RAMP_FACTOR, $CALLS calls, $STEP steps"
+  start_sut "$s" || { R[$s.limit]=did_not_start; return; }
+  f=$OUT/$s-relay-ramp.txt
+  # shellcheck disable=SC2086
+  run_load "$f" relay $args -a $GEN_A -b $GEN_B -ctl-local $CTL_LOCAL -calls "$CALLS" -rates "$RAMP" \
+    -step "$STEP" -drain "$DRAIN" -pid "$SUT_PID" -sut-core $SUT_CORE -sut-ports $RTP_MIN-$RTP_MAX
+  cleanup
+  knee=$(get "$f" result_knee_pps)
+  R[$s.knee]=${knee:-0}
+  R[$s.limit]=$(get "$f" result_limit)
+  R[$s.cpu]=$(get "$f" result_knee_cpu_s_per_mpkt)
+  R[$s.p99]=$(get "$f" result_knee_p99_us)
+  R[$s.p50]=$(get "$f" result_knee_p50_us)
+  R[$s.knee_recv]=$(get "$f" result_knee_recv_pps)
+  [[ -z $knee || $knee == 0 ]] && { log "relay $s: no loss-free step (see $f)"; return; }
+  over=$(awk -v k="$knee" 'BEGIN{printf "%d", k*1.2}')
+  log "relay $s: loss-free up to $knee pps; fresh instance at 1.2x = $over pps, then $RAMP_START pps to find stopped streams"
+  start_sut "$s" || return
+  f=$OUT/$s-relay-overload.txt
+  # shellcheck disable=SC2086
+  run_load "$f" relay $args -a $GEN_A -b $GEN_B -ctl-local $CTL_LOCAL -calls "$CALLS" -warmup-rate "$RAMP_START" \
+    -rates "$over" -recover "$RAMP_START" -step "$STEP" -drain "$DRAIN" -pid "$SUT_PID" -sut-core $SUT_CORE \
+    -sut-ports $RTP_MIN-$RTP_MAX
+  cleanup
+  R[$s.over_pps]=$over
+  R[$s.over_recv]=$(get "$f" result_last_recv_pps)
+  R[$s.over_share]=$(awk -v r="${R[$s.over_recv]:-0}" -v k="${R[$s.knee_recv]}" 'BEGIN{printf "%.1f", 100*r/k}')
+  R[$s.over_p99]=$(get "$f" result_last_p99_us)
+  R[$s.stopped]=$(get "$f" result_recover_silent)
+}
+
+tps_series() { # system
+  local s=$1 f wc
+  [[ $s == mediagw ]] && wc='rtpbridge/$@mgw' || wc='rtpbridge/*@mgw'
+  local port=$OSMO_MGCP; [[ $s == mediagw ]] && port=$GW_MGCP
+  log "mgcp $s: CRCX+DLCX pairs, concurrency $TPS_CONC, $TPS_DUR each"
+  start_sut "$s" || return
+  f=$OUT/$s-mgcp-tps.txt
+  run_load "$f" mgcptps -ctl 127.0.0.1:$port -ctl-local $CTL_LOCAL -wildcard "$wc" -conc "$TPS_CONC" -dur "$TPS_DUR" -pid "$SUT_PID"
+  cleanup
+  R[$s.tps]=$(get "$f" result_best_pairs_per_s)
+  R[$s.tps_conc]=$(get "$f" result_best_conc)
+}
+
+sip_series() { # system: sipp-uas | mediagw-sip
+  local s=$1 f=$OUT/$1-sip.txt best=0 r rc t0 t1 cps port=$SIPP_UAS
+  [[ $s == mediagw-sip ]] && port=$GW_SIP
+  log "sip $s: sipp -sn uac steps $SIP_RATES calls/s, ${SIP_SECS}s each"
+  start_sut "$s" || return
+  : >"$f"
+  for r in $SIP_RATES; do
+    local m=$((r * SIP_SECS)) ok=0 try
+    local cmd=(sipp -sn uac 127.0.0.1:$port -s echo -i 127.0.0.1 -p $SIPP_UAC -r "$r" -m "$m" -l $((r * 2))
+      -buff_size 4194304 -nostdin -timeout 60s -timeout_error -recv_timeout 5000)
+    [[ $r == "${SIP_RATES%% *}" ]] && COMMANDS+=("taskset -c $GEN_CORE ${cmd[*]}  (per step: -r R -m R*$SIP_SECS -l R*2)")
+    for try in 1 2; do # a busy shared machine can spoil one step: a failed step runs once more
+      t0=$(date +%s.%N)
+      load "${cmd[@]}" >"$OUT/$s-sipp-uac-$r-$try.log" 2>&1; rc=$?
+      t1=$(date +%s.%N)
+      # pass: SIPp exit 0 (every call succeeded) and the calls took no longer than
+      # the paced time + 10% + 0.5 s (a slow answerer makes SIPp fall behind its rate)
+      cps=$(awk -v m="$m" -v a="$t0" -v b="$t1" 'BEGIN{printf "%.0f", m/(b-a)}')
+      local inTime
+      inTime=$(awk -v a="$t0" -v b="$t1" -v s="$SIP_SECS" 'BEGIN{print (b-a <= s*1.1+0.5) ? 1 : 0}')
+      echo "rate=$r try=$try calls=$m exit=$rc elapsed_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b-a}') achieved_cps=$cps" >>"$f"
+      if [[ $rc == 0 && $inTime == 1 ]]; then ok=1; break; fi
+    done
+    ((ok)) || break
+    best=$r
+  done
+  cleanup
+  R[$s.cps]=$best
+}
+
+# --- run ------------------------------------------------------------------------
+T_START=$(date +%s)
+log "generator ceiling (no SUT: generator sends to itself)"
+run_load "$OUT/generator-loop.txt" relay -driver loop -a $GEN_A -b $GEN_B -calls "$CALLS" \
+  -rates 100k,200k,300k,400k -step 3s -drain 500ms -stop-on-fail=false
+GEN_CEIL=$(sed -n 's/.*recv_pps=\([0-9]*\).*verdict=.*/\1/p' "$OUT/generator-loop.txt" | sort -n | tail -1)
+
+for s in $SYSTEMS; do
+  [[ $s == mediagw && $HAVE_GW == 0 ]] && continue
+  relay_series "$s"
+done
+for s in osmo-mgw mediagw; do
+  [[ " $SYSTEMS " == *" $s "* ]] || continue
+  [[ $s == mediagw && $HAVE_GW == 0 ]] && continue
+  tps_series "$s"
+done
+sip_series sipp-uas
+[[ $HAVE_GW == 1 && " $SYSTEMS " == *" mediagw "* ]] && sip_series mediagw-sip
+T_END=$(date +%s)
+
+# --- report ----------------------------------------------------------------------
+v() { local x=${R[$1]:-}; echo "${x:-n/a}"; }
+ms() { local x=${R[$1]:-}; [[ -z $x ]] && echo n/a || awk -v u="$x" 'BEGIN{printf "%.1f", u/1000}'; }
+ratio() { # a b
+  local a=${R[$1]:-} b=${R[$2]:-}
+  if [[ -z $a || -z $b || $b == 0 ]]; then echo n/a; else awk -v a="$a" -v b="$b" 'BEGIN{printf "%.2f", a/b}'; fi
+}
+
+REPORT=$OUT/report.md
+{
+  echo "| system | loss-free relay (pps) | stopped by | CPU s / M pkt | p50 / p99 added latency (ms) | at 1.2x: forwarded, % of capacity | streams stopped for good |"
+  echo "|---|---|---|---|---|---|---|"
+  for s in $SYSTEMS; do
+    echo "| $s | $(v $s.knee) | $(v $s.limit) | $(v $s.cpu) | $(ms $s.p50) / $(ms $s.p99) | $(v $s.over_share) (offered $(v $s.over_pps), p99 $(ms $s.over_p99) ms) | $(v $s.stopped) |"
+  done
+  echo "| generator alone (loop) | ceiling ${GEN_CEIL:-n/a} | | | | | |"
+  echo
+  echo "| system | MGCP CRCX+DLCX pairs/s (best concurrency) | SIP calls/s, 0 failures |"
+  echo "|---|---|---|"
+  echo "| osmo-mgw 1.10 | $(v osmo-mgw.tps) ($(v osmo-mgw.tps_conc)) | |"
+  echo "| sipp -sn uas | | $(v sipp-uas.cps) |"
+  echo "| mediagw | $(v mediagw.tps) ($(v mediagw.tps_conc)) | $(v mediagw-sip.cps) |"
+} >"$REPORT"
+
+NV=$OUT/results.txt
+{
+  echo "calls=$CALLS"
+  echo "step=$STEP"
+  echo "generator_ceiling_pps=${GEN_CEIL:-n/a}"
+  for s in $SYSTEMS; do
+    k=${s//-/_}
+    echo "relay_loss_free_pps_$k=$(v $s.knee)"
+    echo "relay_limit_$k=$(v $s.limit)"
+    echo "relay_cpu_s_per_mpkt_$k=$(v $s.cpu)"
+    echo "relay_p99_ms_$k=$(ms $s.p99)"
+    echo "relay_overload_forwarded_pct_$k=$(v $s.over_share)"
+    echo "relay_overload_stopped_streams_$k=$(v $s.stopped)"
+  done
+  echo "mgcp_pairs_per_s_osmo_mgw=$(v osmo-mgw.tps)"
+  echo "mgcp_pairs_per_s_mediagw=$(v mediagw.tps)"
+  echo "sip_cps_sipp_uas=$(v sipp-uas.cps)"
+  echo "sip_cps_mediagw=$(v mediagw-sip.cps)"
+  echo "duration_s=$((T_END - T_START))"
+  echo "relay_ratio_vs_rtpengine=$(ratio mediagw.knee rtpengine.knee)"
+  echo "relay_ratio_vs_osmo_mgw=$(ratio mediagw.knee osmo-mgw.knee)"
+  echo "mgcp_tps_ratio_vs_osmo_mgw=$(ratio mediagw.tps osmo-mgw.tps)"
+  echo "sip_cps_ratio_vs_sipp_uas=$(ratio mediagw-sip.cps sipp-uas.cps)"
+} >"$NV"
+
+cat "$REPORT"
+echo
+cat "$NV"
+
+if [[ $RECORD == 1 ]]; then
+  RES=$ROOT/bench/RESULTS.md
+  ENTRY=$OUT/results-entry.md
+  {
+    echo "### $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- 2>/dev/null || echo '+dirty')"
+    echo
+    echo "Machine: $(nproc) cores ($(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1)), shared; SUT on core $SUT_CORE, generator on core $GEN_CORE, nice $NICE. $CALLS calls, $STEP steps + $DRAIN drain, ramp from $RAMP_START pps x$RAMP_FACTOR. Took $((T_END - T_START)) s."
+    echo
+    echo "Commands (SUT pinned with taskset -c $SUT_CORE):"
+    echo
+    echo '```'
+    printf '%s\n' "${COMMANDS[@]}"
+    echo '```'
+    echo
+    cat "$REPORT"
+    echo
+    echo '```'
+    cat "$NV"
+    echo '```'
+    echo
+  } >"$ENTRY"
+  [[ -f $RES ]] || printf '# Benchmark results\n\n' >"$RES"
+  if ! grep -q '^## Peers' "$RES"; then
+    printf '\n## Peers\n\nRuns of `bench/peers.sh` (issue 6), newest last.\n\n' >>"$RES"
+  fi
+  # insert the entry at the end of the Peers section (before the next "## " heading)
+  awk -v entry="$ENTRY" '
+    /^## / { if (inpeers && !done) { while ((getline l < entry) > 0) print l; done=1 } inpeers = ($0 ~ /^## Peers/) }
+    { print }
+    END { if (!done) while ((getline l < entry) > 0) print l }' "$RES" >"$RES.tmp" && mv "$RES.tmp" "$RES"
+  log "recorded in bench/RESULTS.md"
+fi
