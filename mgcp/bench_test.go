@@ -121,35 +121,41 @@ func BenchmarkUDPCRCXDLCX(b *testing.B) {
 		}
 		defer c.Close()
 		buf := make([]byte, 4096)
-		do := func(dg []byte) *Response {
+		do := func(dg []byte, tid uint32) *Response {
 			for try := 0; try < 5; try++ {
 				if _, err := c.WriteToUDP(dg, srv); err != nil {
 					b.Error(err)
 					return nil
 				}
 				_ = c.SetReadDeadline(time.Now().Add(time.Second))
-				n, _, err := c.ReadFromUDP(buf)
-				if err != nil {
-					continue // lost: retransmit, as a call agent does
+				for {
+					n, _, err := c.ReadFromUDP(buf)
+					if err != nil {
+						break // nothing yet: retransmit, as a call agent does
+					}
+					r, err := ParseResponse(buf[:n])
+					if err != nil {
+						b.Error(err)
+						return nil
+					}
+					if r.TransID == tid { // else a late answer to an earlier try
+						return r
+					}
 				}
-				r, err := ParseResponse(buf[:n])
-				if err != nil {
-					b.Error(err)
-					return nil
-				}
-				return r
 			}
 			b.Error("no answer after 5 tries")
 			return nil
 		}
 		for pb.Next() {
-			r := do(setTID(benchCRCX, tids.Add(1)))
+			tid := tids.Add(1)
+			r := do(setTID(benchCRCX, tid), tid)
 			if r == nil || r.Code != 200 {
 				b.Errorf("CRCX: %+v", r)
 				return
 			}
-			dl := fmt.Sprintf("DLCX %d %s MGCP 1.0\r\nC: 5a1\r\nI: %s\r\n", tids.Add(1), r.Params.Value("Z"), r.Params.Value("I"))
-			if r := do([]byte(dl)); r == nil || r.Code != 250 {
+			tid = tids.Add(1)
+			dl := fmt.Sprintf("DLCX %d %s MGCP 1.0\r\nC: 5a1\r\nI: %s\r\n", tid, r.Params.Value("Z"), r.Params.Value("I"))
+			if r := do([]byte(dl), tid); r == nil || r.Code != 250 {
 				b.Errorf("DLCX: %+v", r)
 				return
 			}
