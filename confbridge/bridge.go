@@ -251,7 +251,7 @@ type MemberStats struct {
 	Relayed    uint64 // packets of this member relayed directly (hairpin)
 	Malformed  uint64
 	WrongPT    uint64
-	Overflow   uint64 // packets dropped because the tick fell behind
+	Oversize   uint64 // packets too large to mix (over 60 ms of G.711)
 	Jitter     JitterStats
 }
 
@@ -266,8 +266,11 @@ func (b *Bridge) MemberStats(id string) (MemberStats, error) {
 	s := MemberStats{
 		Codec: m.codec, Talking: m.talking, Hairpinned: b.hairpin,
 		Relayed: m.relayed.Load(), Malformed: m.malformed.Load(), WrongPT: m.wrongPT.Load(),
-		Overflow: m.overflow.Load() + m.oversize.Load(), Jitter: m.jb.stats(),
+		Oversize: m.oversize.Load(),
 	}
+	m.jmu.Lock()
+	s.Jitter = m.jb.stats()
+	m.jmu.Unlock()
 	m.omu.Lock()
 	s.Sent, s.SendErrors = m.sent, m.sendErrs
 	m.omu.Unlock()
@@ -302,25 +305,25 @@ func (b *Bridge) reconcile() {
 	}
 }
 
-// link turns the mixer into a direct relay. What each member's jitter buffer
-// still holds is sent to the other first (same codec: no transcoding), then
-// the peers are linked, then packets that were queued meanwhile are relayed,
-// so the receiver sees one continuous stream.
+// link turns the mixer into a direct relay. The peers are linked first, so
+// new packets go straight across; what each jitter buffer still holds is
+// then sent to the other member (same codec: no transcoding) while holding
+// its output stream, so relayed packets queue behind it and the receiver
+// sees one continuous stream.
 func (b *Bridge) link() {
 	x, y := b.members[0], b.members[1]
-	now := b.eng.now()
-	b.flushTo(x, y, now)
-	b.flushTo(y, x, now)
 	x.peer.Store(y)
 	y.peer.Store(x)
 	b.hairpin = true
-	b.relayQueued(x, y, now)
-	b.relayQueued(y, x, now)
+	now := b.eng.now()
+	b.flushTo(x, y, now)
+	b.flushTo(y, x, now)
 }
 
 func (b *Bridge) flushTo(src, dst *Member, now int64) {
-	src.drain()
 	k := b.k
+	src.jmu.Lock()
+	defer src.jmu.Unlock()
 	dst.omu.Lock()
 	defer dst.omu.Unlock()
 	for i := 0; src.jb.synced && i < jbSize/k; i++ {
@@ -338,16 +341,6 @@ func (b *Bridge) flushTo(src, dst *Member, now int64) {
 	src.talking, src.hang = false, 0
 }
 
-func (b *Bridge) relayQueued(src, dst *Member, now int64) {
-	tail, head := src.tail.Load(), src.head.Load()
-	for ; tail != head; tail++ {
-		s := &src.ring[tail%ringSlots]
-		h := rtpHeader{pt: uint8(src.codec), seq: s.seq, ts: s.ts, ssrc: s.ssrc}
-		dst.relay(&h, s.payload[:s.n], now)
-	}
-	src.tail.Store(tail)
-}
-
 // unlink turns a hairpin back into a mixer. The jitter buffers start without
 // pre-roll delay so the first mixed frame follows the last relayed one
 // within a tick; the delay then grows only if the network needs it.
@@ -359,8 +352,10 @@ func (b *Bridge) unlink() {
 		m.omu.Lock() // waits out a relay in flight
 		m.hpSet = false
 		m.omu.Unlock()
+		m.jmu.Lock()
 		m.jb.reset()
 		m.jb.fast = true
+		m.jmu.Unlock()
 	}
 	b.hairpin = false
 }
@@ -376,8 +371,7 @@ func (b *Bridge) tick(now int64) {
 	sum, coachSum := b.sum[:k], b.coachSum[:k]
 	nSum, nCoach := 0, 0
 	for _, m := range b.members {
-		m.drain()
-		kind := m.jb.play(m.frame[:k], m.law.silence)
+		kind := m.play(k)
 		m.inMix = false
 		if m.muted || m.recvOnly || kind == frameSilent {
 			m.talking, m.hang = false, 0

@@ -6,8 +6,8 @@ import "bytes"
 // timestamp (one octet per sample), with a presence flag per sample. Placing
 // data by timestamp makes reordering, duplicates, packet sizes other than the
 // tick, and partial overlaps one operation: write the samples where they
-// belong. Playout reads one tick of samples at playTs. It is owned by the
-// bridge's tick; HandleRTP never touches it.
+// belong. Playout reads one tick of samples at playTs. The member's jmu
+// guards it: HandleRTP puts, the bridge's tick plays.
 
 const (
 	jbSize    = 2048 // samples (256 ms at 8 kHz); a power of two

@@ -12,20 +12,10 @@ import (
 type Output interface{ Send(pkt []byte) error }
 
 const (
-	ringSlots              = 16  // packets queued between HandleRTP and the tick (320 ms at 20 ms)
-	maxPayload             = 480 // largest G.711 payload queued for mixing (60 ms)
+	maxPayload             = 480 // largest G.711 payload taken for mixing (60 ms)
 	maxPacket              = 1500
 	defaultDTMFPayloadType = 101
 )
-
-type slot struct {
-	ssrc    uint32
-	ts      uint32
-	seq     uint16
-	n       uint16
-	at      int64 // arrival, engine clock (ns)
-	payload [maxPayload]byte
-}
 
 // Member is one connection in a bridge. Set it as the leg's RTP handler.
 type Member struct {
@@ -43,18 +33,18 @@ type Member struct {
 	peer    atomic.Pointer[Member] // hairpin: relay what arrives straight to this member
 	eventPT atomic.Uint32
 
-	// Producer side of the receive ring. HandleRTP is called by one receive
-	// loop, but pmu makes a second caller safe; it is never held by the tick.
-	pmu        sync.Mutex // guards ring slot writes, dtmf
-	ring       [ringSlots]slot
-	head, tail atomic.Uint32
-	dtmf       dtmfState
+	// jmu guards the jitter buffer and the event state. HandleRTP puts a
+	// packet's payload straight into the jitter buffer and the tick takes a
+	// frame out: a few hundred nanoseconds each, so the lock is held briefly
+	// by at most two goroutines (the leg's receive loop and the mixer).
+	jmu  sync.Mutex
+	jb   jitterBuffer
+	dtmf dtmfState
 
 	// Counters written by HandleRTP.
-	malformed, wrongPT, overflow, oversize, relayed atomic.Uint64
+	malformed, wrongPT, oversize, relayed atomic.Uint64
 
 	// Owned by the tick (under b.mu).
-	jb      jitterBuffer
 	frame   [maxFrame]byte
 	pcm     [maxFrame]int16
 	talking bool
@@ -142,28 +132,17 @@ func (m *Member) HandleRTP(pkt []byte) {
 		m.oversize.Add(1)
 		return
 	}
-	m.pmu.Lock()
-	head := m.head.Load()
-	if head-m.tail.Load() >= ringSlots {
-		m.pmu.Unlock()
-		m.overflow.Add(1)
-		return
-	}
-	s := &m.ring[head%ringSlots]
-	s.ssrc, s.ts, s.seq, s.at = h.ssrc, h.ts, h.seq, now
-	s.n = uint16(copy(s.payload[:], payload))
-	m.head.Store(head + 1)
-	m.pmu.Unlock()
+	m.jmu.Lock()
+	m.jb.put(h.ssrc, h.seq, h.ts, payload, now/int64(1e9/sampleRate))
+	m.jmu.Unlock()
 }
 
-// drain moves queued packets into the jitter buffer (tick side).
-func (m *Member) drain() {
-	tail, head := m.tail.Load(), m.head.Load()
-	for ; tail != head; tail++ {
-		s := &m.ring[tail%ringSlots]
-		m.jb.put(s.ssrc, s.seq, s.ts, s.payload[:s.n], s.at/int64(1e9/sampleRate))
-	}
-	m.tail.Store(tail)
+// play takes the next frame out of the jitter buffer (tick side).
+func (m *Member) play(k int) frameKind {
+	m.jmu.Lock()
+	kind := m.jb.play(m.frame[:k], m.law.silence)
+	m.jmu.Unlock()
+	return kind
 }
 
 // nextTs is the timestamp of a packet sent now on the output stream: right
@@ -232,7 +211,7 @@ func (m *Member) relay(h *rtpHeader, payload []byte, now int64) {
 	m.omu.Unlock()
 }
 
-// dtmfState follows RFC 4733 events of one member (under pmu).
+// dtmfState follows RFC 4733 events of one member (under jmu).
 type dtmfState struct {
 	active bool
 	ssrc   uint32
@@ -247,7 +226,7 @@ func (m *Member) handleEvent(h *rtpHeader, p []byte) {
 	}
 	event, end := p[0], p[1]&0x80 != 0
 	fn := m.b.opts.OnDigit
-	m.pmu.Lock()
+	m.jmu.Lock()
 	d := &m.dtmf
 	start := !d.active || d.ssrc != h.ssrc || d.ts != h.ts
 	if start {
@@ -257,7 +236,7 @@ func (m *Member) handleEvent(h *rtpHeader, p []byte) {
 	if reportEnd {
 		d.ended = true
 	}
-	m.pmu.Unlock()
+	m.jmu.Unlock()
 	if fn == nil {
 		return
 	}

@@ -47,6 +47,7 @@ YAML
 
 $PRIO taskset -c "$GW_CPU" "$OUT/gateway" -config "$OUT/gateway.yaml" 2>"$OUT/gateway.log" &
 GW=$!
+echo "$GW" >"$OUT/gateway.pid"
 cleanup() { kill "$GW" 2>/dev/null || true; wait "$GW" 2>/dev/null || true; }
 trap cleanup EXIT
 
