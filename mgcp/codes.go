@@ -32,6 +32,7 @@ const (
 	codeMissingSDP      = 527
 	codeVersion         = 528
 	codeUnsupportedLCO  = 532
+	codeTooLarge        = 533
 	codeCodec           = 534
 	codePtime           = 535
 	codeBadParam        = 539
@@ -64,6 +65,7 @@ var codeText = map[int]string{
 	codeMissingSDP:      "Missing remote connection descriptor",
 	codeVersion:         "Incompatible protocol version",
 	codeUnsupportedLCO:  "Unsupported value in local connection options",
+	codeTooLarge:        "Response too large",
 	codeCodec:           "Codec negotiation failure",
 	codePtime:           "Packetization period not supported",
 	codeBadParam:        "Invalid or unsupported command parameter",

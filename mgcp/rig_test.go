@@ -191,7 +191,7 @@ func (r *rig) exchange(from *net.UDPConn, dg string) []string {
 func (r *rig) drain() []string {
 	r.t.Helper()
 	r.sentinel++
-	r.send(r.ca, fmt.Sprintf("AUEP %d *@mgw MGCP 1.0\r\n", r.sentinel))
+	r.send(r.ca, fmt.Sprintf("AUEP %d rtpbridge/1@mgw MGCP 1.0\r\n", r.sentinel))
 	prefix := fmt.Sprintf("200 %d ", r.sentinel)
 	var got []string
 	for {

@@ -36,6 +36,10 @@ func DefaultConfig() Config {
 	}
 }
 
+// maxDatagram is the largest message a call agent must accept
+// (RFC 3435 §3.5.4 MaxMGCPDatagram default); a longer answer is 533.
+const maxDatagram = 4000
+
 // slowCommand is when a command still executing gets a provisional 100.
 const slowCommand = 200 * time.Millisecond
 

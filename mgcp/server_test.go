@@ -225,3 +225,23 @@ func TestNewValidates(t *testing.T) {
 		t.Fatalf("ListenAddr: %q %v", addr, err)
 	}
 }
+
+// An audit of `*` that would not fit in a datagram is 533.
+func TestAuditTooLarge(t *testing.T) {
+	r := newRig(t)
+	for i := 0; i < 200; i++ {
+		c, err := r.table.CreateConnection(session.ConnectionParams{Owner: session.FrontHTTP})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.table.CreateConference(fmt.Sprintf("conference-with-a-long-name-%03d", i), session.KindConference, c.ID, session.MemberAttrs{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if resp := r.command("AUEP 1 *@mgw MGCP 1.0\r\n"); resp.Code != 533 {
+		t.Fatalf("AUEP *: %d", resp.Code)
+	}
+	if resp := r.command("AUEP 2 rtpbridge/*@mgw MGCP 1.0\r\n"); resp.Code != 200 {
+		t.Fatalf("AUEP rtpbridge/*: %d", resp.Code)
+	}
+}

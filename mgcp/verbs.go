@@ -368,10 +368,15 @@ func (s *Server) auep(c *Command, ep endpoint, src netip.AddrPort) *Response {
 	}
 	r := &Response{Code: codeOK}
 	if ep.all {
+		size := 0
 		for _, cf := range s.table.Conferences() {
 			if ep.matches(cf.ID) {
 				name, _ := endpointOf(cf.ID)
-				r.Params = append(r.Params, Param{"Z", name + "@" + s.cfg.Domain})
+				z := Param{"Z", name + "@" + s.cfg.Domain}
+				if size += len(z.Name) + len(z.Value) + 4; size > maxDatagram {
+					return fail(codeTooLarge, "AUEP %s: more endpoints than fit in %d octets", ep.local(), maxDatagram)
+				}
+				r.Params = append(r.Params, z)
 			}
 		}
 		return r
