@@ -161,11 +161,11 @@ type phone struct {
 	ds      *sipgo.DialogServerCache
 	rtp     *rtpPeer
 
-	byes     chan *gosip.Request // BYEs the gateway sent us
-	notifies chan string         // sipfrag bodies of NOTIFYs
-	invites  chan *gosip.Request // INVITEs we received
+	byes     chan *gosip.Request             // BYEs the gateway sent us
+	notifies chan string                     // sipfrag bodies of NOTIFYs
+	invites  chan *gosip.Request             // INVITEs we received
 	dialogs  chan *sipgo.DialogServerSession // dialogs of INVITEs we answered
-	cancels  chan struct{}       // INVITEs of ours cancelled by the caller
+	cancels  chan struct{}                   // INVITEs of ours cancelled by the caller
 
 	mu     sync.Mutex // guards answer
 	answer int        // status for incoming INVITEs: 200 answers, 180 rings until cancelled
@@ -707,3 +707,5 @@ func (p *phone) hangupAnswered(t testing.TB) {
 }
 
 func uriString(u gosip.Uri) string { return u.String() }
+
+func gosipHeader(name, value string) gosip.Header { return gosip.NewHeader(name, value) }

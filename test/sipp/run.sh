@@ -153,6 +153,18 @@ sleep 0.3
 sipp_run bye-from-gateway "$gw" -sf "$here/uac_wait_bye.xml" -s hangup-dave -m 1
 sipp_wait uas-hangup "$uas_pid"
 
+# ... and over TCP: a conference released over the HTTP API hangs up its
+# SIP leg with a BYE on the caller's TCP connection.
+next_ports
+sipp_bg bye-from-gateway-tcp "$gw" -sf "$here/uac_wait_bye.xml" -s conf-tcpbye -t t1 -m 1 -p "$port" -mp "$mport"
+uac_pid=$!
+for _ in $(seq 1 50); do
+	[[ "$(metric mediagw_connections_active)" == 1 ]] && break
+	sleep 0.1
+done
+curl -sf -X POST "$http/v1/actions/DeleteConnection" -d '{"ConferenceId":"tcpbye"}' >/dev/null
+sipp_wait bye-from-gateway-tcp "$uac_pid"
+
 # Load: 1,000 calls at 100 calls/s spread over ten conferences.
 sipp_run load-1000-calls "$gw" -sf "$here/uac_load.xml" -inf "$here/confs.csv" \
 	-m 1000 -r 100 -l 400 -d 1000 -buff_size 4194304
