@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -198,8 +199,8 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 				return nil
 			}
 			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.ECONNREFUSED) {
+				continue // a stale deadline, or an ICMP error for an earlier send
 			}
 			return fmt.Errorf("mgcp: read: %w", err)
 		}
