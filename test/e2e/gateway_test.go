@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -94,9 +95,17 @@ type GatewayOptions struct {
 func StartGateway(t testing.TB, opt GatewayOptions) *Gateway {
 	t.Helper()
 	bin := gatewayBinary(t)
-	block := 1 + startSeq%8 // block 0 (36000-36099, RTP 34000-34099) is test/sipp/run.sh's
-	startSeq++
-	sig := 36000 + block*100
+	// Block 0 (36000-36099, RTP 34000-34099) is test/sipp/run.sh's. Take the
+	// next block whose signalling ports are free (another run may hold one).
+	var block, sig int
+	for try := 0; ; try++ {
+		block = 1 + startSeq%8
+		startSeq++
+		sig = 36000 + block*100
+		if signallingFree(sig) || try == 16 {
+			break
+		}
+	}
 	rtpMin := 34000 + block*100
 	g := &Gateway{
 		t:      t,
@@ -169,6 +178,30 @@ http:
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// signallingFree reports whether a block's HTTP, SIP and MGCP ports bind.
+func signallingFree(sig int) bool {
+	for _, p := range []struct {
+		network string
+		port    int
+	}{{"tcp", sig + 80}, {"tcp", sig + 60}, {"udp", sig + 60}, {"udp", sig + 29}} {
+		addr := fmt.Sprintf("127.0.0.1:%d", p.port)
+		if p.network == "tcp" {
+			ln, err := net.Listen("tcp", addr)
+			if err != nil {
+				return false
+			}
+			ln.Close()
+		} else {
+			pc, err := net.ListenPacket("udp", addr)
+			if err != nil {
+				return false
+			}
+			pc.Close()
+		}
+	}
+	return true
 }
 
 func tail(s string, n int) string {
