@@ -14,15 +14,15 @@ import (
 // frequency and measures the power of chosen frequencies in what it hears.
 // Frequencies should be multiples of 50 Hz (whole cycles per 20 ms frame).
 type TonePeer struct {
-	Freq  float64
-	PT    uint8 // 0 PCMU, 8 PCMA
-	conn  *net.UDPConn
-	ssrc  uint32
-	stop  chan struct{}
-	done  sync.WaitGroup
-	mu    sync.Mutex // guards the fields below
-	power map[float64]float64
-	frames int
+	Freq    float64
+	PT      uint8 // 0 PCMU, 8 PCMA
+	conn    *net.UDPConn
+	ssrc    uint32
+	stop    chan struct{}
+	done    sync.WaitGroup
+	mu      sync.Mutex // guards the fields below
+	power   map[float64]float64
+	frames  int
 	packets int
 }
 
