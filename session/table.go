@@ -37,15 +37,15 @@ type Table struct {
 	log    *logrus.Entry
 	met    *metrics
 
-	mu         sync.Mutex // guards every field below, and the conn/conf structs they reach
-	conns      map[string]*conn
-	confs      map[string]*conf
-	nextConn   uint64
-	nextConf   uint64
-	inUse      [poolCount]int
-	draining   bool
-	subs       []func(Event)
-	pending    [poolCount]int // reserved by creations whose sockets are being bound
+	mu       sync.Mutex // guards every field below, and the conn/conf structs they reach
+	conns    map[string]*conn
+	confs    map[string]*conf
+	nextConn uint64
+	nextConf uint64
+	inUse    [poolCount]int
+	draining bool
+	subs     []func(Event)
+	pending  [poolCount]int // reserved by creations whose sockets are being bound
 }
 
 type pool int
