@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # SIPp scenarios against the real gateway binary.
 #
-# Builds ./cmd/gateway, starts it with test/sipp/gateway.yaml (SIP 36060
-# udp+tcp, MGCP 36427, HTTP 127.0.0.1:36080, RTP 34000-34999), runs every
-# scenario, each SIPp on its own -p port, and asserts each SIPp's exit code
-# (0 = every call succeeded). After the load run, /metrics must show no
-# connection and every RTP port free. Exits non-zero if anything failed.
+# Starts the gateway with test/sipp/gateway.yaml (SIP 36060 udp+tcp, MGCP
+# 36427, HTTP 127.0.0.1:36080, RTP 34000-34099), runs every scenario, each
+# SIPp on its own -p port, and asserts each SIPp's exit code (0 = every
+# call succeeded). After the load run, /metrics must show no connection and
+# every RTP port free. Exits non-zero if anything failed.
+#
+# Ports: everything stays in 36000-36099 and 34000-34099, the block that
+# test/e2e leaves to this script: SIPp clients 36001-36029 (media 36030-
+# 36057), the SIPp targets of the bridge routes 36071-36073 (media 36084-).
 #
 # Needs SIPp 3.6 (Debian/Ubuntu: apt-get install -y sip-tester) and curl.
-# Usage: test/sipp/run.sh            (from anywhere in the repository)
-#        KEEP=1 test/sipp/run.sh     keeps the work directory with logs
+# Usage: test/sipp/run.sh [GATEWAY-BINARY]   (builds ./cmd/gateway if none)
+#        KEEP=1 test/sipp/run.sh             keeps the work directory with logs
 set -uo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -33,8 +37,13 @@ command -v curl >/dev/null || { echo "curl not found" >&2; exit 2; }
 pcap=/usr/share/sip-tester/g711a.pcap
 [[ -r $pcap ]] || { echo "$pcap missing (package sip-tester)" >&2; exit 2; }
 
-log "building the gateway"
-(cd "$root" && go build -o "$work/mediagw" ./cmd/gateway) || { echo "build failed" >&2; exit 1; }
+bin="${1:-}"
+if [[ -z "$bin" ]]; then
+	log "building the gateway"
+	bin="$work/mediagw"
+	(cd "$root" && go build -o "$bin" ./cmd/gateway) || { echo "build failed" >&2; exit 1; }
+fi
+[[ -x "$bin" ]] || { echo "$bin: not an executable" >&2; exit 2; }
 
 http=http://127.0.0.1:36080
 gw=127.0.0.1:36060
@@ -43,7 +52,7 @@ metric() { # metric NAME[{labels}] -> value (0 when absent)
 	curl -sf "$http/metrics" | awk -v m="$1" '$1 == m { print $2; found=1 } END { if (!found) print 0 }'
 }
 
-"$work/mediagw" -config "$here/gateway.yaml" >"$work/gateway.log" 2>&1 &
+"$bin" -config "$here/gateway.yaml" >"$work/gateway.log" 2>&1 &
 gw_pid=$!
 for _ in $(seq 1 100); do
 	curl -sf "$http/healthz" >/dev/null 2>&1 && break
@@ -56,10 +65,14 @@ log "gateway up (pid $gw_pid, $ports_free RTP ports free)"
 
 # Common SIPp options: loopback, no keyboard, bounded in time, errors logged.
 common=(-i 127.0.0.1 -mi 127.0.0.1 -nostdin -timeout 60s -timeout_error -recv_timeout 10000 -trace_err)
-port=36100   # next SIPp signalling port
-mport=36200  # next SIPp media port base
+port=36000   # SIPp signalling port of the last client
+mport=36030  # SIPp media port base of the last client (it binds base and base+2)
 
-next_ports() { port=$((port + 1)); mport=$((mport + 10)); }
+next_ports() {
+	port=$((port + 1))
+	mport=$((36030 + (mport - 36030 + 4) % 28))
+	if ((port > 36029)); then echo "run.sh: out of SIPp ports" >&2; exit 2; fi
+}
 
 # sipp_run NAME ARGS...: runs one SIPp client in the foreground and checks
 # its exit code.
@@ -121,7 +134,7 @@ sipp_run hold-u1 "$gw" -sf "$here/hold.xml" -s conf-hold -t u1 -m 2 -r 2
 sipp_run hold-t1 "$gw" -sf "$here/hold.xml" -s conf-hold -t t1 -m 2 -r 2
 
 # CANCEL of a ringing bridge call: route ring-<user> calls <user>@127.0.0.1:36071.
-sipp_bg uas-ring -sf "$here/uas_ring.xml" -p 36071 -mp 36500 -m 1
+sipp_bg uas-ring -sf "$here/uas_ring.xml" -p 36071 -mp 36084 -m 1
 uas_pid=$!
 sleep 0.3
 sipp_run cancel-ringing-bridge "$gw" -sf "$here/cancel_uac.xml" -s ring-bob -m 1
@@ -133,7 +146,7 @@ sipp_run refer-own-conference "$gw" -sf "$here/refer_conf.xml" -s conf-r1 -key r
 # REFER to an external target (a second SIPp, built-in uas): the target
 # takes the call's place in conference rx and the referrer gets BYE. The
 # conference is then released over the HTTP API, which hangs the target up.
-sipp_bg uas-refer-target -sn uas -p 36072 -mp 36510 -m 1
+sipp_bg uas-refer-target -sn uas -p 36072 -mp 36088 -m 1
 uas_pid=$!
 sleep 0.3
 sipp_run refer-external "$gw" -sf "$here/refer_ext.xml" -s conf-rx -key referto sip:carol@127.0.0.1:36072 -m 1
@@ -147,7 +160,7 @@ sipp_wait uas-refer-target "$uas_pid"
 # BYE in both directions: the uac runs above hang up themselves; here the
 # bridge target (route hangup-<user> to 127.0.0.1:36073) hangs up and the
 # gateway must BYE the caller.
-sipp_bg uas-hangup -sf "$here/uas_bye.xml" -p 36073 -mp 36520 -m 1
+sipp_bg uas-hangup -sf "$here/uas_bye.xml" -p 36073 -mp 36092 -m 1
 uas_pid=$!
 sleep 0.3
 sipp_run bye-from-gateway "$gw" -sf "$here/uac_wait_bye.xml" -s hangup-dave -m 1
@@ -165,9 +178,10 @@ done
 curl -sf -X POST "$http/v1/actions/DeleteConnection" -d '{"ConferenceId":"tcpbye"}' >/dev/null
 sipp_wait bye-from-gateway-tcp "$uac_pid"
 
-# Load: 1,000 calls at 100 calls/s spread over ten conferences.
+# Load: 1,000 calls at 100 calls/s spread over ten conferences (calls of
+# 100 ms; at most 40 at once, within the 50 port pairs of the test range).
 sipp_run load-1000-calls "$gw" -sf "$here/uac_load.xml" -inf "$here/confs.csv" \
-	-m 1000 -r 100 -l 400 -d 1000 -buff_size 4194304
+	-m 1000 -r 100 -l 40 -d 100 -buff_size 4194304
 grep -E 'Successful call|Failed call' "$work/load-1000-calls.out" | tail -2
 
 # Everything released: no connection, every port free.
