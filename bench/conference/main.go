@@ -75,12 +75,9 @@ type leg struct {
 	lastAt   int64
 	got      atomic.Uint64
 	lost     atomic.Uint64
-	g        [5]goertzel
-	total    float64 // energy of the analysed samples
-	samples  int
+	frames   int    // analysed frames
+	heard    [5]int // frames in which each tone was heard
 }
-
-type goertzel struct{ s1, s2 float64 }
 
 type conference struct {
 	id   string
@@ -276,9 +273,8 @@ func (l *load) addConference(n, nTalk int) error {
 		}
 		if i < nTalk {
 			lg.talker = i % len(toneFreqs)
-		} else if i == nTalk {
-			lg.listen = true
 		}
+		lg.listen = i == 0 || i == nTalk // one talker and one silent member are checked
 		l.nextSSRC++
 		lg.ssrc, lg.seq, lg.ts = l.nextSSRC*2654435761, uint16(l.nextSSRC*7919), l.nextSSRC*104729
 		s := l.socks[lg.sock]
@@ -445,20 +441,25 @@ func (l *load) receiver(s *phoneSocket) func([]byte, uint16, int64) {
 			lg.lastSeq, lg.lastAt, lg.haveLast = seq, at, true
 		}
 		if lg.listen && l.analyse.Load() && len(pkt) >= 12+frame {
+			// Goertzel per 20 ms frame: is each tone a fair share of it?
 			dec := &l.decode[lawIndex(pkt[1]&0x7f)]
-			for i, f := range toneFreqs {
+			var x [frame]float64
+			var total float64
+			for i, b := range pkt[12 : 12+frame] {
+				x[i] = float64(dec[b])
+				total += x[i] * x[i]
+			}
+			lg.frames++
+			for t, f := range toneFreqs {
 				c := 2 * math.Cos(2*math.Pi*f/8000)
-				g := &lg.g[i]
-				for _, b := range pkt[12 : 12+frame] {
-					s0 := float64(dec[b]) + c*g.s1 - g.s2
-					g.s2, g.s1 = g.s1, s0
+				var s1, s2 float64
+				for _, v := range x {
+					s1, s2 = v+c*s1-s2, s1
+				}
+				if p := s1*s1 + s2*s2 - c*s1*s2; total > 0 && 2*p/(frame*total) > 0.05 {
+					lg.heard[t]++
 				}
 			}
-			for _, b := range pkt[12 : 12+frame] {
-				v := float64(dec[b])
-				lg.total += v * v
-			}
-			lg.samples += frame
 		}
 	}
 }
@@ -491,7 +492,7 @@ func (l *load) step() (result, error) {
 	for _, lg := range legs {
 		s := l.socks[lg.sock]
 		s.mu.Lock()
-		lg.g, lg.total, lg.samples = [5]goertzel{}, 0, 0
+		lg.frames, lg.heard = 0, [5]int{}
 		s.mu.Unlock()
 	}
 	late0, err := l.lateTicks()
@@ -566,13 +567,15 @@ func (l *load) step() (result, error) {
 			}
 			s := l.socks[lg.sock]
 			s.mu.Lock()
-			good := lg.total > 0
+			// Every other talker heard in at least 95% of the frames, its
+			// own tone (a talker's) in at most 5%.
+			good := lg.frames > 0
 			for _, t := range tones {
-				// Share of the listener's audio power at the talker's tone.
-				c := 2 * math.Cos(2*math.Pi*toneFreqs[t]/8000)
-				g := lg.g[t]
-				p := g.s1*g.s1 + g.s2*g.s2 - c*g.s1*g.s2
-				if share := 2 * p / (float64(lg.samples) * lg.total); share < 0.05 {
+				if t == lg.talker {
+					if float64(lg.heard[t]) > 0.05*float64(lg.frames) {
+						good = false
+					}
+				} else if float64(lg.heard[t]) < 0.95*float64(lg.frames) {
 					good = false
 				}
 			}
