@@ -2,6 +2,8 @@ package rtpproxy
 
 import (
 	"fmt"
+	"net/netip"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -137,12 +139,24 @@ func BenchmarkRelayThroughput(b *testing.B) {
 				relayThroughput(b, calls, 64, read)
 			})
 		}
+		// Deep queues, as at and past the relay's capacity.
+		b.Run(fmt.Sprintf("read=%s/calls=64/window=1024", read), func(b *testing.B) {
+			relayThroughput(b, 64, 1024, read)
+		})
 	}
 }
 
 func relayThroughput(b *testing.B, calls, window int, read string) {
-	gen, sink := newPeer(b), newPeer(b)
-	child := startChildRelay(b, calls, gen.addr(), sink.addr(), read, 1)
+	// One sink socket holds some 150 queued packets: enough sinks that the
+	// window always fits, each drained by its own goroutine.
+	gen := newPeer(b)
+	sinks := make([]*peer, 1+window/64)
+	addrs := make([]netip.AddrPort, len(sinks))
+	for i := range sinks {
+		sinks[i] = newPeer(b)
+		addrs[i] = sinks[i].addr()
+	}
+	child := startChildRelay(b, calls, gen.addr(), addrs, read, 1)
 	targets := child.targets
 	pkt := rtpPacket(0, 0, 0, 1, 160)
 	tokens := make(chan struct{}, window)
@@ -150,19 +164,22 @@ func relayThroughput(b *testing.B, calls, window int, read string) {
 		tokens <- struct{}{}
 	}
 	var received atomic.Int64
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		buf := make([]byte, 2048)
-		for {
-			sink.rtp.SetReadDeadline(time.Now().Add(time.Second))
-			if _, _, err := sink.rtp.ReadFromUDPAddrPort(buf); err != nil {
-				return // the sender is done (or packets were lost): the count tells
+	var readers sync.WaitGroup
+	for _, sink := range sinks {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			buf := make([]byte, 2048)
+			for {
+				sink.rtp.SetReadDeadline(time.Now().Add(time.Second))
+				if _, _, err := sink.rtp.ReadFromUDPAddrPort(buf); err != nil {
+					return // closed at the end, or a second without packets
+				}
+				received.Add(1)
+				tokens <- struct{}{}
 			}
-			received.Add(1)
-			tokens <- struct{}{}
-		}
-	}()
+		}()
+	}
 	b.ReportAllocs()
 	b.SetBytes(int64(len(pkt)))
 	sent := 0
@@ -171,8 +188,8 @@ func relayThroughput(b *testing.B, calls, window int, read string) {
 	for b.Loop() {
 		select {
 		case <-tokens:
-		case <-done:
-			b.Fatalf("receiver gave up after %d of %d", received.Load(), sent)
+		case <-time.After(2 * time.Second):
+			b.Fatalf("no packet back for 2 s: %d of %d received", received.Load(), sent)
 		}
 		pkt[2], pkt[3] = byte(sent>>8), byte(sent)
 		if _, err := gen.rtp.WriteToUDPAddrPort(pkt, targets[sent%calls]); err != nil {
@@ -180,17 +197,18 @@ func relayThroughput(b *testing.B, calls, window int, read string) {
 		}
 		sent++
 	}
-	for received.Load() < int64(sent) {
-		select {
-		case <-done:
+	for deadline := time.Now().Add(2 * time.Second); received.Load() < int64(sent); {
+		if time.Now().After(deadline) {
 			b.Fatalf("received %d of %d", received.Load(), sent)
-		case <-time.After(time.Millisecond):
 		}
+		time.Sleep(time.Millisecond)
 	}
 	elapsed := time.Since(start)
 	cpu := child.cpu(b) - cpu0
-	sink.rtp.Close() // ends the reader
-	<-done
+	for _, sink := range sinks {
+		sink.rtp.Close() // ends the readers
+	}
+	readers.Wait()
 	b.ReportMetric(float64(sent)/elapsed.Seconds(), "pkts/s")
 	b.ReportMetric(float64(cpu.Nanoseconds())/float64(sent), "relay-cpu-ns/pkt")
 	b.ReportMetric(1e9*float64(sent)/float64(cpu.Nanoseconds()), "pkts/relay-cpu-s")

@@ -21,16 +21,20 @@ import (
 const relayServerEnv = "RTPPROXY_BENCH_RELAY"
 
 // relayServer opens `calls` relayed pairs whose a legs face the generator
-// and whose b legs send to the sink, prints the a ports, then answers each
+// and whose b legs send to the sinks (round robin), prints the a ports, then answers each
 // line on stdin with its own CPU time in nanoseconds until stdin closes.
 func relayServer() int {
-	f := strings.Fields(os.Getenv(relayServerEnv)) // calls gen sink batch
+	f := strings.Fields(os.Getenv(relayServerEnv)) // calls gen sink[,sink...] batch
 	if len(f) != 4 {
 		fmt.Fprintln(os.Stderr, "bad", relayServerEnv)
 		return 2
 	}
 	calls, _ := strconv.Atoi(f[0])
-	gen, sink := netip.MustParseAddrPort(f[1]), netip.MustParseAddrPort(f[2])
+	gen := netip.MustParseAddrPort(f[1])
+	var sinks []netip.AddrPort
+	for _, s := range strings.Split(f[2], ",") {
+		sinks = append(sinks, netip.MustParseAddrPort(s))
+	}
 	batchRead = f[3] == "recvmmsg"
 	p, err := NewPool(Config{Bind: "127.0.0.1", PortMin: benchPortMin, PortMax: benchPortMax})
 	if err != nil {
@@ -39,7 +43,7 @@ func relayServer() int {
 	}
 	var ports []string
 	var legs []*Leg
-	for range calls {
+	for i := range calls {
 		a, err1 := p.Open()
 		b, err2 := p.Open()
 		if err1 != nil || err2 != nil {
@@ -47,7 +51,7 @@ func relayServer() int {
 			return 1
 		}
 		a.SetRemote(gen)
-		b.SetRemote(sink)
+		b.SetRemote(sinks[i%len(sinks)])
 		Relay(a, b)
 		legs = append(legs, a, b)
 		ports = append(ports, strconv.Itoa(a.Port()))
@@ -77,11 +81,11 @@ type childRelay struct {
 	targets []netip.AddrPort
 }
 
-func startChildRelay(tb testing.TB, calls int, gen, sink netip.AddrPort, read string, procs int) *childRelay {
+func startChildRelay(tb testing.TB, calls int, gen netip.AddrPort, sinks []netip.AddrPort, read string, procs int) *childRelay {
 	tb.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(),
-		fmt.Sprintf("%s=%d %s %s %s", relayServerEnv, calls, gen, sink, read),
+		fmt.Sprintf("%s=%d %s %s %s", relayServerEnv, calls, gen, joinAddrs(sinks), read),
 		fmt.Sprintf("GOMAXPROCS=%d", procs))
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
@@ -132,4 +136,12 @@ func (c *childRelay) stop() {
 			<-done
 		}
 	}
+}
+
+func joinAddrs(aps []netip.AddrPort) string {
+	s := make([]string, len(aps))
+	for i, ap := range aps {
+		s[i] = ap.String()
+	}
+	return strings.Join(s, ",")
 }
