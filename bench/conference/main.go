@@ -36,7 +36,7 @@ var (
 	gwPID     = flag.Int("gw-pid", 0, "gateway process ID (for CPU time)")
 	members   = flag.Int("members", 10, "members per conference in the capacity steps")
 	talkers   = flag.Int("talkers", 3, "talkers per conference")
-	stepsFlag = flag.String("steps", "500,1000,1500,2000,2500,3000,3500,4000,4500", "total legs per step")
+	stepsFlag = flag.String("steps", "500,1000,1500,2000,2250,2500,2750,3000,3250,3500,4000,4500", "total legs per step")
 	warmup    = flag.Duration("warmup", 3*time.Second, "time before measuring a step")
 	measure   = flag.Duration("measure", 8*time.Second, "measuring time per step")
 	bigConf   = flag.Int("big", 200, "members of the single conference measured for tick jitter (0 skips)")
@@ -151,13 +151,22 @@ func run() error {
 				return fmt.Errorf("setting up %d legs: %w", target, err)
 			}
 		}
-		r, err := l.step()
-		if err != nil {
-			return err
+		// A step that fails is measured once more: on a shared machine a
+		// burst of someone else's work can spoil one window.
+		var ok bool
+		for try := 0; try < 2 && !ok; try++ {
+			r, err := l.step()
+			if err != nil {
+				return err
+			}
+			ok = r.late <= *lateMax && r.loss <= *lossMax && r.audioOK == 1
+			verdict := passFail(ok)
+			if try > 0 {
+				verdict += " (retry)"
+			}
+			fmt.Printf("  %6d %6d %9.4f %9.4f %10.2f %10.2f %12.2f %8.1f %9.3f %s\n", l.legCount(), len(l.confs),
+				100*r.late, 100*r.loss, ms(r.jitP99), ms(r.jitMax), r.cpuPerMemberSec*1e6, 100*r.cpu, r.audioOK, verdict)
 		}
-		ok := r.late <= *lateMax && r.loss <= *lossMax && r.audioOK == 1
-		fmt.Printf("  %6d %6d %9.4f %9.4f %10.2f %10.2f %12.2f %8.1f %9.3f %s\n", l.legCount(), len(l.confs),
-			100*r.late, 100*r.loss, ms(r.jitP99), ms(r.jitMax), r.cpuPerMemberSec*1e6, 100*r.cpu, r.audioOK, passFail(ok))
 		if !ok {
 			break
 		}
