@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -22,7 +23,8 @@ const relayServerEnv = "RTPPROXY_BENCH_RELAY"
 
 // relayServer opens `calls` relayed pairs whose a legs face the generator
 // and whose b legs send to the sinks (round robin), prints the a ports, then answers each
-// line on stdin with its own CPU time in nanoseconds until stdin closes.
+// line on stdin with its own CPU time in nanoseconds and its heap
+// allocation count until stdin closes.
 func relayServer() int {
 	f := strings.Fields(os.Getenv(relayServerEnv)) // calls gen sink[,sink...] batch
 	if len(f) != 4 {
@@ -65,7 +67,9 @@ func relayServer() int {
 	fmt.Println(strings.Join(ports, " "))
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
-		fmt.Println(int64(cpuTime()))
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		fmt.Println(int64(cpuTime()), ms.Mallocs)
 	}
 	for _, l := range legs {
 		l.Close()
@@ -111,16 +115,20 @@ func startChildRelay(tb testing.TB, calls int, gen netip.AddrPort, sinks []netip
 	return c
 }
 
-// cpu asks the child for its CPU time so far.
-func (c *childRelay) cpu(tb testing.TB) time.Duration {
-	if _, err := io.WriteString(c.stdin, "cpu\n"); err != nil {
+// usage asks the child for its CPU time and heap allocations so far.
+func (c *childRelay) usage(tb testing.TB) (time.Duration, uint64) {
+	if _, err := io.WriteString(c.stdin, "usage\n"); err != nil {
 		tb.Fatal(err)
 	}
 	if !c.out.Scan() {
 		tb.Fatal("relay child went away")
 	}
-	ns, _ := strconv.ParseInt(c.out.Text(), 10, 64)
-	return time.Duration(ns)
+	var ns int64
+	var mallocs uint64
+	if _, err := fmt.Sscan(c.out.Text(), &ns, &mallocs); err != nil {
+		tb.Fatal(err)
+	}
+	return time.Duration(ns), mallocs
 }
 
 func (c *childRelay) stop() {
