@@ -2,8 +2,10 @@ package sip
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	gosip "github.com/emiago/sipgo/sip"
 
@@ -55,6 +57,18 @@ func TestBridgeCall(t *testing.T) {
 	hearsOnly(t, "alice", caller.rtp, []float64{1000}, []float64{400})
 	if confs := g.table.Conferences(); len(confs) != 1 || confs[0].Kind != session.KindBridge {
 		t.Errorf("conferences = %+v, want one bridge", confs)
+	}
+	// SIP INFO (DTMF relay) passes through to the other party.
+	if res := c.do(gosip.INFO, []byte("Signal=5\r\nDuration=160\r\n"), "application/dtmf-relay"); res.StatusCode != 200 {
+		t.Errorf("INFO through the bridge: %d", res.StatusCode)
+	}
+	select {
+	case b := <-callee.infos:
+		if !strings.Contains(b, "Signal=5") {
+			t.Errorf("callee got INFO %q", b)
+		}
+	case <-time.After(waitFor):
+		t.Error("INFO did not reach the callee")
 	}
 	c.hangup()
 	callee.expectBye(t)
@@ -397,5 +411,41 @@ func TestTCPConference(t *testing.T) {
 	c := p.mustDial(u, p.offer(dirSendRecv))
 	hearsOnly(t, "tcp", p.rtp, []float64{400}, nil)
 	c.hangup()
+	g.idle(t)
+}
+
+// A re-INVITE with a new media address and another codec moves the
+// connection (ModifyConnection) and the call keeps hearing the conference.
+func TestReinviteNewAddressAndCodec(t *testing.T) {
+	g := startGateway(t, nil)
+	a := newPhone(t, "a", 400)
+	b := newPhone(t, "b", 1000)
+	ca := a.mustDial(g.uri("conf-move"), a.offer(dirSendRecv))
+	cb := b.mustDial(g.uri("conf-move"), b.offer(dirSendRecv))
+	// The phone moves its media to a new socket (the old one goes quiet).
+	a.rtp.mute.Store(true)
+	moved := newRTPPeer(t, 400)
+	offer := buildSDP(localMedia{SessID: 1, Version: 99, Addr: moved.local(), Formats: []format{staticFormats[8]},
+		Dir: dirSendRecv, Ptime: 20e6}, nil)
+	res := ca.reinvite(offer, nil)
+	if res.StatusCode != 200 {
+		t.Fatalf("re-INVITE: %d", res.StatusCode)
+	}
+	ans, err := parseSDP(res.Body())
+	if err != nil || len(ans.Formats) != 1 || ans.Formats[0].Name != "PCMA" || ans.Port != ca.answer.Port {
+		t.Fatalf("answer %+v %v: want PCMA on the same port", ans, err)
+	}
+	conn := connOf(t, g, ca)
+	if conn.Codec != "PCMA" || conn.Remote != moved.local() {
+		t.Fatalf("connection after re-INVITE: codec %s remote %s, want PCMA %s", conn.Codec, conn.Remote, moved.local())
+	}
+	moved.setRemote(netip.AddrPortFrom(conn.Local.Addr(), uint16(ans.Port)))
+	eventually(t, "PCMA at the new address", func() bool {
+		moved.mu.Lock()
+		defer moved.mu.Unlock()
+		return moved.pts[8] > 10
+	})
+	ca.hangup()
+	cb.hangup()
 	g.idle(t)
 }

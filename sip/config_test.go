@@ -1,9 +1,12 @@
 package sip
 
 import (
+	"bytes"
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/sirupsen/logrus"
 
 	"github.com/mediagw/mediagw/session"
 )
@@ -106,5 +109,26 @@ func TestStatusMapping(t *testing.T) {
 		if got, _ := status(err); got != want {
 			t.Errorf("status(%v) = %d, want %d", err, got, want)
 		}
+	}
+}
+
+func TestSlogBridge(t *testing.T) {
+	l := logrus.New()
+	var buf bytes.Buffer
+	l.SetOutput(&buf)
+	l.SetLevel(logrus.DebugLevel)
+	l.SetFormatter(&logrus.TextFormatter{DisableTimestamp: true})
+	sl := newSlogLogger(logrus.NewEntry(l).WithField("component", "sipgo"))
+	sl.With("callid", "abc").WithGroup("g").Warn("warned", "tx", "t1", "n", 3)
+	sl.Info("chatter")
+	sl.Debug("hidden")
+	out := buf.String()
+	for _, want := range []string{`level=warning msg=warned call_id=abc component=sipgo g.n=3 g.tx=t1`, `level=debug msg=chatter`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log %q lacks %q", out, want)
+		}
+	}
+	if strings.Contains(out, "hidden") {
+		t.Errorf("slog debug (logrus trace) logged at debug level: %q", out)
 	}
 }

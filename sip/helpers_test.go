@@ -163,6 +163,7 @@ type phone struct {
 
 	byes     chan *gosip.Request             // BYEs the gateway sent us
 	notifies chan string                     // sipfrag bodies of NOTIFYs
+	infos    chan string                     // bodies of INFOs
 	invites  chan *gosip.Request             // INVITEs we received
 	dialogs  chan *sipgo.DialogServerSession // dialogs of INVITEs we answered
 	cancels  chan struct{}                   // INVITEs of ours cancelled by the caller
@@ -174,7 +175,7 @@ type phone struct {
 func newPhone(t testing.TB, name string, tone float64) *phone {
 	t.Helper()
 	p := &phone{t: t, name: name, answer: 200,
-		byes: make(chan *gosip.Request, 8), notifies: make(chan string, 8),
+		byes: make(chan *gosip.Request, 8), notifies: make(chan string, 8), infos: make(chan string, 8),
 		invites: make(chan *gosip.Request, 8), dialogs: make(chan *sipgo.DialogServerSession, 8), cancels: make(chan struct{}, 8)}
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
@@ -201,6 +202,10 @@ func newPhone(t testing.TB, name string, tone float64) *phone {
 	srv.OnAck(func(req *gosip.Request, tx gosip.ServerTransaction) { _ = p.ds.ReadAck(req, tx) })
 	srv.OnBye(p.onBye)
 	srv.OnNotify(p.onNotify)
+	srv.OnInfo(func(req *gosip.Request, tx gosip.ServerTransaction) {
+		_ = tx.Respond(gosip.NewResponseFromRequest(req, 200, "OK", nil))
+		p.infos <- string(req.Body())
+	})
 	p.rtp = newRTPPeer(t, tone)
 	go func() { _ = srv.ServeUDP(pc) }()
 	t.Cleanup(func() {
