@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sirupsen/logrus"
 
@@ -130,5 +131,21 @@ func TestSlogBridge(t *testing.T) {
 	}
 	if strings.Contains(out, "hidden") {
 		t.Errorf("slog debug (logrus trace) logged at debug level: %q", out)
+	}
+}
+
+func TestRefusalLogLimit(t *testing.T) {
+	var r limiter
+	now := time.Unix(100, 0)
+	for i := 0; i < refusalsPerSecond; i++ {
+		if ok, _ := r.allow(now); !ok {
+			t.Fatalf("line %d held back", i)
+		}
+	}
+	if ok, _ := r.allow(now); ok {
+		t.Fatal("line over the limit let through")
+	}
+	if ok, held := r.allow(now.Add(time.Second)); !ok || held != 1 {
+		t.Fatalf("next second: ok=%v held=%d, want true 1", ok, held)
 	}
 }

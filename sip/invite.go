@@ -35,15 +35,15 @@ func (s *Server) onInvite(req *gosip.Request, tx gosip.ServerTransaction) {
 	m, ok, err := route(s.rules, user)
 	switch {
 	case !ok:
-		s.log.WithFields(logrus.Fields{"call_id": callID(req), "user": user}).Info("no route for the Request-URI user")
+		s.refused(s.log.WithFields(logrus.Fields{"call_id": callID(req), "user": user}), "no route for the Request-URI user")
 		s.reply(tx, req, 404)
 		return
 	case err != nil:
-		s.log.WithError(err).WithField("call_id", callID(req)).Info("route matched with an unusable conference id")
+		s.refused(s.log.WithError(err).WithField("call_id", callID(req)), "route matched with an unusable conference id")
 		s.reply(tx, req, 404)
 		return
 	case m.Action == ActionReject:
-		s.log.WithFields(logrus.Fields{"call_id": callID(req), "user": user, "code": m.Code}).Info("call rejected by route")
+		s.refused(s.log.WithFields(logrus.Fields{"call_id": callID(req), "user": user, "code": m.Code}), "call rejected by route")
 		s.reply(tx, req, m.Code)
 		return
 	}
@@ -383,7 +383,7 @@ func (l *leg) applyAnswer(ack *gosip.Request) error {
 // with the status for err.
 func (l *leg) failInvite(tx gosip.ServerTransaction, inv *gosip.Request, err error) {
 	code, _ := status(err)
-	l.log.WithError(err).WithField("code", code).Info("call refused")
+	l.s.refused(l.log.WithError(err).WithField("code", code), "call refused")
 	l.end(endCause{status: code, release: session.Release{By: session.FrontSIP, Reason: "call setup failed"}})
 	l.answerEnded(tx, inv)
 }

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/emiago/sipgo"
 	gosip "github.com/emiago/sipgo/sip"
@@ -55,6 +56,7 @@ type Server struct {
 	ua  *sipgo.UserAgent
 	srv *sipgo.Server
 	bg  work // BYEs, NOTIFYs and transfers in flight
+	lim limiter
 
 	mu      sync.Mutex      // guards the fields below
 	legs    map[string]*leg // call legs by our dialog tag
@@ -406,7 +408,7 @@ func (s *Server) reply(tx gosip.ServerTransaction, req *gosip.Request, code int,
 // fail answers req with the status for err, logging why once.
 func (s *Server) fail(tx gosip.ServerTransaction, req *gosip.Request, err error) {
 	code, _ := status(err)
-	s.log.WithError(err).WithFields(logrus.Fields{"call_id": callID(req), "method": string(req.Method), "code": code}).Info("request refused")
+	s.refused(s.log.WithError(err).WithFields(logrus.Fields{"call_id": callID(req), "method": string(req.Method), "code": code}), "request refused")
 	s.reply(tx, req, code)
 }
 
@@ -497,3 +499,42 @@ func (w *work) wait(ctx context.Context) error {
 
 // strconvU is strconv.FormatUint for uint32.
 func strconvU(n uint32) string { return strconv.FormatUint(uint64(n), 10) }
+
+// refusalsPerSecond bounds the log lines about refused requests (anyone
+// can send those, e.g. a scanner).
+const refusalsPerSecond = 10
+
+// limiter lets a few log lines a second through and counts the rest.
+type limiter struct {
+	mu         sync.Mutex // guards the fields below
+	second     int64      // unix second of the current window
+	n          int        // lines let through in it
+	suppressed int        // lines held back since the last one let through
+}
+
+func (r *limiter) allow(now time.Time) (ok bool, suppressed int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if sec := now.Unix(); sec != r.second {
+		r.second, r.n = sec, 0
+	}
+	if r.n >= refusalsPerSecond {
+		r.suppressed++
+		return false, 0
+	}
+	r.n++
+	suppressed, r.suppressed = r.suppressed, 0
+	return true, suppressed
+}
+
+// refused logs a refusal of remote input at info level, rate-limited.
+func (s *Server) refused(e *logrus.Entry, msg string) {
+	ok, held := s.lim.allow(time.Now())
+	if !ok {
+		return
+	}
+	if held > 0 {
+		e = e.WithField("suppressed", held)
+	}
+	e.Info(msg)
+}
