@@ -22,7 +22,7 @@ const fairBatches = 16
 // would only return EAGAIN: one system call per packet at call rates
 // instead of two. On loopback the relay's CPU per packet measured the same
 // either way (BenchmarkRelayThroughput read=recvmmsg vs read=recvfrom):
-// sendto dominates; the batch pays off when queues build up.
+// sendto dominates, and batching can only gain where queues build up.
 type rtpBatch struct {
 	l     *Leg
 	hdrs  [readBatch]unix.Mmsghdr
