@@ -60,8 +60,8 @@ type jitterBuffer struct {
 	lates   int    // consecutive late packets
 	conceal int    // consecutive missing frames
 
-	last    [maxFrame]byte // last real frame, for concealment
-	lastLen int
+	lastTs   uint32 // the last frame played, still in buf, for concealment
+	lastFull bool   // it was complete
 
 	winTicks int
 	winMin   int32
@@ -95,6 +95,7 @@ func (j *jitterBuffer) reset() {
 		clear(j.have[:])
 	}
 	j.synced = false
+	j.lastFull = false
 	j.haveTransit = false
 }
 
@@ -106,6 +107,7 @@ func (j *jitterBuffer) sync(ssrc uint32, seq uint16, ts uint32) {
 	}
 	j.st.Resyncs++
 	j.synced = true
+	j.lastFull = false
 	j.ssrc = ssrc
 	j.tsOff = 0
 	d := j.target()
@@ -263,9 +265,8 @@ func (j *jitterBuffer) play(out []byte, silence byte) frameKind {
 	if present > 0 {
 		j.conceal = 0
 		j.holds = 0
+		j.lastTs, j.lastFull = j.playTs, present == k
 		j.playTs += uint32(k)
-		copy(j.last[:k], out[:k])
-		j.lastLen = int(k)
 	} else {
 		ahead := int32(j.hiTs - j.playTs)
 		switch {
@@ -295,8 +296,12 @@ func (j *jitterBuffer) play(out []byte, silence byte) frameKind {
 
 func (j *jitterBuffer) concealInto(out []byte) frameKind {
 	j.conceal++
-	if j.conceal == 1 && j.lastLen == int(j.k) {
-		copy(out[:j.k], j.last[:j.k])
+	if j.conceal == 1 && j.lastFull {
+		// take clears only the presence flags: the last frame's octets are
+		// still in the ring (nothing newer can land behind playTs).
+		pos := int(j.lastTs & jbMask)
+		n := copy(out[:j.k], j.buf[pos:])
+		copy(out[n:j.k], j.buf[:])
 		j.st.Concealed++
 		return frameConcealed
 	}

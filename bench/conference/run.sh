@@ -17,13 +17,18 @@ HTTP=127.0.0.1:59080
 GW_CPU=${GW_CPU:-1}
 LOAD_CPU=${LOAD_CPU:-0}
 # Other work on a shared machine preempts the gateway and the phones for
-# milliseconds at a time (CFS, even at nice -20), which shows up as late
-# ticks that are not the gateway's. As root both run with round-robin
-# real-time priority (the kernel still keeps 5% of each core for others);
-# set PRIO="" to run without, or PRIO="nice -n -20" for a milder setting.
-if [ -z "${PRIO+set}" ]; then
-	if [ "$(id -u)" = 0 ]; then PRIO="chrt -r 10"; else PRIO=""; fi
+# milliseconds at a time, which shows up as late ticks that are not the
+# gateway's. As root the run gets a session of its own (with autogroup
+# scheduling, nice only ranks processes within one session) whose group
+# runs at nice -20, as bench/peers.sh does. PRIO="chrt -r 10" runs both at
+# real-time priority instead; NICE=0 disables the raise.
+NICE=${NICE:--20}
+if [ "$(id -u)" != 0 ]; then NICE=0; fi
+if [ "$NICE" != 0 ] && [ -w /proc/self/autogroup ] && [ -z "${CONF_BENCH_SESSION:-}" ]; then
+	CONF_BENCH_SESSION=1 exec setsid --wait "$(readlink -f "$0")" "$@"
 fi
+if [ "$NICE" != 0 ] && [ -w /proc/self/autogroup ]; then echo "$NICE" >/proc/self/autogroup 2>/dev/null || true; fi
+PRIO=${PRIO:-}
 if [ "$(nproc)" -lt 2 ]; then
 	echo "conference bench: needs two cores (gateway and phones on separate ones)" >&2
 	exit 1
@@ -64,5 +69,5 @@ for _ in $(seq 1 100); do
 	sleep 0.1
 done
 
-echo "# $(date -u +%FT%TZ) $(uname -m), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)); gateway on cpu $GW_CPU, phones on cpu $LOAD_CPU, priority: ${PRIO:-default}"
+echo "# $(date -u +%FT%TZ) $(uname -m), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)); gateway on cpu $GW_CPU, phones on cpu $LOAD_CPU, autogroup nice $NICE${PRIO:+, $PRIO}"
 GOMAXPROCS=1 $PRIO taskset -c "$LOAD_CPU" "$OUT/confload" -http "$HTTP" -gw-pid "$GW" "$@" | tee "$OUT/result.txt"
