@@ -7,6 +7,8 @@
 # Ends with:
 #   conference_legs_per_core=N
 #   conference_tick_jitter_p99_ms=X
+# and records the run in the "Conference" section of bench/RESULTS.md
+# (RECORD=0 skips that).
 # Usage: bench/conference/run.sh [extra flags for the load program]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -69,5 +71,35 @@ for _ in $(seq 1 100); do
 	sleep 0.1
 done
 
-echo "# $(date -u +%FT%TZ) $(uname -m), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)); gateway on cpu $GW_CPU, phones on cpu $LOAD_CPU, autogroup nice $NICE${PRIO:+, $PRIO}"
-GOMAXPROCS=1 $PRIO taskset -c "$LOAD_CPU" "$OUT/confload" -http "$HTTP" -gw-pid "$GW" "$@" | tee "$OUT/result.txt"
+T0=$(date +%s)
+{
+	echo "# $(date -u +%FT%TZ) $(uname -m), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)); gateway on cpu $GW_CPU, phones on cpu $LOAD_CPU, autogroup nice $NICE${PRIO:+, $PRIO}"
+	GOMAXPROCS=1 $PRIO taskset -c "$LOAD_CPU" "$OUT/confload" -http "$HTTP" -gw-pid "$GW" "$@"
+} | tee "$OUT/result.txt"
+T1=$(date +%s)
+
+# Record the run at the end of the "Conference" section of bench/RESULTS.md
+# (RECORD=0 skips), leaving the other sections as they are.
+if [ "${RECORD:-1}" != 0 ]; then
+	RES=bench/RESULTS.md
+	ENTRY=$OUT/results-entry.md
+	{
+		echo "### $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- confbridge cmd rtpproxy session control 2>/dev/null || echo '+dirty'), took $((T1 - T0)) s"
+		echo
+		echo "Command: \`make bench-conference\` (\`bench/conference/run.sh${*:+ $*}\`); gateway pinned with \`taskset -c $GW_CPU\`, phones with \`taskset -c $LOAD_CPU\`."
+		echo
+		echo '```'
+		cat "$OUT/result.txt"
+		echo '```'
+		echo
+	} >"$ENTRY"
+	[ -f "$RES" ] || printf '# Benchmark results\n\n' >"$RES"
+	if ! grep -q '^## Conference' "$RES"; then
+		printf '\n## Conference\n\nRuns of `bench/conference/run.sh` (issue 5), newest last. A step passes when late mixer ticks and mixed packets missing at the phones both stay under 0.1%% and every checked member hears every other talker (and no talker itself) in 95%% of the 20 ms frames; `conference_legs_per_core` is the last passing step.\n\n' >>"$RES"
+	fi
+	awk -v entry="$ENTRY" '
+		/^## / { if (inconf && !done) { while ((getline l < entry) > 0) print l; done = 1 } inconf = ($0 ~ /^## Conference/) }
+		{ print }
+		END { if (!done) while ((getline l < entry) > 0) print l }' "$RES" >"$RES.tmp" && mv "$RES.tmp" "$RES"
+	echo "# recorded in $RES" >&2
+fi
