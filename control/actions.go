@@ -151,11 +151,18 @@ func createConference(t *session.Table, p params) (result, undo, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	o := session.DefaultConferenceOptions()
+	if o.Hairpin, err = p.boolean("Hairpin", o.Hairpin); err != nil {
+		return nil, nil, err
+	}
+	if o.SoundToneOnJoin, err = p.boolean("SoundToneOnJoin", o.SoundToneOnJoin); err != nil {
+		return nil, nil, err
+	}
 	connID, r, u, err := memberConnection(t, p)
 	if err != nil {
 		return nil, nil, err
 	}
-	cf, err := t.CreateConference(confID, session.KindConference, connID, a)
+	cf, err := t.CreateConferenceWith(confID, session.KindConference, connID, a, o)
 	if err != nil {
 		if u != nil {
 			u()

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -36,6 +37,7 @@ type Table struct {
 	mixers MixerFactory
 	log    *logrus.Entry
 	met    *metrics
+	subs   atomic.Pointer[[]func(Event)] // copy-on-write: read without the lock
 
 	mu       sync.Mutex // guards every field below, and the conn/conf structs they reach
 	conns    map[string]*conn
@@ -44,7 +46,6 @@ type Table struct {
 	nextConf uint64
 	inUse    [poolCount]int
 	draining bool
-	subs     []func(Event)
 	pending  [poolCount]int // reserved by creations whose sockets are being bound
 }
 
@@ -110,13 +111,25 @@ type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
+func (t *Table) subscribers() []func(Event) {
+	if p := t.subs.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
 // Subscribe registers fn to hear of every release. fn runs after the
 // release, outside the table lock, on the releasing goroutine: it must not
 // block (hand slow work such as sending BYE to a goroutine of your own).
 func (t *Table) Subscribe(fn func(Event)) {
-	t.mu.Lock()
-	t.subs = append(t.subs, fn)
-	t.mu.Unlock()
+	t.mu.Lock() // serializes writers
+	defer t.mu.Unlock()
+	var subs []func(Event)
+	if old := t.subs.Load(); old != nil {
+		subs = append(subs, *old...)
+	}
+	subs = append(subs, fn)
+	t.subs.Store(&subs)
 }
 
 var (
@@ -441,9 +454,23 @@ func (cf *conf) memberOf(c *conn) *member {
 // CreateConference makes a conference (or bridge) with connID as its first
 // member. An empty confID picks a free numeric ID.
 func (t *Table) CreateConference(confID string, kind Kind, connID string, a MemberAttrs) (Conference, error) {
+	return t.CreateConferenceWith(confID, kind, connID, a, DefaultConferenceOptions())
+}
+
+// ConferenceOptions tune a new conference (Media Control CreateConference).
+type ConferenceOptions struct {
+	Hairpin         bool // two members of one codec are relayed without mixing (default true)
+	SoundToneOnJoin bool // a short tone to the conference when a member joins or leaves
+}
+
+// DefaultConferenceOptions are what JoinOrCreate and CreateConference use.
+func DefaultConferenceOptions() ConferenceOptions { return ConferenceOptions{Hairpin: true} }
+
+// CreateConferenceWith is CreateConference with options.
+func (t *Table) CreateConferenceWith(confID string, kind Kind, connID string, a MemberAttrs, o ConferenceOptions) (Conference, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	cf, err := t.newConf(confID, kind)
+	cf, err := t.newConfWith(confID, kind, o)
 	if err != nil {
 		return Conference{}, err
 	}
@@ -526,6 +553,10 @@ func (t *Table) Bridge(connA, connB string) (Conference, error) {
 
 // newConf makes an unregistered conference. Caller holds mu.
 func (t *Table) newConf(confID string, kind Kind) (*conf, error) {
+	return t.newConfWith(confID, kind, DefaultConferenceOptions())
+}
+
+func (t *Table) newConfWith(confID string, kind Kind, o ConferenceOptions) (*conf, error) {
 	if t.draining {
 		return nil, ErrDraining
 	}
@@ -547,7 +578,15 @@ func (t *Table) newConf(confID string, kind Kind) (*conf, error) {
 	}
 	cf := &conf{id: confID, kind: kind, created: time.Now()}
 	if kind == KindConference {
-		cf.mixer = t.mixers.NewBridge(confbridge.Options{Hairpin: true})
+		id := confID
+		cf.mixer = t.mixers.NewBridge(confbridge.Options{
+			Hairpin:  o.Hairpin,
+			JoinTone: o.SoundToneOnJoin, LeaveTone: o.SoundToneOnJoin,
+			OnDigit: func(member string, event byte, end bool) {
+				t.announce(Event{Type: DigitReceived, Connection: Connection{ID: member, ConferenceID: id},
+					ConferenceID: id, Digit: event, DigitEnd: end})
+			},
+		})
 	}
 	return cf, nil
 }
@@ -638,6 +677,12 @@ func (t *Table) applyAttrs(cf *conf, mb *member) {
 	}
 	if err := cf.mixer.SetReceiveOnly(mb.c.ID, mb.attrs.ReceiveOnly); err != nil {
 		t.log.WithError(err).WithField("conn_id", mb.c.ID).Warn("set receive-only")
+	}
+	if err := cf.mixer.SetCoach(mb.c.ID, mb.attrs.Coach); err != nil {
+		t.log.WithError(err).WithField("conn_id", mb.c.ID).Warn("set coach")
+	}
+	if err := cf.mixer.SetPupil(mb.c.ID, mb.attrs.Pupil); err != nil {
+		t.log.WithError(err).WithField("conn_id", mb.c.ID).Warn("set pupil")
 	}
 }
 
@@ -785,11 +830,19 @@ func (t *Table) deleteConnection(connID, confID string, r Release) (Deleted, err
 			d.ConferenceReleased = true
 		}
 	}
-	subs := t.subs
 	t.mu.Unlock()
+	subs := t.subscribers()
 
 	d.Connections = rel.finish(r, subs, t.log)
 	return d, nil
+}
+
+// announce tells the subscribers of an event that is not a release. It
+// takes no lock (it runs on media goroutines).
+func (t *Table) announce(ev Event) {
+	for _, fn := range t.subscribers() {
+		fn(ev)
+	}
 }
 
 // releaser collects what a release must close and announce once the lock

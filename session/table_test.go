@@ -45,7 +45,12 @@ func newFixture(t testing.TB, res Resources, lo, hi int) *fixture {
 	engine := confbridge.NewEngine(confbridge.Config{Ptime: 20 * time.Millisecond})
 	tab := New(Config{Resources: res, Conference: DefaultConferenceConfig()}, pool, engine, nil)
 	f := &fixture{Table: tab, pool: pool, engine: engine, events: make(chan Event, 4096)}
-	tab.Subscribe(func(ev Event) { f.events <- ev })
+	tab.Subscribe(func(ev Event) {
+		select { // a subscriber must never block the releasing goroutine
+		case f.events <- ev:
+		default:
+		}
+	})
 	t.Cleanup(func() {
 		tab.Shutdown()
 		engine.Close()

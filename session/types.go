@@ -147,6 +147,7 @@ type EventType int
 const (
 	ConnectionReleased EventType = iota + 1
 	ConferenceReleased
+	DigitReceived // an RFC 4733 telephone-event from a conference member (never mixed)
 )
 
 func (e EventType) String() string {
@@ -155,16 +156,23 @@ func (e EventType) String() string {
 		return "connection_released"
 	case ConferenceReleased:
 		return "conference_released"
+	case DigitReceived:
+		return "digit_received"
 	}
 	return "unknown"
 }
 
-// Event announces a release to subscribers. For ConnectionReleased,
-// Connection is the final snapshot (owner, tag, statistics); for
-// ConferenceReleased, ConferenceID names it.
+// Event announces a release (or a digit) to subscribers. For
+// ConnectionReleased, Connection is the final snapshot (owner, tag,
+// statistics); for ConferenceReleased, ConferenceID names it; for
+// DigitReceived, Connection.ID and ConferenceID say who sent Digit (the
+// RFC 4733 event code: 0-9, 10 '*', 11 '#', 12-15 A-D), once at its start
+// and once at its end (DigitEnd).
 type Event struct {
 	Type         EventType
 	Connection   Connection
 	ConferenceID string
+	Digit        byte
+	DigitEnd     bool
 	Release
 }
