@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 )
 
 type party struct {
@@ -267,5 +268,36 @@ func TestMalformedPacketsCounted(t *testing.T) {
 	st, _ := h.b.MemberStats("a")
 	if st.Malformed != uint64(len(bad)) || st.WrongPT != 1 || st.Jitter.Received != 0 {
 		t.Fatalf("stats %+v", st)
+	}
+}
+
+// A 30 ms mix period with phones sending 20 ms packets: the jitter buffer
+// works in samples, so packet size and tick need not match.
+func TestPtimeDiffersFromPacketSize(t *testing.T) {
+	h := &harness{t: t}
+	h.e = newEngine(Config{Shards: 1, Ptime: 30 * time.Millisecond}, false)
+	h.e.clock = func() int64 { return h.clock }
+	h.b = h.e.NewBridge(Options{})
+	t.Cleanup(h.b.Close)
+	ps := addParties(t, h, []Codec{PCMU, PCMA, PCMU}, toneFreqs)
+	sent := 0
+	for tick := 0; tick < 60; tick++ {
+		// 20 ms packets due by the end of this 30 ms tick.
+		for ; sent*20 < (tick+1)*30; sent++ {
+			for _, p := range ps {
+				p.m.HandleRTP(p.s.next())
+			}
+		}
+		h.tick()
+	}
+	checkHearing(t, ps, 10, map[int][]int{0: {1, 2}, 1: {0, 2}, 2: {0, 1}})
+	for _, p := range ps {
+		pkts := p.out.packets()
+		if hd, _ := parseRTP(pkts[len(pkts)-1]); hd.end-hd.off != 240 {
+			t.Fatalf("%s: %d-byte frames, want 240 (30 ms)", p.id, hd.end-hd.off)
+		}
+		if st, _ := h.b.MemberStats(p.id); st.Jitter.Lost != 0 || st.Jitter.Late != 0 {
+			t.Fatalf("%s: %+v", p.id, st.Jitter)
+		}
 	}
 }
