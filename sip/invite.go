@@ -427,6 +427,29 @@ func (l *leg) provisional(tx gosip.ServerTransaction, inv *gosip.Request, r *gos
 	}
 }
 
+// inDialog finds the leg of an in-dialog request and checks its CSeq (and,
+// with check, the request itself), answering the failure itself: 400 for
+// a bad request, 481 for an unknown dialog, 500 for a CSeq out of order.
+// It returns nil when it has answered.
+func (s *Server) inDialog(req *gosip.Request, tx gosip.ServerTransaction, check bool) *leg {
+	if check {
+		if err := checkRequest(req); err != nil {
+			s.fail(tx, req, err)
+			return nil
+		}
+	}
+	l := s.dialogLeg(req)
+	if l == nil {
+		s.reply(tx, req, 481)
+		return nil
+	}
+	if !l.checkSeq(req) {
+		s.reply(tx, req, 500)
+		return nil
+	}
+	return l
+}
+
 // onAck hands an ACK to the 2xx waiting for it.
 func (s *Server) onAck(req *gosip.Request, _ gosip.ServerTransaction) {
 	l := s.dialogLeg(req)
@@ -437,13 +460,8 @@ func (s *Server) onAck(req *gosip.Request, _ gosip.ServerTransaction) {
 
 // onBye ends a call leg on the remote party's BYE.
 func (s *Server) onBye(req *gosip.Request, tx gosip.ServerTransaction) {
-	l := s.dialogLeg(req)
+	l := s.inDialog(req, tx, false)
 	if l == nil {
-		s.reply(tx, req, 481)
-		return
-	}
-	if !l.checkSeq(req) {
-		s.reply(tx, req, 500)
 		return
 	}
 	s.reply(tx, req, 200)

@@ -18,17 +18,8 @@ import (
 // the transferee. It answers 202 and carries the transfer out in the
 // background, reporting progress with NOTIFY (message/sipfrag).
 func (s *Server) onRefer(req *gosip.Request, tx gosip.ServerTransaction) {
-	if err := checkRequest(req); err != nil {
-		s.fail(tx, req, err)
-		return
-	}
-	l := s.dialogLeg(req)
+	l := s.inDialog(req, tx, true)
 	if l == nil {
-		s.reply(tx, req, 481)
-		return
-	}
-	if !l.checkSeq(req) {
-		s.reply(tx, req, 500)
 		return
 	}
 	target, err := referTarget(req)

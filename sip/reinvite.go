@@ -16,17 +16,8 @@ import (
 // SDP direction, a new remote address or codec (ModifyConnection), or no
 // SDP at all (we offer, the ACK answers).
 func (s *Server) onReInvite(req *gosip.Request, tx gosip.ServerTransaction) {
-	if err := checkRequest(req); err != nil {
-		s.fail(tx, req, err)
-		return
-	}
-	l := s.dialogLeg(req)
+	l := s.inDialog(req, tx, true)
 	if l == nil {
-		s.reply(tx, req, 481)
-		return
-	}
-	if !l.checkSeq(req) {
-		s.reply(tx, req, 500)
 		return
 	}
 	offer, err := readOffer(req)
@@ -212,17 +203,8 @@ func (l *leg) currentOffer() ([]byte, error) {
 // onUpdate handles UPDATE (RFC 3311) in a confirmed dialog like a
 // re-INVITE, answered in the 200 itself.
 func (s *Server) onUpdate(req *gosip.Request, tx gosip.ServerTransaction) {
-	if err := checkRequest(req); err != nil {
-		s.fail(tx, req, err)
-		return
-	}
-	l := s.dialogLeg(req)
+	l := s.inDialog(req, tx, true)
 	if l == nil {
-		s.reply(tx, req, 481)
-		return
-	}
-	if !l.checkSeq(req) {
-		s.reply(tx, req, 500)
 		return
 	}
 	offer, err := readOffer(req)
