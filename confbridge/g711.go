@@ -185,12 +185,4 @@ func (l *law) meanAbs(src []byte) int {
 	return int((s0 + s1) / n)
 }
 
-func sat16(v int32) int16 {
-	if v > 32767 {
-		return 32767
-	}
-	if v < -32768 {
-		return -32768
-	}
-	return int16(v)
-}
+func sat16(v int32) int16 { return int16(max(-32768, min(32767, v))) }

@@ -1,6 +1,6 @@
 package confbridge
 
-import "bytes"
+import "math/bits"
 
 // The jitter buffer is a ring of encoded G.711 octets indexed by RTP
 // timestamp (one octet per sample), with a presence flag per sample. Placing
@@ -41,9 +41,6 @@ type JitterStats struct {
 }
 
 type jitterBuffer struct {
-	buf  [jbSize]byte
-	have [jbSize]byte // 1 where buf holds a sample not yet played
-
 	k        int32 // samples per tick
 	minDepth int32 // target bounds, samples
 	maxDepth int32
@@ -71,6 +68,9 @@ type jitterBuffer struct {
 	jitterQ4    int64
 
 	st JitterStats
+
+	have bitmap // where buf holds a sample not yet played
+	buf  [jbSize]byte
 }
 
 func (j *jitterBuffer) init(k, minDepth, maxDepth int) {
@@ -92,7 +92,7 @@ func (j *jitterBuffer) target() int32 {
 
 func (j *jitterBuffer) reset() {
 	if j.synced {
-		clear(j.have[:])
+		j.have = bitmap{}
 	}
 	j.synced = false
 	j.lastFull = false
@@ -103,7 +103,7 @@ func (j *jitterBuffer) reset() {
 // after the target delay (at once after a hairpin promotion).
 func (j *jitterBuffer) sync(ssrc uint32, seq uint16, ts uint32) {
 	if j.synced {
-		clear(j.have[:])
+		j.have = bitmap{}
 	}
 	j.st.Resyncs++
 	j.synced = true
@@ -202,7 +202,7 @@ func (j *jitterBuffer) put(ssrc uint32, seq uint16, raw uint32, p []byte, arriva
 	if d < 0 {
 		start = -d // the head is already played; keep the tail
 	}
-	if j.have[(ts+uint32(start))&jbMask] != 0 {
+	if j.have.get(int((ts + uint32(start)) & jbMask)) {
 		j.st.Duplicates++
 	}
 	j.write(ts+uint32(start), p[start:])
@@ -215,10 +215,10 @@ func (j *jitterBuffer) put(ssrc uint32, seq uint16, raw uint32, p []byte, arriva
 func (j *jitterBuffer) write(ts uint32, p []byte) {
 	pos := int(ts & jbMask)
 	n := copy(j.buf[pos:], p)
-	copy(j.have[pos:], ones[:n])
+	j.have.set(pos, n)
 	if n < len(p) {
 		copy(j.buf[:], p[n:])
-		copy(j.have[:], ones[:len(p)-n])
+		j.have.set(0, len(p)-n)
 	}
 }
 
@@ -230,26 +230,25 @@ func (j *jitterBuffer) take(ts uint32, out []byte, silence byte) int32 {
 		n := jbSize - pos
 		return j.take(ts, out[:n], silence) + j.take(ts+uint32(n), out[n:], silence)
 	}
-	have := j.have[pos : pos+len(out)]
-	switch {
-	case bytes.IndexByte(have, 0) < 0: // all there
+	switch present := j.have.count(pos, len(out)); present {
+	case len(out):
 		copy(out, j.buf[pos:])
-		clear(have)
-		return int32(len(out))
-	case bytes.IndexByte(have, 1) < 0: // none there
+		j.have.unset(pos, len(out))
+		return int32(present)
+	case 0:
 		fill(out, silence)
 		return 0
 	}
 	present := int32(0)
-	for i, h := range have {
-		if h != 0 {
+	for i := range out {
+		if j.have.get(pos + i) {
 			out[i] = j.buf[pos+i]
 			present++
 		} else {
 			out[i] = silence
 		}
 	}
-	clear(have)
+	j.have.unset(pos, len(out))
 	return present
 }
 
@@ -346,14 +345,38 @@ func (j *jitterBuffer) stats() JitterStats {
 func (j *jitterBuffer) discard(ts uint32, n int32) {
 	pos := int(ts & jbMask)
 	m := min(int(n), jbSize-pos)
-	clear(j.have[pos : pos+m])
-	clear(j.have[:int(n)-m])
+	j.have.unset(pos, m)
+	j.have.unset(0, int(n)-m)
 }
 
-var ones = func() (b [jbSize]byte) {
-	fill(b[:], 1)
-	return b
-}()
+// bitmap has one bit per sample of the ring.
+type bitmap [jbSize / 64]uint64
+
+// words calls f for each word of [pos, pos+n) (pos+n <= jbSize) with the
+// mask of the range's bits in it.
+func (b *bitmap) words(pos, n int, f func(w *uint64, mask uint64)) {
+	for n > 0 {
+		off := pos & 63
+		m := min(64-off, n)
+		mask := ^uint64(0)
+		if m < 64 {
+			mask = (uint64(1)<<m - 1) << off
+		}
+		f(&b[pos>>6], mask)
+		pos += m
+		n -= m
+	}
+}
+
+func (b *bitmap) set(pos, n int)   { b.words(pos, n, func(w *uint64, m uint64) { *w |= m }) }
+func (b *bitmap) unset(pos, n int) { b.words(pos, n, func(w *uint64, m uint64) { *w &^= m }) }
+func (b *bitmap) get(pos int) bool { return b[pos>>6]&(1<<(pos&63)) != 0 }
+
+func (b *bitmap) count(pos, n int) int {
+	c := 0
+	b.words(pos, n, func(w *uint64, m uint64) { c += bits.OnesCount64(*w & m) })
+	return c
+}
 
 // fill sets every byte of b to v, by doubling copies.
 func fill(b []byte, v byte) {

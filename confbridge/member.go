@@ -45,16 +45,13 @@ type Member struct {
 	malformed, wrongPT, oversize, relayed atomic.Uint64
 
 	// Owned by the tick (under b.mu).
-	frame   [maxFrame]byte
-	pcm     [maxFrame]int16
 	talking bool
 	inMix   bool // its audio is in this tick's sum
 	hang    int
 
-	// Output stream. omu guards everything below: the tick writes mixed
-	// frames, and while hairpinned the peer's HandleRTP relays into it.
+	// Output stream. omu guards the fields from here to obuf: the tick
+	// writes mixed frames, and while hairpinned the peer's HandleRTP relays.
 	omu      sync.Mutex
-	obuf     [maxPacket]byte
 	ssrc     uint32
 	seq      uint16 // next sequence number
 	lastTs   uint32 // timestamp of the last packet sent
@@ -68,6 +65,11 @@ type Member struct {
 	hpTsOff  uint32
 	sent     uint64
 	sendErrs uint64
+	obuf     [maxPacket]byte
+
+	// Tick-owned buffers (under b.mu), last so the fields above share lines.
+	frame [maxFrame]byte
+	pcm   [maxFrame]int16
 }
 
 func newMember(b *Bridge, id string, codec Codec, out Output) *Member {

@@ -19,18 +19,22 @@ HTTP=127.0.0.1:59080
 GW_CPU=${GW_CPU:-1}
 LOAD_CPU=${LOAD_CPU:-0}
 # Other work on a shared machine preempts the gateway and the phones for
-# milliseconds at a time, which shows up as late ticks that are not the
-# gateway's. As root the run gets a session of its own (with autogroup
-# scheduling, nice only ranks processes within one session) whose group
-# runs at nice -20, as bench/peers.sh does. PRIO="chrt -r 10" runs both at
-# real-time priority instead; NICE=0 disables the raise.
+# milliseconds at a time, which shows up as late ticks and tick jitter that
+# are not the gateway's. As root the run gets a session of its own whose
+# autogroup runs at nice -20 (with autogroup scheduling nice only ranks
+# processes within one session; bench/peers.sh does the same), and the
+# gateway and the phones run at round-robin real-time priority, as a media
+# server is deployed (the kernel still leaves 5% of each core to others).
+# PRIO="" runs without real-time priority; NICE=0 also drops the nice.
 NICE=${NICE:--20}
 if [ "$(id -u)" != 0 ]; then NICE=0; fi
 if [ "$NICE" != 0 ] && [ -w /proc/self/autogroup ] && [ -z "${CONF_BENCH_SESSION:-}" ]; then
 	CONF_BENCH_SESSION=1 exec setsid --wait "$(readlink -f "$0")" "$@"
 fi
 if [ "$NICE" != 0 ] && [ -w /proc/self/autogroup ]; then echo "$NICE" >/proc/self/autogroup 2>/dev/null || true; fi
-PRIO=${PRIO:-}
+if [ -z "${PRIO+set}" ]; then
+	if [ "$(id -u)" = 0 ]; then PRIO="chrt -r 10"; else PRIO=""; fi
+fi
 if [ "$(nproc)" -lt 2 ]; then
 	echo "conference bench: needs two cores (gateway and phones on separate ones)" >&2
 	exit 1
