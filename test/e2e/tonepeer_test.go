@@ -100,6 +100,11 @@ func (p *TonePeer) recvLoop() {
 	buf := make([]byte, 2048)
 	pcm := make([]float64, 0, 960)
 	for {
+		select {
+		case <-p.stop:
+			return
+		default:
+		}
 		_ = p.conn.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
 		n, _, err := p.conn.ReadFromUDPAddrPort(buf)
 		if err != nil {
