@@ -202,13 +202,16 @@ func (b *Bridge) SetPupil(id string, on bool) error {
 	return b.set(id, func(m *Member) { m.pupil = on })
 }
 
-// Mixing reports whether the mixer runs for this bridge: false when it is
-// empty or hairpinned (two members relayed directly, holding no conference
-// resource).
+// Mixing reports whether the bridge's membership needs the mixer: false
+// when it is empty or can be hairpinned (two members of one codec and no
+// attributes, relayed directly, holding no conference resource). A join or
+// leave tone mixes a hairpin for a moment without changing this answer, so
+// resource accounting that re-checks it after Add, Remove and attribute
+// changes stays exact.
 func (b *Bridge) Mixing() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return len(b.members) > 0 && !b.eligible(false)
+	return len(b.members) > 0 && !b.eligible(true)
 }
 
 // Len returns the number of members.
