@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/binary"
 	"math"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"sync"
@@ -14,7 +15,13 @@ import (
 // frequency and measures the power of chosen frequencies in what it hears.
 // Frequencies should be multiples of 50 Hz (whole cycles per 20 ms frame).
 type TonePeer struct {
-	Freq    float64
+	Freq float64
+	Amp  float64 // linear amplitude sent (default toneAmplitude)
+	// A rough network: each packet is dropped with probability Loss, or
+	// delayed by a random 0..Jitter (which reorders packets).
+	Loss   float64
+	Jitter time.Duration
+
 	PT      uint8 // 0 PCMU, 8 PCMA
 	conn    *net.UDPConn
 	ssrc    uint32
@@ -36,7 +43,7 @@ func NewTonePeer(t testing.TB, freq float64, pt uint8) *TonePeer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &TonePeer{Freq: freq, PT: pt, conn: c, ssrc: uint32(freq*7919) ^ 0x5eed, stop: make(chan struct{}), power: map[float64]float64{}}
+	p := &TonePeer{Freq: freq, Amp: toneAmplitude, PT: pt, conn: c, ssrc: uint32(freq*7919) ^ 0x5eed, stop: make(chan struct{}), power: map[float64]float64{}}
 	t.Cleanup(p.Close)
 	return p
 }
@@ -74,17 +81,31 @@ func (p *TonePeer) sendLoop(dst netip.AddrPort) {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	n := 0
+	rng := rand.New(rand.NewPCG(uint64(p.ssrc), 1))
+	var late sync.WaitGroup
+	defer late.Wait()
 	for {
 		pkt[0], pkt[1] = 0x80, p.PT
 		binary.BigEndian.PutUint16(pkt[2:], seq)
 		binary.BigEndian.PutUint32(pkt[4:], ts)
 		binary.BigEndian.PutUint32(pkt[8:], p.ssrc)
 		for i := 0; i < 160; i++ {
-			s := int16(toneAmplitude * math.Sin(2*math.Pi*p.Freq*float64(n)/8000))
+			s := int16(p.Amp * math.Sin(2*math.Pi*p.Freq*float64(n)/8000))
 			pkt[12+i] = encode(p.PT, s)
 			n++
 		}
-		_, _ = p.conn.WriteToUDPAddrPort(pkt, dst)
+		switch {
+		case p.Loss > 0 && rng.Float64() < p.Loss:
+		case p.Jitter > 0:
+			delayed := append([]byte(nil), pkt...)
+			late.Add(1)
+			time.AfterFunc(time.Duration(rng.Int64N(int64(p.Jitter))), func() {
+				defer late.Done()
+				_, _ = p.conn.WriteToUDPAddrPort(delayed, dst)
+			})
+		default:
+			_, _ = p.conn.WriteToUDPAddrPort(pkt, dst)
+		}
 		seq++
 		ts += 160
 		select {
@@ -187,12 +208,19 @@ func goertzel(x []float64, f float64) float64 {
 // AssertHearing checks peer i hears exactly the frequencies in want among all.
 func AssertHearing(t testing.TB, name string, p *TonePeer, all []float64, want map[float64]bool) {
 	t.Helper()
+	AssertHearingAt(t, name, p, all, want, toneAmplitude)
+}
+
+// AssertHearingAt is AssertHearing for tones sent at amplitude amp: heard
+// means at least amp/4, not heard at most amp/20.
+func AssertHearingAt(t testing.TB, name string, p *TonePeer, all []float64, want map[float64]bool, amp float64) {
+	t.Helper()
 	for _, f := range all {
 		a, pk := p.Heard(f)
 		switch {
-		case want[f] && a < toneAmplitude/4:
+		case want[f] && a < amp/4:
 			t.Errorf("%s should hear %.0f Hz: amplitude %.0f (packets %d)", name, f, a, pk)
-		case !want[f] && a > toneAmplitude/20:
+		case !want[f] && a > amp/20:
 			t.Errorf("%s should not hear %.0f Hz: amplitude %.0f (packets %d)", name, f, a, pk)
 		}
 	}
