@@ -5,6 +5,9 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/mediagw/mediagw/confbridge"
+	"github.com/mediagw/mediagw/rtpproxy"
 )
 
 // An RFC 4733 telephone-event from a member is announced, never mixed.
@@ -66,5 +69,52 @@ func TestTonesKeepAccountingExact(t *testing.T) {
 	}
 	if got := f.InUse("conference"); got != 0 {
 		t.Fatalf("a two-member hairpin holds %d conference resources", got)
+	}
+}
+
+// One-way media through a bridge (an announcement, a one-way relay) keeps
+// both legs alive; when it stops, both time out.
+func TestBridgeOneWayMediaIsNotIdle(t *testing.T) {
+	cfg := rtpproxy.DefaultConfig()
+	cfg.Bind, cfg.PortMin, cfg.PortMax = "127.0.0.1", testPortMin+980, testPortMin+999
+	pool, err := rtpproxy.NewPool(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	engine := confbridge.NewEngine(confbridge.Config{Ptime: 20 * time.Millisecond})
+	defer engine.Close()
+	tab := New(Config{MediaTimeout: 300 * time.Millisecond}, pool, engine, nil)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { defer close(done); tab.Run(contextFromChan(stop)) }()
+	defer func() { close(stop); <-done; tab.Shutdown() }()
+	phone, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer phone.Close()
+	a, _ := tab.CreateConnection(ConnectionParams{Remote: phone.LocalAddr().(*net.UDPAddr).AddrPort()})
+	b, _ := tab.CreateConnection(ConnectionParams{Remote: remote})
+	if _, err := tab.Bridge(a.ID, b.ID); err != nil {
+		t.Fatal(err)
+	}
+	pkt := make([]byte, 172)
+	pkt[0] = 0x80
+	for i := 0; i < 20; i++ { // 1 s of one-way media into a
+		binary.BigEndian.PutUint16(pkt[2:], uint16(i))
+		_, _ = phone.WriteToUDPAddrPort(pkt, a.Local)
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, id := range []string{a.ID, b.ID} {
+		if _, err := tab.Connection(id); err != nil {
+			t.Fatalf("leg %s released while media flowed through the bridge: %v", id, err)
+		}
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for len(tab.Connections()) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the bridge did not time out once media stopped")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -9,7 +9,8 @@ import (
 
 // Run sweeps for media timeouts until ctx ends: a connection that expects
 // media (its mode receives) and has had none for Config.MediaTimeout since
-// its last packet, or since it was created or modified, is released with
+// its last packet (in a two-party bridge: on either leg), or since it was
+// created or modified, is released with
 // ResultCode 12 (session inactivity) by FrontSystem.
 func (t *Table) Run(ctx context.Context) {
 	if t.cfg.MediaTimeout <= 0 {
@@ -49,6 +50,15 @@ func (t *Table) idle(now time.Time) []string {
 		base := c.modified
 		if last := c.leg.LastReceived(); last.After(base) {
 			base = last
+		}
+		// A bridge carries one call: media flowing either way keeps both
+		// legs alive (a one-way call, e.g. an announcement, is not idle).
+		if cf := c.conf; cf != nil && cf.kind == KindBridge {
+			for _, mb := range cf.members {
+				if last := mb.c.leg.LastReceived(); last.After(base) {
+					base = last
+				}
+			}
 		}
 		if now.Sub(base) >= t.cfg.MediaTimeout {
 			out = append(out, id)
