@@ -133,7 +133,7 @@ func BenchmarkRelayRoundTrip(b *testing.B) {
 // socket sending to every leg a, one sink socket that every leg b sends to)
 // runs here.
 func BenchmarkRelayThroughput(b *testing.B) {
-	for _, read := range []string{"recvmmsg", "recvfrom"} {
+	for _, read := range []string{readPoll, readRecvmmsg, readRecvfrom} {
 		for _, calls := range []int{1, 64, 192} {
 			b.Run(fmt.Sprintf("read=%s/calls=%d", read, calls), func(b *testing.B) {
 				relayThroughput(b, calls, 64, read)

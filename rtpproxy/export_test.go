@@ -2,8 +2,12 @@ package rtpproxy
 
 import "testing"
 
-func setBatchRead(tb testing.TB, on bool) {
-	old := batchRead
-	batchRead = on
-	tb.Cleanup(func() { batchRead = old })
+// setReadMode selects the RTP reader of the pools the test makes.
+func setReadMode(tb testing.TB, mode string) {
+	old := readMode
+	readMode = mode
+	tb.Cleanup(func() { readMode = old })
 }
+
+// readModes are the readers this platform can run.
+var readModes = []string{readPoll, readRecvmmsg, readRecvfrom}

@@ -10,8 +10,9 @@ import (
 )
 
 // Handler receives the RTP a leg accepts. pkt is valid only during the call,
-// which runs on the leg's reader goroutine: it must not block, and must not
-// Close a leg (Close waits for the readers, its own caller among them).
+// which runs on the leg's reader (a poller goroutine shared with other legs
+// on Linux): it must not block, and must not Close a leg (Close waits for
+// the readers, its own caller among them).
 type Handler interface{ HandleRTP(pkt []byte) }
 
 // Buffer sizes of the readers: an Ethernet MTU of RTP with room to spare,
@@ -59,11 +60,19 @@ type Leg struct {
 	pool   *Pool
 	pair   int32 // index in the pool
 	port   int
-	rtp    *net.UDPConn
+	rtp    *net.UDPConn // nil when the Pool's pollers read RTP (rtpFd)
+	rtpFd  int          // RTP socket of a poller leg, -1 otherwise
 	rtcp   *net.UDPConn
 	rtpTx  *sender
 	rtcpTx *sender
 	v6     bool // IPv6 sockets: IPv4 sources arrive mapped
+
+	// Poller legs: the loop reading rtpFd, its slot in the Pool, and the
+	// generation that tells this leg's events from those of an earlier leg
+	// on the same pair. Set by Pool.attach before the first packet.
+	run    *pollRun
+	poller *poller
+	gen    uint32
 
 	remote     atomic.Pointer[latch] // RTP remote
 	rtcpRemote atomic.Pointer[latch] // RTCP remote; zero addr = RTP remote's port+1
@@ -84,10 +93,15 @@ type Leg struct {
 	closeErr  error
 }
 
-func newLeg(p *Pool, pair int32, port int, rtp, rtcp *net.UDPConn) (*Leg, error) {
-	l := &Leg{pool: p, pair: pair, port: port, rtp: rtp, rtcp: rtcp, v6: p.network != "udp4"}
+// newLeg makes the leg of a bound pair: RTP on rtp, or on rtpFd when rtp is nil.
+func newLeg(p *Pool, pair int32, port int, rtp *net.UDPConn, rtpFd int, rtcp *net.UDPConn) (*Leg, error) {
+	l := &Leg{pool: p, pair: pair, port: port, rtp: rtp, rtpFd: rtpFd, rtcp: rtcp, v6: p.network != "udp4"}
 	var err1, err2 error
-	l.rtpTx, err1 = newSender(rtp, l.v6)
+	if rtp != nil {
+		l.rtpTx, err1 = newSender(rtp, l.v6)
+	} else {
+		l.rtpTx = fdSender(rtpFd, l.v6)
+	}
 	l.rtcpTx, err2 = newSender(rtcp, l.v6)
 	if err := errors.Join(err1, err2); err != nil {
 		return nil, err
@@ -99,9 +113,13 @@ func newLeg(p *Pool, pair int32, port int, rtp, rtcp *net.UDPConn) (*Leg, error)
 	return l, nil
 }
 
+// start runs the readers: RTCP's goroutine, and RTP's unless a poller reads it.
 func (l *Leg) start() {
-	l.wg.Add(2)
-	go l.readRTP()
+	if l.rtp != nil {
+		l.wg.Add(1)
+		go l.readRTP()
+	}
+	l.wg.Add(1)
 	go l.readRTCP()
 }
 
@@ -219,10 +237,18 @@ func (l *Leg) Close() error {
 	l.closeOnce.Do(func() {
 		l.closed.Store(true)
 		l.route.Store(nil)
+		l.detach() // a poller handles l no more
 		l.rtpTx.shut()
 		l.rtcpTx.shut()
-		l.closeErr = errors.Join(l.rtp.Close(), l.rtcp.Close())
+		var rtpErr error
+		if l.rtp != nil {
+			rtpErr = l.rtp.Close()
+		} else {
+			rtpErr = closeFd(l.rtpFd)
+		}
+		l.closeErr = errors.Join(rtpErr, l.rtcp.Close())
 		l.wg.Wait()
+		l.pool.unassign(l)
 		l.pool.release(l)
 	})
 	return l.closeErr

@@ -77,9 +77,9 @@ func TestRelayBothWays(t *testing.T) {
 }
 
 func TestRelayDropsNonRTP(t *testing.T) {
-	for _, read := range []string{"recvmmsg", "recvfrom"} {
+	for _, read := range readModes {
 		t.Run(read, func(t *testing.T) {
-			setBatchRead(t, read == "recvmmsg")
+			setReadMode(t, read)
 			testRelayDropsNonRTP(t)
 		})
 	}
@@ -109,7 +109,7 @@ func testRelayDropsNonRTP(t *testing.T) {
 // TestRelayPortableReader runs a relay on the one-datagram-per-call reader
 // that platforms without recvmmsg use.
 func TestRelayPortableReader(t *testing.T) {
-	setBatchRead(t, false)
+	setReadMode(t, readRecvfrom)
 	_, a, b, pa, pb := relayPair(t)
 	for i := range 20 {
 		pkt := rtpPacket(0, uint16(i), uint32(i*160), 1, 160)
@@ -607,9 +607,9 @@ func TestConcurrentControl(t *testing.T) {
 // TestReaderBursts sends bursts around the batch size: every packet of
 // every burst must come back, so no wake-up is lost between batches.
 func TestReaderBursts(t *testing.T) {
-	for _, read := range []string{"recvmmsg", "recvfrom"} {
+	for _, read := range readModes {
 		t.Run(read, func(t *testing.T) {
-			setBatchRead(t, read == "recvmmsg")
+			setReadMode(t, read)
 			p := newTestPool(t, testPortMin, testPortMax)
 			l := openLeg(t, p)
 			ph := newPeer(t)

@@ -6,7 +6,9 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"syscall"
 )
 
@@ -18,8 +20,11 @@ var ErrNoPorts = errors.New("rtpproxy: no free RTP port pair")
 type Pool struct {
 	network string // "udp4", or "udp" for IPv6 (dual-stack on "::")
 	lay     layout
+	poll    bool                  // RTP is read by poller goroutines (readMode at NewPool)
+	byPair  []atomic.Pointer[Leg] // poller legs by pair index, for the poll loops' events
+	gen     atomic.Uint32         // generation of the last poller leg opened
 
-	mu sync.Mutex // guards free, pos, live, closedIn, closedOut
+	mu sync.Mutex // guards free, pos, live, closedIn, closedOut, pollers, nextPoller
 	// free holds the indices of the free pairs in no particular order; pos[i]
 	// is the position of pair i in free, or -1 while pair i is taken. A pick
 	// swaps the chosen entry with the last one, so both ends are O(1).
@@ -28,6 +33,10 @@ type Pool struct {
 	live      map[*Leg]struct{}
 	closedIn  uint64 // packets received by legs already closed
 	closedOut uint64 // packets sent by legs already closed
+	// pollers are the poll loop slots (one per GOMAXPROCS at NewPool);
+	// new legs go to them round robin.
+	pollers    []poller
+	nextPoller int
 }
 
 // NewPool validates cfg and prepares the range; no socket is bound yet.
@@ -45,6 +54,11 @@ func NewPool(cfg Config) (*Pool, error) {
 	}
 	if lay.bind.Is6() {
 		p.network = "udp"
+	}
+	if usePollers() {
+		p.poll = true
+		p.byPair = make([]atomic.Pointer[Leg], lay.pairs)
+		p.pollers = make([]poller, runtime.GOMAXPROCS(0))
 	}
 	for i := range p.free {
 		p.free[i] = int32(i)
@@ -106,11 +120,19 @@ func (p *Pool) Open() (*Leg, error) {
 			return nil, ErrNoPorts
 		}
 		port := p.lay.firstPort + 2*int(i)
-		rtp, rtcp, err := p.bindPair(port)
+		rtp, rtpFd, rtcp, err := p.bindPair(port)
 		if err == nil {
-			l, err := newLeg(p, i, port, rtp, rtcp)
+			l, err := newLeg(p, i, port, rtp, rtpFd, rtcp)
+			if err == nil && rtp == nil {
+				l.gen = p.gen.Add(1)
+				err = p.attach(l)
+			}
 			if err != nil {
-				rtp.Close()
+				if rtp != nil {
+					rtp.Close()
+				} else {
+					closeFd(rtpFd)
+				}
 				rtcp.Close()
 				busy = append(busy, i)
 				return nil, fmt.Errorf("rtpproxy: port %d: %w", port, err)
@@ -130,18 +152,29 @@ func (p *Pool) Open() (*Leg, error) {
 	}
 }
 
-func (p *Pool) bindPair(port int) (rtp, rtcp *net.UDPConn, err error) {
+// bindPair binds RTP on port and RTCP on port+1. The RTP socket is a bare
+// descriptor (rtp nil) for the pollers, a net.UDPConn (rtpFd -1) otherwise.
+func (p *Pool) bindPair(port int) (rtp *net.UDPConn, rtpFd int, rtcp *net.UDPConn, err error) {
 	ip := p.lay.bind.AsSlice()
-	rtp, err = net.ListenUDP(p.network, &net.UDPAddr{IP: ip, Port: port})
+	rtpFd = -1
+	if p.poll {
+		rtpFd, err = p.bindRTPFd(port)
+	} else {
+		rtp, err = net.ListenUDP(p.network, &net.UDPAddr{IP: ip, Port: port})
+	}
 	if err != nil {
-		return nil, nil, err
+		return nil, -1, nil, err
 	}
 	rtcp, err = net.ListenUDP(p.network, &net.UDPAddr{IP: ip, Port: port + 1})
 	if err != nil {
-		rtp.Close()
-		return nil, nil, err
+		if rtp != nil {
+			rtp.Close()
+		} else {
+			closeFd(rtpFd)
+		}
+		return nil, -1, nil, err
 	}
-	return rtp, rtcp, nil
+	return rtp, rtpFd, rtcp, nil
 }
 
 // take removes a random free pair. Caller holds p.mu.

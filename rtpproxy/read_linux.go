@@ -16,23 +16,22 @@ import (
 // other legs' readers.
 const fairBatches = 16
 
-// rtpBatch reads an RTP socket with recvmmsg. Besides taking a burst in one
-// call, a batch that comes back short proves the socket was drained, so the
-// reader can wait for the next readiness edge without the extra read that
-// would only return EAGAIN: one system call per packet at call rates
-// instead of two. On loopback the relay's CPU per packet measured the same
-// either way (BenchmarkRelayThroughput read=recvmmsg vs read=recvfrom):
-// sendto dominates, and batching can only gain where queues build up.
-type rtpBatch struct {
-	l     *Leg
-	hdrs  [readBatch]unix.Mmsghdr
-	iovs  [readBatch]unix.Iovec
-	names [readBatch]unix.RawSockaddrInet6 // large enough for either family
-	bufs  [readBatch][rtpBufSize]byte
+// batchBufs is what one recvmmsg reads into: headers, addresses and
+// buffers for a batch of datagrams, made once and reused.
+type batchBufs struct {
+	hdrs  []unix.Mmsghdr
+	iovs  []unix.Iovec
+	names []unix.RawSockaddrInet6 // large enough for either family
+	bufs  [][rtpBufSize]byte
 }
 
-func newRTPBatch(l *Leg) *rtpBatch {
-	b := &rtpBatch{l: l}
+func newBatchBufs(n int) batchBufs {
+	b := batchBufs{
+		hdrs:  make([]unix.Mmsghdr, n),
+		iovs:  make([]unix.Iovec, n),
+		names: make([]unix.RawSockaddrInet6, n),
+		bufs:  make([][rtpBufSize]byte, n),
+	}
 	for i := range b.hdrs {
 		b.iovs[i].Base = &b.bufs[i][0]
 		b.iovs[i].SetLen(rtpBufSize)
@@ -43,14 +42,59 @@ func newRTPBatch(l *Leg) *rtpBatch {
 	return b
 }
 
+// readOnce takes up to a batch from fd with one recvmmsg(MSG_DONTWAIT) and
+// hands each datagram to l. It returns how many it read, or -1 when the
+// socket had nothing (or failed). The call cannot block, so it does not go
+// through the scheduler's system call bookkeeping.
+func (b *batchBufs) readOnce(l *Leg, fd uintptr) int {
+	for i := range b.hdrs {
+		b.hdrs[i].Hdr.Namelen = unix.SizeofSockaddrInet6
+		b.hdrs[i].Hdr.Flags = 0
+	}
+	var r uintptr
+	var errno syscall.Errno
+	for {
+		r, _, errno = syscall.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.hdrs[0])),
+			uintptr(len(b.hdrs)), unix.MSG_DONTWAIT, 0, 0)
+		if errno != syscall.EINTR {
+			break
+		}
+	}
+	if errno != 0 {
+		return -1 // EAGAIN: drained. Anything else: wait for the next packet.
+	}
+	n := int(r)
+	for i := range n {
+		h := &b.hdrs[i]
+		if h.Hdr.Flags&unix.MSG_TRUNC != 0 {
+			continue // larger than the buffer: do not forward a torso
+		}
+		src, ok := sockaddrAddrPort(&b.names[i])
+		if !ok {
+			continue
+		}
+		l.handleRTP(b.bufs[i][:h.Len], src)
+	}
+	return n
+}
+
+// rtpBatch is the goroutine reader of one leg on Go's netpoller (readMode
+// readRecvmmsg). Besides taking a burst in one call, a batch that comes back
+// short proves the socket was drained, so the reader can wait for the next
+// readiness edge without the extra read that would only return EAGAIN.
+type rtpBatch struct {
+	l *Leg
+	b batchBufs
+}
+
 func (l *Leg) readRTP() {
 	defer l.wg.Done()
 	rc, err := l.rtp.SyscallConn()
-	if err != nil || !batchRead {
+	if err != nil || readMode == readRecvfrom {
 		l.readRTPPortable()
 		return
 	}
-	b := newRTPBatch(l)
+	b := &rtpBatch{l: l, b: newBatchBufs(readBatch)}
 	read := b.read // one closure for the life of the reader
 	for !l.closed.Load() {
 		if err := rc.Read(read); err != nil {
@@ -66,32 +110,7 @@ func (b *rtpBatch) read(fd uintptr) bool {
 		if b.l.closed.Load() {
 			return true
 		}
-		for i := range b.hdrs {
-			b.hdrs[i].Hdr.Namelen = unix.SizeofSockaddrInet6
-			b.hdrs[i].Hdr.Flags = 0
-		}
-		r, _, errno := syscall.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.hdrs[0])),
-			readBatch, unix.MSG_DONTWAIT, 0, 0)
-		switch errno {
-		case 0:
-		case syscall.EINTR:
-			continue
-		default: // EAGAIN: drained. Anything else: wait for the next packet.
-			return false
-		}
-		n := int(r)
-		for i := range n {
-			h := &b.hdrs[i]
-			if h.Hdr.Flags&unix.MSG_TRUNC != 0 {
-				continue // larger than the buffer: do not forward a torso
-			}
-			src, ok := sockaddrAddrPort(&b.names[i])
-			if !ok {
-				continue
-			}
-			b.l.handleRTP(b.bufs[i][:h.Len], src)
-		}
-		if n < readBatch {
+		if n := b.b.readOnce(b.l, fd); n < readBatch {
 			return false
 		}
 		if full++; full == fairBatches {

@@ -5,12 +5,20 @@ import (
 	"net"
 )
 
-// readBatch is how many datagrams one recvmmsg may return.
+// readBatch is how many datagrams one recvmmsg of a goroutine reader may return.
 const readBatch = 4
 
-// batchRead selects the recvmmsg reader where there is one; benchmarks
-// turn it off to compare.
-var batchRead = true
+// Read modes: how a leg's RTP socket is read.
+const (
+	readPoll     = "poll"     // Linux: the Pool's epoll poller goroutines (the default there)
+	readRecvmmsg = "recvmmsg" // Linux: a goroutine per leg on Go's netpoller, recvmmsg batches
+	readRecvfrom = "recvfrom" // a goroutine per leg, one datagram per read through the net package
+)
+
+// readMode selects the RTP reader of the pools made after it is set; a
+// platform falls back to what it has. Tests and benchmarks change it to
+// compare.
+var readMode = defaultReadMode
 
 // readRTPPortable reads one datagram per call through the net package.
 // The buffer has one octet to spare so that a datagram too large for the

@@ -37,7 +37,7 @@ func relayServer() int {
 	for _, s := range strings.Split(f[2], ",") {
 		sinks = append(sinks, netip.MustParseAddrPort(s))
 	}
-	batchRead = f[3] == "recvmmsg"
+	readMode = f[3]
 	p, err := NewPool(Config{Bind: "127.0.0.1", PortMin: benchPortMin, PortMax: benchPortMax})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -40,6 +40,9 @@ func newSender(c *net.UDPConn, v6 bool) (*sender, error) {
 	return s, nil
 }
 
+// fdSender sends on a descriptor opened outside the net package.
+func fdSender(fd int, v6 bool) *sender { return &sender{fd: uintptr(fd), v6: v6} }
+
 // shut stops new sends and waits for those in progress.
 func (s *sender) shut() {
 	s.closing.Store(true)
@@ -48,6 +51,8 @@ func (s *sender) shut() {
 	}
 }
 
+// sendTo cannot block (MSG_DONTWAIT), so it skips the scheduler's system
+// call bookkeeping (RawSyscall6).
 func (s *sender) sendTo(pkt []byte, to netip.AddrPort) error {
 	s.refs.Add(1)
 	defer s.refs.Add(-1)
@@ -65,7 +70,7 @@ func (s *sender) sendTo(pkt []byte, to netip.AddrPort) error {
 			sa := syscall.RawSockaddrInet6{Family: syscall.AF_INET6, Addr: to.Addr().As16()}
 			p := (*[2]byte)(unsafe.Pointer(&sa.Port))
 			p[0], p[1] = byte(port>>8), byte(port)
-			_, _, errno = syscall.Syscall6(syscall.SYS_SENDTO, s.fd, uintptr(buf), uintptr(len(pkt)),
+			_, _, errno = syscall.RawSyscall6(syscall.SYS_SENDTO, s.fd, uintptr(buf), uintptr(len(pkt)),
 				syscall.MSG_DONTWAIT, uintptr(unsafe.Pointer(&sa)), syscall.SizeofSockaddrInet6)
 		} else {
 			if !to.Addr().Is4() {
@@ -74,7 +79,7 @@ func (s *sender) sendTo(pkt []byte, to netip.AddrPort) error {
 			sa := syscall.RawSockaddrInet4{Family: syscall.AF_INET, Addr: to.Addr().As4()}
 			p := (*[2]byte)(unsafe.Pointer(&sa.Port))
 			p[0], p[1] = byte(port>>8), byte(port)
-			_, _, errno = syscall.Syscall6(syscall.SYS_SENDTO, s.fd, uintptr(buf), uintptr(len(pkt)),
+			_, _, errno = syscall.RawSyscall6(syscall.SYS_SENDTO, s.fd, uintptr(buf), uintptr(len(pkt)),
 				syscall.MSG_DONTWAIT, uintptr(unsafe.Pointer(&sa)), syscall.SizeofSockaddrInet4)
 		}
 		switch errno {

@@ -21,3 +21,5 @@ func (s *sender) sendTo(pkt []byte, to netip.AddrPort) error {
 	_, err := s.c.WriteToUDPAddrPort(pkt, to)
 	return err
 }
+
+func fdSender(fd int, v6 bool) *sender { return &sender{} }

@@ -1,0 +1,142 @@
+//go:build linux
+
+package rtpproxy
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+// TestPollerCloseUnderTraffic closes and reopens relayed legs spread over
+// several poll loops while their sockets are flooded: every pair comes back
+// exactly once, the loops stop with their last leg, and a relay opened
+// afterwards works. Under -race, a loop still handling a closed leg, or an
+// old event delivered to the leg that reused its pair on another loop,
+// shows up as a race on the leg's receive state.
+func TestPollerCloseUnderTraffic(t *testing.T) {
+	setReadMode(t, readPoll)
+	p := newTestPool(t, testPortMin, testPortMax)
+	p.pollers = make([]poller, 3) // more loops than this machine may have cores
+	src, sink := newPeer(t), newPeer(t)
+	openRelay := func() (a, b *Leg) {
+		a, err1 := p.Open()
+		b, err2 := p.Open()
+		if err1 != nil || err2 != nil {
+			t.Fatal(err1, err2)
+		}
+		a.SetRemote(src.addr())
+		b.SetRemote(sink.addr())
+		Relay(a, b)
+		return a, b
+	}
+	var mu sync.Mutex // guards legs
+	var legs []*Leg
+	for range 12 {
+		a, b := openRelay()
+		legs = append(legs, a, b)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { // flood every a leg, open or closed, from src
+		defer wg.Done()
+		pkt := rtpPacket(0, 0, 0, 1, 160)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			mu.Lock()
+			l := legs[(2*i)%len(legs)]
+			mu.Unlock()
+			pkt[2], pkt[3] = byte(i>>8), byte(i)
+			src.rtp.WriteToUDPAddrPort(pkt, legAddr(l))
+		}
+	}()
+	go func() { // drain the sink
+		defer wg.Done()
+		buf := make([]byte, 2048)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			sink.rtp.SetReadDeadline(time.Now().Add(5 * time.Millisecond))
+			sink.rtp.ReadFromUDPAddrPort(buf)
+		}
+	}()
+	waitFor(t, "traffic", func() bool {
+		in, _ := p.Packets()
+		return in > 100
+	})
+	for round := range 40 { // close a relay (b first or a first), open another
+		mu.Lock()
+		k := 2 * rand.IntN(len(legs)/2)
+		a, b := legs[k], legs[k+1]
+		mu.Unlock()
+		first, second := a, b
+		if round%2 == 1 {
+			first, second = b, a
+		}
+		if err := first.Close(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Millisecond)
+		if err := second.Close(); err != nil {
+			t.Fatal(err)
+		}
+		na, nb := openRelay()
+		mu.Lock()
+		legs[k], legs[k+1] = na, nb
+		mu.Unlock()
+	}
+	close(stop)
+	wg.Wait()
+	for _, l := range legs {
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if p.FreePairs() != p.Pairs() {
+		t.Fatalf("FreePairs = %d, want %d", p.FreePairs(), p.Pairs())
+	}
+	checkFreeList(t, p)
+	p.mu.Lock()
+	for i, pl := range p.pollers {
+		if pl.legs != 0 || pl.run != nil {
+			t.Errorf("poller %d: %d legs, running %v after every leg closed", i, pl.legs, pl.run != nil)
+		}
+	}
+	p.mu.Unlock()
+	for i := range p.byPair {
+		if p.byPair[i].Load() != nil {
+			t.Errorf("pair %d still maps to a leg", i)
+		}
+	}
+	goleak.VerifyNone(t, goleak.IgnoreCurrent())
+
+	// The pool starts loops again for new legs.
+	a, b := openRelay()
+	defer a.Close()
+	defer b.Close()
+	pkt := rtpPacket(0, 7, 0, 5, 160)
+	// Empty the sink of the flood first: a full queue would drop the packet.
+	buf := make([]byte, 2048)
+	for {
+		sink.rtp.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+		if _, _, err := sink.rtp.ReadFromUDPAddrPort(buf); err != nil {
+			break
+		}
+	}
+	src.send(t, legAddr(a), pkt)
+	if got, from := recv(t, sink.rtp); !bytes.Equal(got, pkt) || from != legAddr(b) {
+		t.Fatalf("got % x from %v, want the packet from %v", got, from, legAddr(b))
+	}
+}
