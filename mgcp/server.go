@@ -453,6 +453,9 @@ func (s *Server) reject(src netip.AddrPort, verb string, tid uint32, code int, d
 // account counts and logs a verb's response once.
 func (s *Server) account(src netip.AddrPort, cmd *Command, r *Response) {
 	s.met.commands.WithLabelValues(cmd.Verb, codeLabel(r.Code)).Inc()
+	if r.Code < 400 && !s.log.Logger.IsLevelEnabled(logrus.DebugLevel) {
+		return // nothing to log: build no fields per command
+	}
 	f := logrus.Fields{"remote": src.String(), "trans_id": cmd.TransID, "verb": cmd.Verb,
 		"endpoint": cmd.Endpoint, "code": r.Code}
 	if r.err != "" {

@@ -292,6 +292,9 @@ func (t *Table) CreateConnection(p ConnectionParams) (Connection, error) {
 	t.conns[c.ID] = c
 	snap := t.snapshot(c)
 	t.mu.Unlock()
+	if !t.log.Logger.IsLevelEnabled(logrus.DebugLevel) {
+		return snap, nil
+	}
 	t.log.WithFields(logrus.Fields{"conn_id": snap.ID, "call_id": p.CallID, "owner": p.Owner,
 		"local": snap.Local.String(), "remote": p.Remote.String(), "codec": p.Codec}).Debug("connection created")
 	return snap, nil
@@ -479,7 +482,9 @@ func (t *Table) CreateConferenceWith(confID string, kind Kind, connID string, a 
 		return Conference{}, err
 	}
 	t.confs[cf.id] = cf
-	t.log.WithFields(logrus.Fields{"conf_id": cf.id, "kind": kind, "conn_id": connID}).Debug("conference created")
+	if t.log.Logger.IsLevelEnabled(logrus.DebugLevel) {
+		t.log.WithFields(logrus.Fields{"conf_id": cf.id, "kind": kind, "conn_id": connID}).Debug("conference created")
+	}
 	return cf.snapshot(), nil
 }
 

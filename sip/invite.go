@@ -273,7 +273,9 @@ func (l *leg) answerLocal(tx gosip.ServerTransaction, inv *gosip.Request, offer 
 	l.media.codec, l.media.te, l.media.dir, l.media.ptime, l.media.local = codec, te, dir, conn.Ptime, conn.Local
 	body := l.sdpLocked(offered, offer)
 	l.mu.Unlock()
-	l.log.WithFields(logrus.Fields{"conn_id": conn.ID, "conf_id": m.ConfID, "action": m.Action, "codec": codec.Name}).Debug("call answered")
+	if l.log.Logger.IsLevelEnabled(logrus.DebugLevel) {
+		l.log.WithFields(logrus.Fields{"conn_id": conn.ID, "conf_id": m.ConfID, "action": m.Action, "codec": codec.Name}).Debug("call answered")
+	}
 	l.accept(tx, inv, body, offer == nil)
 }
 

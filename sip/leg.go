@@ -162,7 +162,9 @@ func (l *leg) end(c endCause) {
 			l.log.WithError(err).WithField("conn_id", connID).Debug("release: connection already gone")
 		}
 	}
-	l.log.WithFields(logrus.Fields{"conn_id": connID, "reason": c.reason, "bye": c.bye && prev >= stateAnswered}).Debug("call leg ended")
+	if l.log.Logger.IsLevelEnabled(logrus.DebugLevel) {
+		l.log.WithFields(logrus.Fields{"conn_id": connID, "reason": c.reason, "bye": c.bye && prev >= stateAnswered}).Debug("call leg ended")
+	}
 	if c.bye && prev >= stateAnswered {
 		l.s.bg.Go(func() { l.bye(c.reason) })
 	}
