@@ -347,7 +347,7 @@ if [[ $RECORD == 1 ]]; then
   } >"$ENTRY"
   [[ -f $RES ]] || printf '# Benchmark results\n\n' >"$RES"
   if ! grep -q '^## Peers' "$RES"; then
-    printf '\n## Peers\n\nRuns of `bench/peers.sh` (issue 6), newest last.\n\n' >>"$RES"
+    printf '\n## Peers\n\nRuns of `bench/peers.sh` (issue 6), newest last. Method: bench/peers.sh and bench/cmd/rtpload.\n\n' >>"$RES"
   fi
   # insert the entry at the end of the Peers section (before the next "## " heading)
   awk -v entry="$ENTRY" '
