@@ -44,18 +44,23 @@ func deleteConn(t *session.Table, id string) undo {
 	return func() { _, _ = t.DeleteConnection(id, "", byHTTP) }
 }
 
-// reserveConnection allocates a port pair before the remote is known.
-func reserveConnection(t *session.Table, p params) (result, undo, error) {
-	cp, err := p.connParams(false)
-	if err != nil {
-		return nil, nil, err
-	}
+// newConnection creates an HTTP-owned connection; its undo deletes it.
+func newConnection(t *session.Table, cp session.ConnectionParams) (result, undo, error) {
 	cp.Owner = session.FrontHTTP
 	c, err := t.CreateConnection(cp)
 	if err != nil {
 		return nil, nil, err
 	}
 	return connResult(c), deleteConn(t, c.ID), nil
+}
+
+// reserveConnection allocates a port pair before the remote is known.
+func reserveConnection(t *session.Table, p params) (result, undo, error) {
+	cp, err := p.connParams(false)
+	if err != nil {
+		return nil, nil, err
+	}
+	return newConnection(t, cp)
 }
 
 // createConnection opens a connection to MediaTxIP:MediaTxPort, or completes
@@ -76,12 +81,7 @@ func createConnection(t *session.Table, p params) (result, undo, error) {
 		}
 		return connResult(c), nil, nil
 	}
-	cp.Owner = session.FrontHTTP
-	c, err := t.CreateConnection(cp)
-	if err != nil {
-		return nil, nil, err
-	}
-	return connResult(c), deleteConn(t, c.ID), nil
+	return newConnection(t, cp)
 }
 
 func modifyConnection(t *session.Table, p params) (result, undo, error) {
@@ -131,12 +131,11 @@ func memberConnection(t *session.Table, p params) (id string, created result, u 
 	if err != nil {
 		return "", nil, nil, fmt.Errorf("%w (or give ConnectionId)", err)
 	}
-	cp.Owner = session.FrontHTTP
-	c, err := t.CreateConnection(cp)
+	created, u, err = newConnection(t, cp)
 	if err != nil {
 		return "", nil, nil, err
 	}
-	return c.ID, connResult(c), deleteConn(t, c.ID), nil
+	return created["ConnectionId"], created, u, nil
 }
 
 // createConference makes a conference whose first member is ConnectionId,
