@@ -2,8 +2,10 @@ package control
 
 import (
 	"io"
+	"testing"
 
 	"github.com/sirupsen/logrus"
+	"go.uber.org/goleak"
 )
 
 func logEntry() *logrus.Entry {
@@ -11,3 +13,5 @@ func logEntry() *logrus.Entry {
 	l.SetOutput(io.Discard)
 	return logrus.NewEntry(l)
 }
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
