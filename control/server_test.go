@@ -127,10 +127,11 @@ func TestActionsAndResultCodes(t *testing.T) {
 // An action that finishes after its Timeout answers Branch "Timeout" and
 // undoes what it made: nothing outlives the caller's timeout.
 func TestTimeoutBranchUndoes(t *testing.T) {
-	s, table, _ := newServer(t, "")
-	release := make(chan struct{})
+	s, table, pool := newServer(t, "")
+	release, created := make(chan struct{}), make(chan struct{})
 	actions["SlowCreate"] = func(tb *session.Table, p params) (result, undo, error) {
 		<-release
+		defer close(created)
 		return createConnection(tb, p)
 	}
 	defer delete(actions, "SlowCreate")
@@ -139,8 +140,11 @@ func TestTimeoutBranchUndoes(t *testing.T) {
 		t.Fatalf("slow action: %d %v", code, out)
 	}
 	close(release)
+	<-created
 	deadline := time.Now().Add(2 * time.Second)
-	for len(table.Connections()) != 0 {
+	// The undo runs on the abandoned action's goroutine: wait until the
+	// connection is gone and its ports are back.
+	for len(table.Connections()) != 0 || pool.FreePairs() != pool.Pairs() {
 		if time.Now().After(deadline) {
 			t.Fatalf("connection made after the timeout was not undone: %+v", table.Connections())
 		}
