@@ -83,19 +83,10 @@ type MGCPClient struct {
 
 // DialMGCP opens a client socket on local (host:port, port 0 for any) to remote.
 func DialMGCP(local, remote string) (*MGCPClient, error) {
-	ra, err := net.ResolveUDPAddr("udp", remote)
+	conn, ra, err := dialUDP(local, remote)
 	if err != nil {
 		return nil, err
 	}
-	la, err := net.ResolveUDPAddr("udp", local)
-	if err != nil {
-		return nil, err
-	}
-	conn, err := net.ListenUDP("udp", la)
-	if err != nil {
-		return nil, err
-	}
-	_ = conn.SetReadBuffer(4 << 20)
 	_ = conn.SetWriteBuffer(4 << 20)
 	c := &MGCPClient{conn: conn, remote: ra, Timeout: 500 * time.Millisecond, Tries: 3,
 		pending: map[uint32]chan *MGCPResponse{}, nextTID: 1000, done: make(chan struct{})}

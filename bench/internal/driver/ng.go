@@ -31,19 +31,10 @@ type NGClient struct {
 
 // DialNG opens a client socket on local to remote (the --listen-ng address).
 func DialNG(local, remote string) (*NGClient, error) {
-	ra, err := net.ResolveUDPAddr("udp", remote)
+	conn, ra, err := dialUDP(local, remote)
 	if err != nil {
 		return nil, err
 	}
-	la, err := net.ResolveUDPAddr("udp", local)
-	if err != nil {
-		return nil, err
-	}
-	conn, err := net.ListenUDP("udp", la)
-	if err != nil {
-		return nil, err
-	}
-	_ = conn.SetReadBuffer(4 << 20)
 	c := &NGClient{conn: conn, remote: ra, Timeout: time.Second, Tries: 3,
 		pending: map[string]chan map[string]any{}, done: make(chan struct{})}
 	go c.readLoop()
