@@ -77,6 +77,28 @@ func (ca *callAgent) close() {
 	<-ca.done
 }
 
+// waitCommand waits for the gateway to send a command starting with verb
+// and returns the latest such command.
+func (ca *callAgent) waitCommand(verb string, within time.Duration, what string) string {
+	ca.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		var last string
+		for _, c := range ca.commands() {
+			if strings.HasPrefix(c, verb) {
+				last = c
+			}
+		}
+		if last != "" {
+			return last
+		}
+		if time.Now().After(deadline) {
+			ca.t.Fatalf("no %s from the gateway %s", verb, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // commands returns the commands the gateway has sent so far.
 func (ca *callAgent) commands() []string {
 	ca.mu.Lock()
@@ -278,25 +300,10 @@ func TestMGCPReleasedByHTTP(t *testing.T) {
 		t.Fatalf("CRCX: %d %v", code, params)
 	}
 	g.MustAction(t, "DeleteConnection", map[string]any{"ConnectionId": params["I"]})
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		var dlcx string
-		for _, c := range ca.commands() {
-			if strings.HasPrefix(c, "DLCX") {
-				dlcx = c
-			}
-		}
-		if dlcx != "" {
-			if !strings.Contains(dlcx, "I: "+params["I"]) || !strings.Contains(dlcx, "E: 904") ||
-				!strings.Contains(dlcx, "P: PS=") || !strings.Contains(dlcx, params["Z"]) {
-				t.Errorf("gateway DLCX: %q", dlcx)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no gateway DLCX after the HTTP DeleteConnection")
-		}
-		time.Sleep(10 * time.Millisecond)
+	dlcx := ca.waitCommand("DLCX", 5*time.Second, "after the HTTP DeleteConnection")
+	if !strings.Contains(dlcx, "I: "+params["I"]) || !strings.Contains(dlcx, "E: 904") ||
+		!strings.Contains(dlcx, "P: PS=") || !strings.Contains(dlcx, params["Z"]) {
+		t.Errorf("gateway DLCX: %q", dlcx)
 	}
 	g.WaitGaugesBack(t, start)
 }
@@ -317,25 +324,10 @@ func TestMGCPMediaTimeout(t *testing.T) {
 	if code != 200 {
 		t.Fatalf("CRCX: %d %v", code, params)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		var dlcx string
-		for _, c := range ca.commands() {
-			if strings.HasPrefix(c, "DLCX") {
-				dlcx = c
-			}
-		}
-		if dlcx != "" {
-			if !strings.Contains(dlcx, "I: "+params["I"]) || !strings.Contains(dlcx, "E: 902") ||
-				!strings.Contains(dlcx, "C: quiet") || !strings.Contains(dlcx, params["Z"]) {
-				t.Errorf("gateway DLCX: %q", dlcx)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no gateway DLCX after the media timeout")
-		}
-		time.Sleep(20 * time.Millisecond)
+	dlcx := ca.waitCommand("DLCX", 10*time.Second, "after the media timeout")
+	if !strings.Contains(dlcx, "I: "+params["I"]) || !strings.Contains(dlcx, "E: 902") ||
+		!strings.Contains(dlcx, "C: quiet") || !strings.Contains(dlcx, params["Z"]) {
+		t.Errorf("gateway DLCX: %q", dlcx)
 	}
 	if code, _, _ := ca.do("DLCX {tid} %s MGCP 1.0\r\nC: quiet\r\nI: %s\r\n", params["Z"], params["I"]); code != 515 {
 		t.Errorf("DLCX after the timeout: %d, want 515", code)
