@@ -16,19 +16,12 @@ import (
 // SDP direction, a new remote address or codec (ModifyConnection), or no
 // SDP at all (we offer, the ACK answers).
 func (s *Server) onReInvite(req *gosip.Request, tx gosip.ServerTransaction) {
-	l := s.inDialog(req, tx, true)
-	if l == nil {
-		return
-	}
-	offer, err := readOffer(req)
-	if err != nil {
-		s.fail(tx, req, err)
-		return
-	}
-	if !l.beginInvite(tx, req) {
+	l, offer, ok := s.beginOffer(req, tx)
+	if !ok {
 		return
 	}
 	defer l.endInvite()
+	var err error
 	s.reply(tx, req, 100)
 
 	var body []byte
@@ -200,22 +193,34 @@ func (l *leg) currentOffer() ([]byte, error) {
 	return l.sdpLocked(formats, nil), nil
 }
 
-// onUpdate handles UPDATE (RFC 3311) in a confirmed dialog like a
-// re-INVITE, answered in the 200 itself.
-func (s *Server) onUpdate(req *gosip.Request, tx gosip.ServerTransaction) {
+// beginOffer starts a re-INVITE or UPDATE: the dialog's leg, the offer it
+// carries (nil when none) and the leg's offer slot taken; false when a
+// response has already been sent.
+func (s *Server) beginOffer(req *gosip.Request, tx gosip.ServerTransaction) (*leg, *description, bool) {
 	l := s.inDialog(req, tx, true)
 	if l == nil {
-		return
+		return nil, nil, false
 	}
 	offer, err := readOffer(req)
 	if err != nil {
 		s.fail(tx, req, err)
-		return
+		return nil, nil, false
 	}
 	if !l.beginInvite(tx, req) {
+		return nil, nil, false
+	}
+	return l, offer, true
+}
+
+// onUpdate handles UPDATE (RFC 3311) in a confirmed dialog like a
+// re-INVITE, answered in the 200 itself.
+func (s *Server) onUpdate(req *gosip.Request, tx gosip.ServerTransaction) {
+	l, offer, ok := s.beginOffer(req, tx)
+	if !ok {
 		return
 	}
 	defer l.endInvite()
+	var err error
 	var body []byte
 	if offer != nil {
 		if body, err = l.renegotiate(offer); err != nil {
@@ -232,13 +237,8 @@ func (s *Server) onUpdate(req *gosip.Request, tx gosip.ServerTransaction) {
 // onInfo passes INFO (e.g. SIP INFO DTMF) through to the bridge partner
 // and answers with its status; outside bridges it is acknowledged.
 func (s *Server) onInfo(req *gosip.Request, tx gosip.ServerTransaction) {
-	l := s.dialogLeg(req)
+	l := s.inDialog(req, tx, false)
 	if l == nil {
-		s.reply(tx, req, 481)
-		return
-	}
-	if !l.checkSeq(req) {
-		s.reply(tx, req, 500)
 		return
 	}
 	l.mu.Lock()
