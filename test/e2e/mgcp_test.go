@@ -38,6 +38,15 @@ func newCallAgent(t testing.TB) *callAgent {
 	return ca
 }
 
+// attach points the call agent's commands at g's MGCP port.
+func (ca *callAgent) attach(g *Gateway) {
+	gw, err := net.ResolveUDPAddr("udp", g.MGCP)
+	if err != nil {
+		ca.t.Fatal(err)
+	}
+	ca.gw = gw
+}
+
 func (ca *callAgent) addr() string { return ca.conn.LocalAddr().String() }
 
 func (ca *callAgent) loop() {
@@ -189,11 +198,7 @@ func waitPackets(t testing.TB, n int, peers ...*TonePeer) {
 func TestMGCPConference(t *testing.T) {
 	ca := newCallAgent(t)
 	g := StartGateway(t, GatewayOptions{NotifiedEntity: ca.addr()})
-	gw, err := net.ResolveUDPAddr("udp", g.MGCP)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca.gw = gw
+	ca.attach(g)
 	deadline := time.Now().Add(5 * time.Second)
 	for len(ca.commands()) == 0 {
 		if time.Now().After(deadline) {
@@ -289,11 +294,7 @@ func TestMGCPConference(t *testing.T) {
 func TestMGCPReleasedByHTTP(t *testing.T) {
 	ca := newCallAgent(t)
 	g := StartGateway(t, GatewayOptions{NotifiedEntity: ca.addr()})
-	gw, err := net.ResolveUDPAddr("udp", g.MGCP)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca.gw = gw
+	ca.attach(g)
 	start := g.Metrics(t)
 	code, params, _ := ca.do("CRCX {tid} rtpbridge/$@mgw MGCP 1.0\r\nC: h1\r\nM: recvonly\r\n")
 	if code != 200 {
@@ -314,11 +315,7 @@ func TestMGCPReleasedByHTTP(t *testing.T) {
 func TestMGCPMediaTimeout(t *testing.T) {
 	ca := newCallAgent(t)
 	g := StartGateway(t, GatewayOptions{NotifiedEntity: ca.addr(), MediaTimeout: "1s"})
-	gw, err := net.ResolveUDPAddr("udp", g.MGCP)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca.gw = gw
+	ca.attach(g)
 	start := g.Metrics(t)
 	code, params, _ := ca.do("CRCX {tid} cnf/$@mgw MGCP 1.0\r\nC: quiet\r\nM: confrnce\r\n")
 	if code != 200 {

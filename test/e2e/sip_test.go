@@ -96,11 +96,7 @@ func (p *sipPhone) expectBye(name string) *gosip.Request {
 func TestSIPAndMGCPInConference(t *testing.T) {
 	ca := newCallAgent(t)
 	g := StartGateway(t, GatewayOptions{NotifiedEntity: ca.addr()})
-	gw, err := net.ResolveUDPAddr("udp", g.MGCP)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca.gw = gw
+	ca.attach(g)
 	start := g.Metrics(t)
 
 	freqs := []float64{400, 900}

@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -125,17 +124,13 @@ func TestWireRTPAndMGCP(t *testing.T) {
 	requireTool(t, "tshark")
 	ca := newCallAgent(t)
 	g := StartGateway(t, GatewayOptions{NotifiedEntity: ca.addr()})
-	gw, err := net.ResolveUDPAddr("udp", g.MGCP)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca.gw = gw
+	ca.attach(g)
 	freqs := []float64{400, 650, 900}
 	peers := make([]*TonePeer, len(freqs))
 	for i, f := range freqs {
 		peers[i] = NewTonePeer(t, f, 0)
 	}
-	mgcpPort := gw.Port
+	mgcpPort := ca.gw.Port
 	filter := fmt.Sprintf("udp port %d or udp dst port %d", mgcpPort, peers[0].Port())
 	pcap, wait := capture(t, filter, 160, 6*time.Second)
 
