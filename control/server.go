@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -180,7 +181,8 @@ func (s *Server) handleAction(w http.ResponseWriter, r *http.Request) {
 
 // run executes act, bounded by timeout (0 = unbounded). An action that
 // completes after its timeout is undone, so nothing it made outlives the
-// caller's Timeout branch.
+// caller's Timeout branch. Exactly one side claims the outcome: the caller
+// (answered) or, once the caller has given up, the action's goroutine.
 func (s *Server) run(act action, p params, timeout time.Duration) (result, error, bool) {
 	if timeout <= 0 {
 		r, _, err := act(s.table, p)
@@ -188,23 +190,23 @@ func (s *Server) run(act action, p params, timeout time.Duration) (result, error
 	}
 	type outcome struct {
 		r   result
-		u   undo
 		err error
 	}
+	const (
+		running int32 = iota
+		answered
+		abandoned
+	)
+	var state atomic.Int32
 	done := make(chan outcome, 1)
-	abandoned := make(chan struct{})
 	go func() {
 		r, u, err := act(s.table, p)
-		select {
-		case done <- outcome{r, u, err}:
-		case <-abandoned:
+		if state.CompareAndSwap(running, answered) {
+			done <- outcome{r, err}
+			return
 		}
-		select {
-		case <-abandoned:
-			if err == nil && u != nil {
-				u()
-			}
-		default:
+		if err == nil && u != nil { // the caller took the Timeout branch
+			u()
 		}
 	}()
 	timer := time.NewTimer(timeout)
@@ -213,16 +215,11 @@ func (s *Server) run(act action, p params, timeout time.Duration) (result, error
 	case o := <-done:
 		return o.r, o.err, false
 	case <-timer.C:
-		close(abandoned)
-		// The result may have been delivered just as the timer fired.
-		select {
-		case o := <-done:
-			if o.err == nil && o.u != nil {
-				o.u()
-			}
-		default:
+		if state.CompareAndSwap(running, abandoned) {
+			return nil, nil, true
 		}
-		return nil, nil, true
+		o := <-done // it finished just as the timer fired
+		return o.r, o.err, false
 	}
 }
 
