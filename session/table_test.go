@@ -558,4 +558,3 @@ func envInt(name string, def int) int {
 	}
 	return def
 }
-
