@@ -12,7 +12,10 @@
 #
 # Knobs (environment): CALLS=1000 STEP=6s DRAIN=1s RAMP_START=10000
 # RAMP_FACTOR=1.15 RAMP_MAX=500000 SYSTEMS="rtpengine osmo-mgw mediagw"
-# SIP_RATES="..." QUICK=1 (short smoke run) RECORD=0 NICE=-20.
+# SIP_RATES="..." QUICK=1 (short smoke run) RECORD=0 NICE=-20
+# PPROF=1 (the gateway writes a CPU profile per instance to the output folder)
+# PARTS="relay mgcp sip" (a subset measures only those parts; RECORD defaults
+# to 0 then, since a partial run is no comparison of record).
 set -uo pipefail
 set -f # no globbing: endpoint names hold "*"
 
@@ -44,7 +47,9 @@ SIP_RATES=${SIP_RATES:-"500 1000 2000 3000 4000 5000 6000 8000 10000 12000 14000
 SIP_SECS=${SIP_SECS:-3}
 TPS_DUR=${TPS_DUR:-4s}
 TPS_CONC=${TPS_CONC:-4,16,64}
-RECORD=${RECORD:-1}
+PARTS=${PARTS:-relay mgcp sip}
+if [[ $PARTS == "relay mgcp sip" ]]; then RECORD=${RECORD:-1}; else RECORD=${RECORD:-0}; fi
+part() { [[ " $PARTS " == *" $1 "* ]]; }
 if [[ ${QUICK:-0} == 1 ]]; then
   CALLS=200 STEP=2s RAMP_FACTOR=1.6 TPS_DUR=1s TPS_CONC=16 SIP_RATES="500 2000 8000" SIP_SECS=2 RECORD=0
 fi
@@ -89,7 +94,7 @@ RAMP=$(awk -v s="$RAMP_START" -v f="$RAMP_FACTOR" -v m="$RAMP_MAX" \
   'BEGIN{r=s; sep=""; while (r<=m) {printf "%s%d", sep, int(r/500+0.5)*500; sep=","; r*=f}}')
 
 # --- SUT processes ------------------------------------------------------------
-SUT_PID=
+SUT_PID= PROFILES=0
 cleanup() { [[ -n $SUT_PID ]] && kill "$SUT_PID" 2>/dev/null && wait "$SUT_PID" 2>/dev/null; SUT_PID=; }
 trap cleanup EXIT INT TERM
 
@@ -118,7 +123,8 @@ start_sut() { # name: start a fresh instance pinned to the SUT core; SUT_PID is 
     rtpengine) nice -n "$NICE" taskset -c $SUT_CORE rtpengine --config-file=none --table=-1 --interface=127.0.0.1 \
         --listen-ng=127.0.0.1:$RTPE_NG --port-min=$RTP_MIN --port-max=$RTP_MAX \
         --foreground --log-stderr --log-level=3 --num-threads=1 >>"$OUT/rtpengine.log" 2>&1 & ;;
-    mediagw | mediagw-sip) nice -n "$NICE" taskset -c $SUT_CORE "$OUT/gateway" -config "$OUT/gateway.yaml" >>"$OUT/mediagw.log" 2>&1 & ;;
+    mediagw | mediagw-sip) nice -n "$NICE" taskset -c $SUT_CORE "$OUT/gateway" -config "$OUT/gateway.yaml" \
+        ${PPROF:+-cpuprofile "$OUT/$name-$((++PROFILES)).pprof"} >>"$OUT/mediagw.log" 2>&1 & ;;
     sipp-uas) nice -n "$NICE" taskset -c $SUT_CORE sipp -sn uas -i 127.0.0.1 -p $SIPP_UAS \
         -buff_size 4194304 -nostdin >"$OUT/sipp-uas.log" 2>&1 & ;;
   esac
@@ -249,22 +255,29 @@ sip_series() { # system: sipp-uas | mediagw-sip
 
 # --- run ------------------------------------------------------------------------
 T_START=$(date +%s)
+GEN_CEIL=
+if part relay; then
 log "generator ceiling (no SUT: generator sends to itself)"
 run_load "$OUT/generator-loop.txt" relay -driver loop -a $GEN_A -b $GEN_B -calls "$CALLS" \
   -rates 100k,200k,300k,400k -step 3s -drain 500ms -stop-on-fail=false
+fi
 GEN_CEIL=$(sed -n 's/.*recv_pps=\([0-9]*\).*verdict=.*/\1/p' "$OUT/generator-loop.txt" | sort -n | tail -1)
 
 for s in $SYSTEMS; do
+  part relay || break
   [[ $s == mediagw && $HAVE_GW == 0 ]] && continue
   relay_series "$s"
 done
 for s in osmo-mgw mediagw; do
+  part mgcp || break
   [[ " $SYSTEMS " == *" $s "* ]] || continue
   [[ $s == mediagw && $HAVE_GW == 0 ]] && continue
   tps_series "$s"
 done
-sip_series sipp-uas
-[[ $HAVE_GW == 1 && " $SYSTEMS " == *" mediagw "* ]] && sip_series mediagw-sip
+if part sip; then
+  sip_series sipp-uas
+  [[ $HAVE_GW == 1 && " $SYSTEMS " == *" mediagw "* ]] && sip_series mediagw-sip
+fi
 T_END=$(date +%s)
 
 # --- report ----------------------------------------------------------------------

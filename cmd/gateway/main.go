@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"runtime/pprof"
 	"syscall"
 )
 
@@ -31,6 +32,7 @@ func main() {
 	configPath := flag.String("config", "", "YAML configuration file (default: built-in defaults)")
 	showVersion := flag.Bool("version", false, "print the version and exit")
 	checkOnly := flag.Bool("check-config", false, "load and validate the configuration, then exit")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile (go tool pprof) to this file until exit")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "gateway: unexpected arguments: %v\n", flag.Args())
@@ -49,9 +51,21 @@ func main() {
 		fmt.Println("configuration ok")
 		return
 	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "gateway: cpuprofile:", err)
+			os.Exit(2)
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, cfg, nil); err != nil && !errors.Is(err, context.Canceled) {
+	err = run(ctx, cfg, nil)
+	stop()
+	pprof.StopCPUProfile() // no-op without -cpuprofile
+	if err != nil && !errors.Is(err, context.Canceled) {
 		fmt.Fprintln(os.Stderr, "gateway:", err)
 		os.Exit(1)
 	}
