@@ -14,6 +14,7 @@
 # RAMP_FACTOR=1.15 RAMP_MAX=500000 SYSTEMS="rtpengine osmo-mgw mediagw"
 # SIP_RATES="..." QUICK=1 (short smoke run) RECORD=0 NICE=-20
 # PPROF=1 (the gateway writes a CPU profile per instance to the output folder)
+# SIP_PEER=0 (skip the sipp uas series)
 # PARTS="relay mgcp sip" (a subset measures only those parts; RECORD defaults
 # to 0 then, since a partial run is no comparison of record).
 set -uo pipefail
@@ -261,7 +262,7 @@ log "generator ceiling (no SUT: generator sends to itself)"
 run_load "$OUT/generator-loop.txt" relay -driver loop -a $GEN_A -b $GEN_B -calls "$CALLS" \
   -rates 100k,200k,300k,400k -step 3s -drain 500ms -stop-on-fail=false
 fi
-GEN_CEIL=$(sed -n 's/.*recv_pps=\([0-9]*\).*verdict=.*/\1/p' "$OUT/generator-loop.txt" | sort -n | tail -1)
+[[ -f $OUT/generator-loop.txt ]] && GEN_CEIL=$(sed -n 's/.*recv_pps=\([0-9]*\).*verdict=.*/\1/p' "$OUT/generator-loop.txt" | sort -n | tail -1)
 
 for s in $SYSTEMS; do
   part relay || break
@@ -275,7 +276,7 @@ for s in osmo-mgw mediagw; do
   tps_series "$s"
 done
 if part sip; then
-  sip_series sipp-uas
+  [[ ${SIP_PEER:-1} == 1 ]] && sip_series sipp-uas
   [[ $HAVE_GW == 1 && " $SYSTEMS " == *" mediagw "* ]] && sip_series mediagw-sip
 fi
 T_END=$(date +%s)
