@@ -2,11 +2,15 @@
 // from a configured range, and relays, echoes or hands over the RTP that
 // arrives on them.
 //
-// A Leg is one port pair facing one remote endpoint. On Linux its RTP socket
-// is read by one of the Pool's poller goroutines (one per GOMAXPROCS, each
-// with a level-triggered epoll set of its legs; see poll_linux.go), which
-// owns the leg's receive-side state; elsewhere, and for comparison, a reader
-// goroutine per socket does. RTCP has a goroutine per leg. The control side
+// A Leg is one port pair facing one remote endpoint. On Linux its RTP and
+// RTCP sockets are read by one of the Pool's poller goroutines (one per
+// GOMAXPROCS, each with a level-triggered epoll set of its legs, parked on
+// Go's netpoller; see poll_linux.go), which owns the leg's receive-side
+// state; elsewhere, and for comparison, a reader goroutine per socket does.
+// On Linux a closed leg's pair stays bound, idle, until a later Open picks
+// it (at random among all free pairs, as an unbound one would be): what
+// arrived meanwhile is thrown away, and Pool.Close unbinds the idle pairs.
+// The control side
 // (SetRemote, SetDirection, SetHandler, Relay) swaps immutable values through
 // atomic pointers, so the per-packet path takes no lock, does not log and
 // allocates nothing. Remotes are latched symmetrically (RFC 4961 style): the

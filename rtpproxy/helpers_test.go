@@ -37,6 +37,7 @@ func newTestPool(tb testing.TB, min, max int) *Pool {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	tb.Cleanup(func() { p.Close() }) // after the legs' cleanups (LIFO)
 	return p
 }
 

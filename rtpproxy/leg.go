@@ -60,16 +60,15 @@ type Leg struct {
 	pool   *Pool
 	pair   int32 // index in the pool
 	port   int
-	rtp    *net.UDPConn // nil when the Pool's pollers read RTP (rtpFd)
-	rtpFd  int          // RTP socket of a poller leg, -1 otherwise
-	rtcp   *net.UDPConn
+	s      sockets // descriptors for the pollers, or conns for reader goroutines
 	rtpTx  *sender
 	rtcpTx *sender
 	v6     bool // IPv6 sockets: IPv4 sources arrive mapped
 
-	// Poller legs: the loop reading rtpFd, its slot in the Pool, and the
-	// generation that tells this leg's events from those of an earlier leg
-	// on the same pair. Set by Pool.attach before the first packet.
+	// Poller legs: the loop reading both descriptors, its slot in the
+	// Pool, and the generation that tells this leg's events from those of
+	// an earlier leg on the same pair. Set by Pool.attach before the first
+	// packet.
 	run    *pollRun
 	poller *poller
 	gen    uint32
@@ -93,18 +92,19 @@ type Leg struct {
 	closeErr  error
 }
 
-// newLeg makes the leg of a bound pair: RTP on rtp, or on rtpFd when rtp is nil.
-func newLeg(p *Pool, pair int32, port int, rtp *net.UDPConn, rtpFd int, rtcp *net.UDPConn) (*Leg, error) {
-	l := &Leg{pool: p, pair: pair, port: port, rtp: rtp, rtpFd: rtpFd, rtcp: rtcp, v6: p.network != "udp4"}
-	var err1, err2 error
-	if rtp != nil {
-		l.rtpTx, err1 = newSender(rtp, l.v6)
+// newLeg makes the leg of a bound pair.
+func newLeg(p *Pool, pair int32, port int, s sockets) (*Leg, error) {
+	l := &Leg{pool: p, pair: pair, port: port, s: s, v6: p.network != "udp4"}
+	if s.rtp != nil {
+		var err1, err2 error
+		l.rtpTx, err1 = newSender(s.rtp, l.v6)
+		l.rtcpTx, err2 = newSender(s.rtcp, l.v6)
+		if err := errors.Join(err1, err2); err != nil {
+			return nil, err
+		}
 	} else {
-		l.rtpTx = fdSender(rtpFd, l.v6)
-	}
-	l.rtcpTx, err2 = newSender(rtcp, l.v6)
-	if err := errors.Join(err1, err2); err != nil {
-		return nil, err
+		l.rtpTx = fdSender(s.rtpFd, l.v6)
+		l.rtcpTx = fdSender(s.rtcpFd, l.v6)
 	}
 	l.remote.Store(&latch{})
 	l.rtcpRemote.Store(&latch{})
@@ -113,14 +113,13 @@ func newLeg(p *Pool, pair int32, port int, rtp *net.UDPConn, rtpFd int, rtcp *ne
 	return l, nil
 }
 
-// start runs the readers: RTCP's goroutine, and RTP's unless a poller reads it.
+// start runs the reader goroutines of a leg the pollers do not read.
 func (l *Leg) start() {
-	if l.rtp != nil {
-		l.wg.Add(1)
+	if l.s.rtp != nil {
+		l.wg.Add(2)
 		go l.readRTP()
+		go l.readRTCP()
 	}
-	l.wg.Add(1)
-	go l.readRTCP()
 }
 
 // Port is the RTP port; RTCP is Port()+1.
@@ -231,8 +230,10 @@ func (l *Leg) LastReceived() time.Time {
 	return epoch.Add(time.Duration(v - 1))
 }
 
-// Close stops the readers, closes both sockets and returns the pair to the
-// pool. It is idempotent; every call returns after the first has finished.
+// Close stops the readers and returns the pair to the pool, which closes its
+// sockets or keeps them bound for a later leg. Nothing sent through l or
+// received for it is handled after Close returns. It is idempotent; every
+// call returns after the first has finished.
 func (l *Leg) Close() error {
 	l.closeOnce.Do(func() {
 		l.closed.Store(true)
@@ -240,16 +241,15 @@ func (l *Leg) Close() error {
 		l.detach() // a poller handles l no more
 		l.rtpTx.shut()
 		l.rtcpTx.shut()
-		var rtpErr error
-		if l.rtp != nil {
-			rtpErr = l.rtp.Close()
-		} else {
-			rtpErr = closeFd(l.rtpFd)
+		s := l.s
+		if s.rtp != nil {
+			// Reader goroutines: closing the sockets stops them.
+			l.closeErr = s.close()
+			l.wg.Wait()
+			s = unbound
 		}
-		l.closeErr = errors.Join(rtpErr, l.rtcp.Close())
-		l.wg.Wait()
 		l.pool.unassign(l)
-		l.pool.release(l)
+		l.closeErr = errors.Join(l.closeErr, l.pool.release(l, s))
 	})
 	return l.closeErr
 }
@@ -309,12 +309,13 @@ func (l *Leg) handleRTP(pkt []byte, src netip.AddrPort) {
 	}
 }
 
+// readRTCP is the RTCP reader goroutine of a leg the pollers do not read.
 func (l *Leg) readRTCP() {
 	defer l.wg.Done()
 	buf := make([]byte, rtcpBufSize)
 	var sum rtcpSummary
 	for {
-		n, src, err := l.rtcp.ReadFromUDPAddrPort(buf)
+		n, src, err := l.s.rtcp.ReadFromUDPAddrPort(buf)
 		if err != nil {
 			if l.closed.Load() || errors.Is(err, net.ErrClosed) {
 				return

@@ -434,6 +434,10 @@ func TestCloseReleases(t *testing.T) {
 	if p.FreePairs() != p.Pairs() {
 		t.Fatalf("FreePairs = %d", p.FreePairs())
 	}
+	// The pool keeps released pairs bound for reuse until it is closed.
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
 	for _, port := range []int{portA, portA + 1} {
 		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
 		if err != nil {

@@ -7,33 +7,43 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
-	"time"
+	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
-// The poller reader (issue 6). A goroutine per RTP socket parked on Go's
+// The poller reader (issue 6). A goroutine per socket parked on Go's
 // netpoller costs, per packet, a netpoll wake-up, a goroutine switch, the
 // read and a second read that only returns EAGAIN. Instead a few poller
 // goroutines owned by the Pool (one per GOMAXPROCS at NewPool, legs assigned
-// round robin) each wait on an epoll set of their legs' RTP descriptors,
-// level-triggered: one epoll_wait hands over every ready leg, each gets one
-// recvmmsg, and what is left in a socket is reported again by the next
-// epoll_wait, so no read ever ends in EAGAIN and a flooded leg cannot starve
-// the others. RTP sockets of poller legs are opened here, outside the net
-// package, so that Go's own netpoller never watches them too. RTCP keeps its
-// net.UDPConn and goroutine (a few packets per second).
+// round robin) each read an epoll set of their legs' RTP and RTCP
+// descriptors, level-triggered: one epoll_wait hands over every ready socket,
+// each gets one recvmmsg, and what is left in a socket is reported again by
+// the next epoll_wait, so no read ever ends in EAGAIN and a flooded leg
+// cannot starve the others. The sockets are opened here, outside the net
+// package, so that Go's own netpoller never watches them too.
+//
+// The epoll set itself is watched by Go's netpoller: a loop that finds
+// nothing ready parks its goroutine rather than its thread, so it holds no
+// P while idle (with GOMAXPROCS=1 a thread blocked in epoll_wait would keep
+// the only P until sysmon took it back, stalling the control plane).
 
-// pollEvents is how many ready legs one epoll_wait may return.
+// pollEvents is how many ready sockets one epoll_wait may return.
 const pollEvents = 128
 
-// pollBatch is how many datagrams one recvmmsg takes from a ready leg.
+// pollBatch is how many datagrams one recvmmsg takes from a ready socket.
 const pollBatch = 8
 
-// wakeTag marks the poller's eventfd in the epoll set (pair indices are >= 0).
-const wakeTag = -1
+// Event tags: the epoll data of a socket is its pair index shifted left by
+// one, the low bit set for RTCP; the poller's eventfd has wakeTag.
+const (
+	wakeTag = -1
+	tagRTCP = 1
+)
 
 // poller is a slot for a running poll loop. Its fields are guarded by Pool.mu.
 type poller struct {
@@ -44,17 +54,21 @@ type poller struct {
 // pollRun is one poll loop: its epoll set, its buffers and its goroutine.
 type pollRun struct {
 	pool *Pool
+	ep   *os.File // the epoll set, registered with Go's netpoller
 	epfd int
 	evfd int // eventfd that wakes the loop to stop
 	stop atomic.Bool
 	done chan struct{} // closed when the loop has exited and closed its descriptors
 
 	// mu is held by the loop while it handles the events of one
-	// epoll_wait; Leg.Close takes it once after removing its descriptor
+	// epoll_wait; Leg.Close takes it once after removing its descriptors
 	// from the set, so that no event fetched before the removal is still
-	// being handled when the descriptor is closed. Uncontended but for that.
-	mu sync.Mutex
-	b  batchBufs // owned by the loop
+	// being handled when the descriptors change hands. Uncontended but for
+	// that.
+	mu     sync.Mutex
+	b      batchBufs // owned by the loop
+	events []unix.EpollEvent
+	rounds int
 }
 
 func newPollRun(p *Pool) (*pollRun, error) {
@@ -73,38 +87,73 @@ func newPollRun(p *Pool) (*pollRun, error) {
 		unix.Close(evfd)
 		return nil, os.NewSyscallError("epoll_ctl", err)
 	}
-	r := &pollRun{pool: p, epfd: epfd, evfd: evfd, done: make(chan struct{}), b: newBatchBufs(pollBatch)}
-	go r.loop()
+	// Non-blocking, so that os.NewFile hands it to the netpoller.
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		unix.Close(epfd)
+		unix.Close(evfd)
+		return nil, os.NewSyscallError("fcntl", err)
+	}
+	r := &pollRun{pool: p, ep: os.NewFile(uintptr(epfd), "epoll"), epfd: epfd, evfd: evfd,
+		done: make(chan struct{}), b: newBatchBufs(pollBatch), events: make([]unix.EpollEvent, pollEvents)}
+	rc, err := r.ep.SyscallConn()
+	if err != nil {
+		r.ep.Close()
+		unix.Close(evfd)
+		return nil, err
+	}
+	go r.loop(rc)
 	return r, nil
 }
 
-func (r *pollRun) loop() {
+func (r *pollRun) loop(rc syscall.RawConn) {
 	defer close(r.done)
-	events := make([]unix.EpollEvent, pollEvents)
+	poll := r.poll // one closure for the life of the loop
 	for !r.stop.Load() {
-		n, err := unix.EpollWait(r.epfd, events, -1)
-		if err != nil {
-			if err != unix.EINTR {
-				time.Sleep(time.Millisecond) // cannot happen on a valid set; do not spin
-			}
+		if err := rc.Read(poll); err != nil {
+			break // cannot happen: only the loop closes the set
+		}
+	}
+	r.ep.Close()
+	unix.Close(r.evfd)
+}
+
+// poll is called by the netpoller whenever the epoll set may have ready
+// sockets. It handles rounds of events until none is left (returning false
+// parks the goroutine until the set is readable again) or the loop must stop.
+func (r *pollRun) poll(epfd uintptr) bool {
+	for !r.stop.Load() {
+		n, _, errno := syscall.RawSyscall6(unix.SYS_EPOLL_PWAIT, epfd, uintptr(unsafe.Pointer(&r.events[0])),
+			uintptr(len(r.events)), 0, 0, 0)
+		if errno == syscall.EINTR {
 			continue
 		}
+		if errno != 0 || n == 0 {
+			return false
+		}
 		r.mu.Lock()
-		for i := range events[:n] {
-			ev := &events[i]
+		for i := range r.events[:n] {
+			ev := &r.events[i]
 			if ev.Fd < 0 {
 				continue // the wake-up: stop is set
 			}
-			l := r.pool.byPair[ev.Fd].Load()
+			l := r.pool.byPair[ev.Fd>>1].Load()
 			if l == nil || l.gen != uint32(ev.Pad) || l.closed.Load() {
 				continue // fetched before its leg was closed (the pair may be someone else's now)
 			}
-			r.b.readOnce(l, uintptr(l.rtpFd))
+			if ev.Fd&tagRTCP != 0 {
+				r.b.readRTCPOnce(l, uintptr(l.s.rtcpFd))
+			} else {
+				r.b.readOnce(l, uintptr(l.s.rtpFd))
+			}
 		}
 		r.mu.Unlock()
+		// Other goroutines (signalling, the mixer) get their turn between
+		// rounds, however busy the sockets are.
+		if r.rounds++; r.rounds%fairBatches == 0 {
+			runtime.Gosched()
+		}
 	}
-	unix.Close(r.epfd)
-	unix.Close(r.evfd)
+	return true
 }
 
 // attach adds l's RTP descriptor to a poll loop, starting one if needed.
@@ -121,10 +170,19 @@ func (p *Pool) attach(l *Leg) error {
 		pl.run = r
 	}
 	p.byPair[l.pair].Store(l)
-	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: l.pair, Pad: int32(l.gen)}
-	if err := unix.EpollCtl(pl.run.epfd, unix.EPOLL_CTL_ADD, l.rtpFd, &ev); err != nil {
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: l.pair << 1, Pad: int32(l.gen)}
+	err := unix.EpollCtl(pl.run.epfd, unix.EPOLL_CTL_ADD, l.s.rtpFd, &ev)
+	if err == nil {
+		ev.Fd |= tagRTCP
+		if err = unix.EpollCtl(pl.run.epfd, unix.EPOLL_CTL_ADD, l.s.rtcpFd, &ev); err != nil {
+			unix.EpollCtl(pl.run.epfd, unix.EPOLL_CTL_DEL, l.s.rtpFd, nil)
+		}
+	}
+	if err != nil {
 		p.byPair[l.pair].CompareAndSwap(l, nil)
-		p.stopIdle(pl)
+		if r := p.stopIdle(pl); r != nil {
+			<-r.done
+		}
 		return os.NewSyscallError("epoll_ctl", err)
 	}
 	pl.legs++
@@ -147,14 +205,15 @@ func (p *Pool) stopIdle(pl *poller) *pollRun {
 	return r
 }
 
-// detach removes l from its poll loop and waits until the loop cannot be
-// handling it any more. l.closed is already set.
+// detach removes l's sockets from its poll loop and waits until the loop
+// cannot be handling them any more. l.closed is already set.
 func (l *Leg) detach() {
 	r := l.run
 	if r == nil {
 		return
 	}
-	unix.EpollCtl(r.epfd, unix.EPOLL_CTL_DEL, l.rtpFd, nil)
+	unix.EpollCtl(r.epfd, unix.EPOLL_CTL_DEL, l.s.rtpFd, nil)
+	unix.EpollCtl(r.epfd, unix.EPOLL_CTL_DEL, l.s.rtcpFd, nil)
 	r.mu.Lock()
 	r.mu.Unlock() //nolint:staticcheck // a barrier: any batch that saw l is over
 }
@@ -175,12 +234,9 @@ func (p *Pool) unassign(l *Leg) {
 	}
 }
 
-// bindRTPFd opens and binds a non-blocking UDP socket outside the net package.
-func (p *Pool) bindRTPFd(port int) (int, error) {
-	family := unix.AF_INET
-	if p.lay.bind.Is6() {
-		family = unix.AF_INET6
-	}
+// bindFd opens and binds a non-blocking UDP socket outside the net package.
+func (p *Pool) bindFd(port int) (int, error) {
+	family := family(p.lay.bind)
 	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
 	if err != nil {
 		return -1, os.NewSyscallError("socket", err)
@@ -203,6 +259,14 @@ func (p *Pool) bindRTPFd(port int) (int, error) {
 	return fd, nil
 }
 
+// family is the socket address family for binding to addr.
+func family(addr netip.Addr) int {
+	if addr.Is6() {
+		return unix.AF_INET6
+	}
+	return unix.AF_INET
+}
+
 // usePollers says whether this platform has the poller reader and the
 // current read mode selects it.
 func usePollers() bool { return readMode == readPoll }
@@ -216,3 +280,42 @@ func closeFd(fd int) error {
 
 // defaultReadMode: Linux pools read RTP with the pollers.
 const defaultReadMode = readPoll
+
+// idle readies the sockets of a released pair for the idle set: their
+// receive buffers shrink to the kernel's minimum.
+func (s sockets) idle() error {
+	for _, fd := range [2]int{s.rtpFd, s.rtcpFd} {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 1); err != nil {
+			return os.NewSyscallError("setsockopt", err)
+		}
+	}
+	return nil
+}
+
+// reuse readies the sockets of an idle pair for a new leg: the receive
+// buffers get the size fresh sockets have (rcvbuf, as SO_RCVBUF reports it;
+// 0 leaves them alone) and what arrived while idle is thrown away.
+func (s sockets) reuse(rcvbuf int) {
+	if rcvbuf > 0 {
+		for _, fd := range [2]int{s.rtpFd, s.rtcpFd} {
+			// The kernel doubles what it is given (for its bookkeeping).
+			unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, rcvbuf/2) // cannot fail on a valid socket
+		}
+	}
+	s.drain()
+}
+
+// defaultRcvbuf is the receive buffer size of a fresh UDP socket, as
+// SO_RCVBUF reports it; 0 if it cannot be learned.
+func defaultRcvbuf(family int) int {
+	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
+	if err != nil {
+		return 0
+	}
+	defer unix.Close(fd)
+	n, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF)
+	if err != nil {
+		return 0
+	}
+	return n
+}

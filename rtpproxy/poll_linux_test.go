@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/rtcp"
 	"go.uber.org/goleak"
+	"golang.org/x/sys/unix"
 )
 
 // TestPollerCloseUnderTraffic closes and reopens relayed legs spread over
@@ -138,5 +140,73 @@ func TestPollerCloseUnderTraffic(t *testing.T) {
 	src.send(t, legAddr(a), pkt)
 	if got, from := recv(t, sink.rtp); !bytes.Equal(got, pkt) || from != legAddr(b) {
 		t.Fatalf("got % x from %v, want the packet from %v", got, from, legAddr(b))
+	}
+}
+
+// TestPoolReusesIdlePair closes a leg, lets an old peer send RTP and RTCP to
+// the pair while it is idle, and opens the pair again (the only one): what
+// arrived while idle is thrown away, so the new leg latches its new peer and
+// not the old one, its statistics start at zero, and its sockets have their
+// full receive buffers back.
+func TestPoolReusesIdlePair(t *testing.T) {
+	setReadMode(t, readPoll)
+	p := newTestPool(t, 30000, 30001) // one pair
+	a, err := p.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, fresh := newPeer(t), newPeer(t)
+	Loopback(a)
+	old.send(t, legAddr(a), rtpPacket(0, 1, 0, 1, 160))
+	recv(t, old.rtp)
+	s := a.s
+	a.Close()
+	if p.FreePairs() != 1 || len(p.idle) != 1 {
+		t.Fatalf("FreePairs %d, idle %d after Close", p.FreePairs(), len(p.idle))
+	}
+	old.send(t, legAddr(a), rtpPacket(0, 2, 160, 1, 160))
+	sr, err := (&rtcp.SenderReport{SSRC: 1, NTPTime: 1 << 32}).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.rtcp.WriteToUDPAddrPort(sr, legRTCPAddr(a)); err != nil {
+		t.Fatal(err)
+	}
+	for _, fd := range []int{s.rtpFd, s.rtcpFd} {
+		waitFor(t, "the idle socket to hold the old peer's datagram", func() bool {
+			n, err := unix.IoctlGetInt(fd, unix.SIOCINQ)
+			return err == nil && n > 0
+		})
+		if n, _ := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF); n >= p.rcvbuf {
+			t.Fatalf("idle socket keeps a %d-octet receive buffer (fresh: %d)", n, p.rcvbuf)
+		}
+	}
+
+	b, err := p.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if b.Port() != a.Port() || b.s != s {
+		t.Fatalf("reopened port %d (sockets %+v), want the idle pair %d (%+v)", b.Port(), b.s, a.Port(), s)
+	}
+	for _, fd := range []int{s.rtpFd, s.rtcpFd} {
+		if n, _ := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF); n != p.rcvbuf {
+			t.Fatalf("reused socket has a %d-octet receive buffer, fresh ones %d", n, p.rcvbuf)
+		}
+	}
+	Loopback(b)
+	fresh.send(t, legAddr(b), rtpPacket(0, 7, 0, 2, 160))
+	if got, _ := recv(t, fresh.rtp); seqOf(got) != 7 {
+		t.Fatalf("echoed seq %d, want 7", seqOf(got))
+	}
+	if st := b.Stats(); st.PacketsReceived != 1 || b.Remote() != fresh.addr() {
+		t.Fatalf("new leg: %d packets from %v, want 1 from the new peer %v", st.PacketsReceived, b.Remote(), fresh.addr())
+	}
+	if b.LastReceived().IsZero() {
+		t.Fatal("LastReceived not set")
+	}
+	if r := b.rtcpRemote.Load(); r.latched {
+		t.Fatalf("the old peer's RTCP latched the new leg's RTCP remote %v", r.addr)
 	}
 }

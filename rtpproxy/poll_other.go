@@ -2,7 +2,10 @@
 
 package rtpproxy
 
-import "errors"
+import (
+	"errors"
+	"net/netip"
+)
 
 // Without the poller reader every leg has its own goroutine reader.
 
@@ -13,7 +16,12 @@ func usePollers() bool              { return false }
 func (p *Pool) attach(l *Leg) error { return errors.New("rtpproxy: no poller reader on this platform") }
 func (l *Leg) detach()              {}
 func (p *Pool) unassign(l *Leg)     {}
-func (p *Pool) bindRTPFd(port int) (int, error) {
+func (p *Pool) bindFd(port int) (int, error) {
 	return -1, errors.New("rtpproxy: no poller reader on this platform")
 }
-func closeFd(fd int) error { return nil }
+func closeFd(fd int) error         { return nil }
+func (s sockets) drain()           {}
+func (s sockets) idle() error      { return errors.New("rtpproxy: no idle pairs on this platform") }
+func (s sockets) reuse(rcvbuf int) {}
+func defaultRcvbuf(family int) int { return 0 }
+func family(addr netip.Addr) int   { return 0 }

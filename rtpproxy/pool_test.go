@@ -175,7 +175,11 @@ func TestPoolAllocateAll(t *testing.T) {
 		if p.FreePairs() != p.Pairs() {
 			t.Fatalf("FreePairs = %d after closing all, want %d", p.FreePairs(), p.Pairs())
 		}
-		// Every port of the range can be bound again by anyone.
+		// Every port of the range can be bound again by anyone once the
+		// pool lets go of the pairs it keeps bound for reuse.
+		if err := p.Close(); err != nil {
+			t.Fatal(err)
+		}
 		for port := range ports {
 			for _, q := range []int{port, port + 1} {
 				c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: q})

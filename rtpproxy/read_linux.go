@@ -23,6 +23,7 @@ type batchBufs struct {
 	iovs  []unix.Iovec
 	names []unix.RawSockaddrInet6 // large enough for either family
 	bufs  [][rtpBufSize]byte
+	sum   rtcpSummary // what the RTCP datagram being handled says
 }
 
 func newBatchBufs(n int) batchBufs {
@@ -42,11 +43,17 @@ func newBatchBufs(n int) batchBufs {
 	return b
 }
 
-// readOnce takes up to a batch from fd with one recvmmsg(MSG_DONTWAIT) and
-// hands each datagram to l. It returns how many it read, or -1 when the
-// socket had nothing (or failed). The call cannot block, so it does not go
-// through the scheduler's system call bookkeeping.
-func (b *batchBufs) readOnce(l *Leg, fd uintptr) int {
+// readOnce takes up to a batch from fd, l's RTP socket, with one
+// recvmmsg(MSG_DONTWAIT) and hands each datagram to l. It returns how many
+// it read, or -1 when the socket had nothing (or failed).
+func (b *batchBufs) readOnce(l *Leg, fd uintptr) int { return b.read(l, fd, false) }
+
+// readRTCPOnce is readOnce for l's RTCP socket.
+func (b *batchBufs) readRTCPOnce(l *Leg, fd uintptr) int { return b.read(l, fd, true) }
+
+// read takes up to a batch from fd and hands the datagrams to l. The call cannot block, so it does not go through the scheduler's
+// system call bookkeeping.
+func (b *batchBufs) read(l *Leg, fd uintptr, rtcp bool) int {
 	for i := range b.hdrs {
 		b.hdrs[i].Hdr.Namelen = unix.SizeofSockaddrInet6
 		b.hdrs[i].Hdr.Flags = 0
@@ -73,9 +80,29 @@ func (b *batchBufs) readOnce(l *Leg, fd uintptr) int {
 		if !ok {
 			continue
 		}
-		l.handleRTP(b.bufs[i][:h.Len], src)
+		if rtcp {
+			l.handleRTCP(b.bufs[i][:h.Len], src, &b.sum)
+		} else {
+			l.handleRTP(b.bufs[i][:h.Len], src)
+		}
 	}
 	return n
+}
+
+// drain discards what arrived on the sockets of an idle pair: one recvfrom
+// per datagram into a one-octet buffer (the rest is truncated away), until
+// the socket is empty.
+func (s sockets) drain() {
+	var one [1]byte
+	for _, fd := range [2]int{s.rtpFd, s.rtcpFd} {
+		for {
+			_, _, errno := syscall.RawSyscall6(syscall.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&one[0])), 1,
+				unix.MSG_DONTWAIT, 0, 0)
+			if errno != 0 && errno != syscall.EINTR {
+				break // EAGAIN: empty
+			}
+		}
+	}
 }
 
 // rtpBatch is the goroutine reader of one leg on Go's netpoller (readMode
@@ -89,7 +116,7 @@ type rtpBatch struct {
 
 func (l *Leg) readRTP() {
 	defer l.wg.Done()
-	rc, err := l.rtp.SyscallConn()
+	rc, err := l.s.rtp.SyscallConn()
 	if err != nil || readMode == readRecvfrom {
 		l.readRTPPortable()
 		return

@@ -26,7 +26,7 @@ var readMode = defaultReadMode
 func (l *Leg) readRTPPortable() {
 	buf := make([]byte, rtpBufSize+1)
 	for {
-		n, src, err := l.rtp.ReadFromUDPAddrPort(buf)
+		n, src, err := l.s.rtp.ReadFromUDPAddrPort(buf)
 		if err != nil {
 			if l.closed.Load() || errors.Is(err, net.ErrClosed) {
 				return

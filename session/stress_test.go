@@ -151,7 +151,7 @@ func TestConcurrentStress(t *testing.T) {
 	if f.pool.FreePairs() != f.pool.Pairs() {
 		t.Fatalf("%d of %d pairs free", f.pool.FreePairs(), f.pool.Pairs())
 	}
-	assertBindable(t, lo, hi)
+	assertBindable(t, f.pool, lo, hi)
 	total := 0
 	for _, n := range ops {
 		total += n

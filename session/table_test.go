@@ -539,11 +539,17 @@ func TestPortsRebindable(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	assertBindable(t, lo, hi)
+	assertBindable(t, f.pool, lo, hi)
 }
 
-func assertBindable(t *testing.T, lo, hi int) {
+// assertBindable checks that anyone can bind every port of lo..hi once the
+// pool has let go of the pairs it keeps bound for reuse (pool.Close, which
+// the gateway calls at exit).
+func assertBindable(t *testing.T, pool *rtpproxy.Pool, lo, hi int) {
 	t.Helper()
+	if err := pool.Close(); err != nil {
+		t.Fatal(err)
+	}
 	for p := lo; p <= hi; p++ {
 		if err := bindUDP(p); err != nil {
 			t.Errorf("port %d: %v", p, err)

@@ -70,6 +70,7 @@ func run(ctx context.Context, cfg Config, logOut io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("rtp: %w", err)
 	}
+	defer ports.Close() // the pairs kept bound for reuse; the table closes the legs
 	engine := confbridge.NewEngine(confbridge.Config{Ptime: cfg.Conference.Ptime})
 	defer engine.Close()
 	table := session.New(session.Config{
