@@ -24,6 +24,7 @@ func newServer(t *testing.T, token string) (*Server, *session.Table, *rtpproxy.P
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { pool.Close() }) // unbinds the pairs it keeps bound for reuse; stops its pollers
 	engine := confbridge.NewEngine(confbridge.Config{Ptime: 20 * time.Millisecond})
 	table := session.New(session.Config{Resources: session.DefaultResources()}, pool, engine, nil)
 	reg := prometheus.NewRegistry()

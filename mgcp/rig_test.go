@@ -85,6 +85,7 @@ func newTable(t testing.TB, opts ...rigOption) *session.Table {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { pool.Close() }) // unbinds the pairs it keeps bound for reuse; stops its pollers
 	eng := confbridge.NewEngine(confbridge.Config{Ptime: 20 * time.Millisecond})
 	t.Cleanup(eng.Close)
 	cfg := session.Config{Resources: session.DefaultResources(), Conference: session.DefaultConferenceConfig()}

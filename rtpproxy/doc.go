@@ -7,9 +7,10 @@
 // GOMAXPROCS, each with a level-triggered epoll set of its legs, parked on
 // Go's netpoller; see poll_linux.go), which owns the leg's receive-side
 // state; elsewhere, and for comparison, a reader goroutine per socket does.
-// On Linux a closed leg's pair stays bound, idle, until a later Open picks
-// it (at random among all free pairs, as an unbound one would be): what
-// arrived meanwhile is thrown away, and Pool.Close unbinds the idle pairs.
+// On Linux a closed leg's pair stays bound and in its poller's epoll set,
+// idle, until a later Open picks it (at random among all free pairs, as an
+// unbound one would be); what arrives meanwhile is thrown away. Pool.Close
+// unbinds the idle pairs and stops the pollers once no leg is open.
 // The control side
 // (SetRemote, SetDirection, SetHandler, Relay) swaps immutable values through
 // atomic pointers, so the per-packet path takes no lock, does not log and

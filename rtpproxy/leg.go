@@ -65,13 +65,9 @@ type Leg struct {
 	rtcpTx *sender
 	v6     bool // IPv6 sockets: IPv4 sources arrive mapped
 
-	// Poller legs: the loop reading both descriptors, its slot in the
-	// Pool, and the generation that tells this leg's events from those of
-	// an earlier leg on the same pair. Set by Pool.attach before the first
-	// packet.
-	run    *pollRun
-	poller *poller
-	gen    uint32
+	// Poller legs: the loop whose epoll set holds the pair's sockets. Set
+	// by Pool.Open before the first packet.
+	run *pollRun
 
 	remote     atomic.Pointer[latch] // RTP remote
 	rtcpRemote atomic.Pointer[latch] // RTCP remote; zero addr = RTP remote's port+1
@@ -241,15 +237,12 @@ func (l *Leg) Close() error {
 		l.detach() // a poller handles l no more
 		l.rtpTx.shut()
 		l.rtcpTx.shut()
-		s := l.s
-		if s.rtp != nil {
+		if l.s.rtp != nil {
 			// Reader goroutines: closing the sockets stops them.
-			l.closeErr = s.close()
+			l.closeErr = l.s.close()
 			l.wg.Wait()
-			s = unbound
 		}
-		l.pool.unassign(l)
-		l.closeErr = errors.Join(l.closeErr, l.pool.release(l, s))
+		l.closeErr = errors.Join(l.closeErr, l.pool.release(l))
 	})
 	return l.closeErr
 }

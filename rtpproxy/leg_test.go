@@ -453,6 +453,7 @@ func TestIPv6Leg(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer p.Close()
 	l, err := p.Open()
 	if err != nil {
 		t.Fatalf("IPv6 loopback: %v", err)
@@ -659,6 +660,7 @@ func TestDualStackLeg(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer p.Close()
 	l, err := p.Open()
 	if err != nil {
 		t.Fatal(err)

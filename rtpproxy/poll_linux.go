@@ -45,10 +45,11 @@ const (
 	tagRTCP = 1
 )
 
-// poller is a slot for a running poll loop. Its fields are guarded by Pool.mu.
+// poller is a slot for a running poll loop; run is nil until the slot's
+// first pair is bound, and again after the Pool has closed and its last leg
+// is gone. Guarded by Pool.mu.
 type poller struct {
-	legs int      // legs assigned to run
-	run  *pollRun // nil while no leg is assigned: the loop stops with its last leg
+	run *pollRun
 }
 
 // pollRun is one poll loop: its epoll set, its buffers and its goroutine.
@@ -136,14 +137,25 @@ func (r *pollRun) poll(epfd uintptr) bool {
 			if ev.Fd < 0 {
 				continue // the wake-up: stop is set
 			}
+			// The owner of the pair now, whatever it was when the event
+			// was fetched: nil once its sockets are being closed (nothing to
+			// read), a closed leg while the pair is idle (what arrives is
+			// thrown away), or an open leg.
 			l := r.pool.byPair[ev.Fd>>1].Load()
-			if l == nil || l.gen != uint32(ev.Pad) || l.closed.Load() {
-				continue // fetched before its leg was closed (the pair may be someone else's now)
+			if l == nil {
+				continue
 			}
-			if ev.Fd&tagRTCP != 0 {
-				r.b.readRTCPOnce(l, uintptr(l.s.rtcpFd))
-			} else {
-				r.b.readOnce(l, uintptr(l.s.rtpFd))
+			fd, rtcp := l.s.rtpFd, ev.Fd&tagRTCP != 0
+			if rtcp {
+				fd = l.s.rtcpFd
+			}
+			switch {
+			case l.closed.Load():
+				r.b.read(nil, uintptr(fd), false)
+			case rtcp:
+				r.b.readRTCPOnce(l, uintptr(fd))
+			default:
+				r.b.readOnce(l, uintptr(fd))
 			}
 		}
 		r.mu.Unlock()
@@ -156,7 +168,9 @@ func (r *pollRun) poll(epfd uintptr) bool {
 	return true
 }
 
-// attach adds l's RTP descriptor to a poll loop, starting one if needed.
+// attach registers the sockets of l, a freshly bound pair, with a poll loop
+// (round robin, starting one if needed); they stay there, idle between
+// legs, until the pair is closed.
 func (p *Pool) attach(l *Leg) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -170,7 +184,7 @@ func (p *Pool) attach(l *Leg) error {
 		pl.run = r
 	}
 	p.byPair[l.pair].Store(l)
-	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: l.pair << 1, Pad: int32(l.gen)}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: l.pair << 1}
 	err := unix.EpollCtl(pl.run.epfd, unix.EPOLL_CTL_ADD, l.s.rtpFd, &ev)
 	if err == nil {
 		ev.Fd |= tagRTCP
@@ -180,56 +194,47 @@ func (p *Pool) attach(l *Leg) error {
 	}
 	if err != nil {
 		p.byPair[l.pair].CompareAndSwap(l, nil)
-		if r := p.stopIdle(pl); r != nil {
-			<-r.done
-		}
 		return os.NewSyscallError("epoll_ctl", err)
 	}
-	pl.legs++
-	l.poller = pl
 	l.run = pl.run
 	return nil
 }
 
-// stopIdle tells pl's loop to stop when no leg is left on it. Caller holds p.mu.
-func (p *Pool) stopIdle(pl *poller) *pollRun {
-	r := pl.run
-	if pl.legs > 0 || r == nil {
-		return nil
-	}
-	pl.run = nil
-	r.stop.Store(true)
-	var one [8]byte
-	binary.NativeEndian.PutUint64(one[:], 1)
-	unix.Write(r.evfd, one[:]) // cannot fail: the counter is far from overflowing
-	return r
-}
-
-// detach removes l's sockets from its poll loop and waits until the loop
-// cannot be handling them any more. l.closed is already set.
-func (l *Leg) detach() {
-	r := l.run
-	if r == nil {
-		return
-	}
-	unix.EpollCtl(r.epfd, unix.EPOLL_CTL_DEL, l.s.rtpFd, nil)
-	unix.EpollCtl(r.epfd, unix.EPOLL_CTL_DEL, l.s.rtcpFd, nil)
-	r.mu.Lock()
-	r.mu.Unlock() //nolint:staticcheck // a barrier: any batch that saw l is over
-}
-
-// unassign drops l from its poller's count once its descriptor is closed,
-// and stops the loop (waiting for it) if l was its last leg.
-func (p *Pool) unassign(l *Leg) {
-	if l.poller == nil {
-		return
-	}
-	p.mu.Lock()
-	p.byPair[l.pair].CompareAndSwap(l, nil)
-	l.poller.legs--
-	r := p.stopIdle(l.poller)
-	p.mu.Unlock()
+// barrier returns once r's loop is handling no event it took before the
+// caller's last change to byPair.
+func (r *pollRun) barrier() {
 	if r != nil {
+		r.mu.Lock()
+		r.mu.Unlock() //nolint:staticcheck // any round that saw the old value is over
+	}
+}
+
+// detach waits until l's poll loop handles l no more: from its next round
+// on the loop sees l closed and throws away what arrives. l.closed is set.
+func (l *Leg) detach() { l.run.barrier() }
+
+// unbind takes the pair of l (open or idle) away from the pollers, so that
+// its sockets may be closed.
+func (p *Pool) unbind(l *Leg) {
+	if p.byPair != nil {
+		p.byPair[l.pair].CompareAndSwap(l, nil)
+		l.run.barrier()
+	}
+}
+
+// stopPollers stops every poll loop and waits for them; the Pool is closed
+// and has no open leg. Caller holds p.mu.
+func (p *Pool) stopPollers() {
+	for i := range p.pollers {
+		r := p.pollers[i].run
+		if r == nil {
+			continue
+		}
+		p.pollers[i].run = nil
+		r.stop.Store(true)
+		var one [8]byte
+		binary.NativeEndian.PutUint64(one[:], 1)
+		unix.Write(r.evfd, one[:]) // cannot fail: the counter is far from overflowing
 		<-r.done
 	}
 }
@@ -280,42 +285,3 @@ func closeFd(fd int) error {
 
 // defaultReadMode: Linux pools read RTP with the pollers.
 const defaultReadMode = readPoll
-
-// idle readies the sockets of a released pair for the idle set: their
-// receive buffers shrink to the kernel's minimum.
-func (s sockets) idle() error {
-	for _, fd := range [2]int{s.rtpFd, s.rtcpFd} {
-		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 1); err != nil {
-			return os.NewSyscallError("setsockopt", err)
-		}
-	}
-	return nil
-}
-
-// reuse readies the sockets of an idle pair for a new leg: the receive
-// buffers get the size fresh sockets have (rcvbuf, as SO_RCVBUF reports it;
-// 0 leaves them alone) and what arrived while idle is thrown away.
-func (s sockets) reuse(rcvbuf int) {
-	if rcvbuf > 0 {
-		for _, fd := range [2]int{s.rtpFd, s.rtcpFd} {
-			// The kernel doubles what it is given (for its bookkeeping).
-			unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, rcvbuf/2) // cannot fail on a valid socket
-		}
-	}
-	s.drain()
-}
-
-// defaultRcvbuf is the receive buffer size of a fresh UDP socket, as
-// SO_RCVBUF reports it; 0 if it cannot be learned.
-func defaultRcvbuf(family int) int {
-	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
-	if err != nil {
-		return 0
-	}
-	defer unix.Close(fd)
-	n, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF)
-	if err != nil {
-		return 0
-	}
-	return n
-}

@@ -15,7 +15,8 @@ type pollRun struct{}
 func usePollers() bool              { return false }
 func (p *Pool) attach(l *Leg) error { return errors.New("rtpproxy: no poller reader on this platform") }
 func (l *Leg) detach()              {}
-func (p *Pool) unassign(l *Leg)     {}
+func (p *Pool) unbind(l *Leg)       {}
+func (p *Pool) stopPollers()        {}
 func (p *Pool) bindFd(port int) (int, error) {
 	return -1, errors.New("rtpproxy: no poller reader on this platform")
 }

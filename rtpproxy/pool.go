@@ -20,9 +20,10 @@ var ErrNoPorts = errors.New("rtpproxy: no free RTP port pair")
 type Pool struct {
 	network string // "udp4", or "udp" for IPv6 (dual-stack on "::")
 	lay     layout
-	poll    bool                  // RTP is read by poller goroutines (readMode at NewPool)
-	byPair  []atomic.Pointer[Leg] // poller legs by pair index, for the poll loops' events
-	gen     atomic.Uint32         // generation of the last poller leg opened
+	poll    bool // RTP is read by poller goroutines (readMode at NewPool)
+	// byPair is the owner of each pair bound for the pollers, for their
+	// events: its open leg, or its last leg (closed) while idle.
+	byPair []atomic.Pointer[Leg]
 
 	mu sync.Mutex // guards free, pos, idle, closed, live, closedIn, closedOut, pollers, nextPoller
 	// free holds the indices of the free pairs in no particular order; pos[i]
@@ -30,17 +31,14 @@ type Pool struct {
 	// swaps the chosen entry with the last one, so both ends are O(1).
 	free []int32
 	pos  []int32
-	// idle holds the free pairs whose sockets are still bound (they are in
-	// neither free nor any epoll set). Reusing one saves making, binding
-	// and closing two sockets (six system calls, the costliest of a
-	// CRCX+DLCX). There is no cap: a pair is open, idle or unbound, so
-	// idle pairs never hold more descriptors than a full pool of open legs.
-	// An idle socket's receive buffer is shrunk to the minimum (what
-	// arrives for an ended call waits in little memory, and is drained on
-	// reuse). Close closes them.
+	// idle holds the free pairs whose sockets are still bound, and still
+	// read by their poll loop, which throws away what arrives for an ended
+	// call. Reusing one saves making, binding, registering and closing two
+	// sockets (ten system calls, the costliest part of a CRCX+DLCX). There
+	// is no cap: a pair is open, idle or unbound, so idle pairs never hold
+	// more descriptors than a full pool of open legs. Close closes them.
 	idle      []idlePair
 	closed    bool // Close was called: released pairs are not kept bound
-	rcvbuf    int  // SO_RCVBUF a socket gets when bound (restored on reuse); set by NewPool
 	live      map[*Leg]struct{}
 	closedIn  uint64 // packets received by legs already closed
 	closedOut uint64 // packets sent by legs already closed
@@ -50,9 +48,13 @@ type Pool struct {
 	nextPoller int
 }
 
+// idlePair is a free pair whose sockets are still bound and still in the
+// epoll set of run, where last (its last leg, closed) owns them.
 type idlePair struct {
 	pair int32
 	s    sockets
+	run  *pollRun
+	last *Leg
 }
 
 // NewPool validates cfg and prepares the range; no socket is bound yet.
@@ -73,7 +75,6 @@ func NewPool(cfg Config) (*Pool, error) {
 	}
 	if usePollers() {
 		p.poll = true
-		p.rcvbuf = defaultRcvbuf(family(lay.bind))
 		p.byPair = make([]atomic.Pointer[Leg], lay.pairs)
 		p.pollers = make([]poller, runtime.GOMAXPROCS(0))
 	}
@@ -131,7 +132,7 @@ func (p *Pool) Open() (*Leg, error) {
 	}()
 	for {
 		p.mu.Lock()
-		i, s, ok := p.takeAny()
+		i, e, ok := p.takeAny()
 		p.mu.Unlock()
 		if !ok {
 			if len(busy) > 0 {
@@ -140,9 +141,9 @@ func (p *Pool) Open() (*Leg, error) {
 			return nil, ErrNoPorts
 		}
 		port := p.lay.firstPort + 2*int(i)
-		var err error
+		s, err := e.s, error(nil)
 		if s.bound() {
-			s.reuse(p.rcvbuf)
+			s.drain() // what the pollers have not thrown away yet
 		} else if s, err = p.bindPair(port); err != nil {
 			busy = append(busy, i)
 			if !errors.Is(err, syscall.EADDRINUSE) {
@@ -153,11 +154,18 @@ func (p *Pool) Open() (*Leg, error) {
 			continue
 		}
 		l, err := newLeg(p, i, port, s)
-		if err == nil && p.poll {
-			l.gen = p.gen.Add(1)
+		switch {
+		case err != nil:
+		case e.run != nil: // idle: its sockets are in e.run's epoll set
+			l.run = e.run
+			p.byPair[i].Store(l)
+		case p.poll:
 			err = p.attach(l)
 		}
 		if err != nil {
+			if e.run != nil {
+				p.unbind(e.last)
+			}
 			s.close()
 			busy = append(busy, i)
 			return nil, fmt.Errorf("rtpproxy: port %d: %w", port, err)
@@ -223,40 +231,47 @@ func (p *Pool) bindPair(port int) (sockets, error) {
 	return s, nil
 }
 
-// takeAny removes a pair picked at random among all free ones, bound (with
-// its sockets) or not. Caller holds p.mu.
-func (p *Pool) takeAny() (int32, sockets, bool) {
+// takeAny removes a pair picked at random among all free ones, idle or
+// unbound (e.s unbound). Caller holds p.mu.
+func (p *Pool) takeAny() (int32, idlePair, bool) {
 	n := len(p.idle)
 	if n+len(p.free) == 0 {
-		return 0, unbound, false
+		return 0, idlePair{}, false
 	}
 	k := rand.IntN(n + len(p.free))
 	if k >= n {
 		i, ok := p.take()
-		return i, unbound, ok
+		return i, idlePair{pair: i, s: unbound}, ok
 	}
 	e := p.idle[k]
 	p.idle[k] = p.idle[n-1]
 	p.idle = p.idle[:n-1]
-	return e.pair, e.s, true
+	return e.pair, e, true
 }
 
 // Close closes the sockets of the idle pairs; pairs released later are
-// closed at once. Open legs are not touched (the session table closes them).
-// The ports of every closed leg are then free for anyone to bind.
+// closed at once, and the poll loops stop with the last open leg. The ports
+// of every closed leg are then free for anyone to bind. Open legs are not
+// touched (the session table closes them).
 func (p *Pool) Close() error {
 	p.mu.Lock()
 	idle := p.idle
 	p.idle = nil
 	p.closed = true
-	for _, e := range idle {
-		p.push(e.pair)
-	}
 	p.mu.Unlock()
 	var errs []error
 	for _, e := range idle {
+		p.unbind(e.last)
 		errs = append(errs, e.s.close())
 	}
+	p.mu.Lock()
+	for _, e := range idle {
+		p.push(e.pair)
+	}
+	if len(p.live) == 0 {
+		p.stopPollers()
+	}
+	p.mu.Unlock()
 	return errors.Join(errs...)
 }
 
@@ -286,11 +301,12 @@ func (p *Pool) push(i int32) {
 	p.free = append(p.free, i)
 }
 
-// release is called once by Leg.Close after its readers have stopped and
-// its senders are shut: the pair goes to the idle set with its sockets still
-// bound (poller legs only: their sockets are bare descriptors no reader
-// holds any more), or is closed and goes back to the free set.
-func (p *Pool) release(l *Leg, s sockets) error {
+// release is called once by Leg.Close after its readers have stopped (or,
+// for poller legs, stopped handling it) and its senders are shut. A poller
+// leg's pair becomes idle, its sockets still bound and still read (and
+// thrown away) by its poll loop; otherwise, or once the Pool is closed, the
+// sockets are closed and the pair goes back to the free set.
+func (p *Pool) release(l *Leg) error {
 	p.mu.Lock()
 	if _, ok := p.live[l]; !ok {
 		p.mu.Unlock()
@@ -299,20 +315,22 @@ func (p *Pool) release(l *Leg, s sockets) error {
 	delete(p.live, l)
 	p.closedIn += l.st.pktsIn.Load()
 	p.closedOut += l.st.pktsOut.Load()
-	keep := s.rtpFd >= 0 && !p.closed
-	p.mu.Unlock()
-	if keep && s.idle() == nil {
-		p.mu.Lock()
-		if !p.closed {
-			p.idle = append(p.idle, idlePair{pair: l.pair, s: s})
-			p.mu.Unlock()
-			return nil
-		}
+	if l.run != nil && !p.closed {
+		p.idle = append(p.idle, idlePair{pair: l.pair, s: l.s, run: l.run, last: l})
 		p.mu.Unlock()
+		return nil
 	}
-	err := s.close()
+	p.mu.Unlock()
+	var err error
+	if l.run != nil { // goroutine readers' sockets are closed already
+		p.unbind(l)
+		err = l.s.close()
+	}
 	p.mu.Lock()
 	p.push(l.pair)
+	if p.closed && len(p.live) == 0 {
+		p.stopPollers()
+	}
 	p.mu.Unlock()
 	return err
 }

@@ -51,7 +51,8 @@ func (b *batchBufs) readOnce(l *Leg, fd uintptr) int { return b.read(l, fd, fals
 // readRTCPOnce is readOnce for l's RTCP socket.
 func (b *batchBufs) readRTCPOnce(l *Leg, fd uintptr) int { return b.read(l, fd, true) }
 
-// read takes up to a batch from fd and hands the datagrams to l. The call cannot block, so it does not go through the scheduler's
+// read takes up to a batch from fd and hands the datagrams to l (nil throws
+// them away). The call cannot block, so it does not go through the scheduler's
 // system call bookkeeping.
 func (b *batchBufs) read(l *Leg, fd uintptr, rtcp bool) int {
 	for i := range b.hdrs {
@@ -71,6 +72,9 @@ func (b *batchBufs) read(l *Leg, fd uintptr, rtcp bool) int {
 		return -1 // EAGAIN: drained. Anything else: wait for the next packet.
 	}
 	n := int(r)
+	if l == nil {
+		return n // thrown away
+	}
 	for i := range n {
 		h := &b.hdrs[i]
 		if h.Hdr.Flags&unix.MSG_TRUNC != 0 {

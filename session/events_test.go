@@ -81,6 +81,7 @@ func TestBridgeOneWayMediaIsNotIdle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { pool.Close() }) // unbinds the pairs it keeps bound for reuse; stops its pollers
 	engine := confbridge.NewEngine(confbridge.Config{Ptime: 20 * time.Millisecond})
 	defer engine.Close()
 	tab := New(Config{MediaTimeout: 300 * time.Millisecond}, pool, engine, nil)

@@ -41,6 +41,7 @@ func newFixture(t testing.TB, res Resources, lo, hi int) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { pool.Close() }) // unbinds the pairs it keeps bound for reuse; stops its pollers
 	engine := confbridge.NewEngine(confbridge.Config{Ptime: 20 * time.Millisecond})
 	tab := New(Config{Resources: res, Conference: DefaultConferenceConfig()}, pool, engine, nil)
 	f := &fixture{Table: tab, pool: pool, engine: engine, events: make(chan Event, 4096)}
@@ -460,6 +461,7 @@ func TestMediaTimeout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { pool.Close() }) // unbinds the pairs it keeps bound for reuse; stops its pollers
 	engine := confbridge.NewEngine(confbridge.Config{Ptime: 20 * time.Millisecond})
 	defer engine.Close()
 	tab := New(Config{MediaTimeout: 150 * time.Millisecond}, pool, engine, nil)

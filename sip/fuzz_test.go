@@ -153,6 +153,7 @@ func FuzzRequest(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
+	f.Cleanup(func() { pool.Close() }) // unbinds the pairs it keeps bound for reuse; stops its pollers
 	eng := confbridge.NewEngine(confbridge.Config{Ptime: 20 * time.Millisecond})
 	defer eng.Close()
 	table := session.New(session.Config{Conference: session.DefaultConferenceConfig()}, pool, eng, testLogger(f))

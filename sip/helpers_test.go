@@ -71,6 +71,7 @@ func startGateway(t testing.TB, routes []Route, opts ...gwOption) *gateway {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { pool.Close() }) // unbinds the pairs it keeps bound for reuse; stops its pollers
 	eng := confbridge.NewEngine(confbridge.Config{Ptime: 20 * time.Millisecond})
 	cfg := session.Config{Conference: session.DefaultConferenceConfig()}
 	for _, o := range opts {
