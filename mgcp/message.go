@@ -248,7 +248,17 @@ func cut(s string) (head, tail string) {
 // parseRest reads parameter lines from ls[i:] up to an empty line, then the
 // SDP body.
 func parseRest(ls []string, i int) (Params, string, error) {
+	n := 0 // parameter lines: up to the blank line before the SDP
+	for _, l := range ls[i:] {
+		if strings.TrimSpace(l) == "" {
+			break
+		}
+		n++
+	}
 	var ps Params
+	if n > 0 {
+		ps = make(Params, 0, n)
+	}
 	for ; i < len(ls); i++ {
 		l := ls[i]
 		if strings.TrimSpace(l) == "" {
@@ -275,7 +285,12 @@ func body(ls []string) string {
 	if len(ls) == 0 {
 		return ""
 	}
+	n := 0
+	for _, l := range ls {
+		n += len(l) + 2
+	}
 	var b strings.Builder
+	b.Grow(n) // one allocation: no line grows when trimmed
 	for _, l := range ls {
 		b.WriteString(strings.TrimRight(l, " \t\r"))
 		b.WriteString("\r\n")

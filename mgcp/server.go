@@ -192,8 +192,20 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 			Params: Params{{"RM", "restart"}}}, s.notify)
 	}
 	buf := make([]byte, 65536)
+	udp, _ := conn.(*net.UDPConn) // reads and writes without allocating an address
 	for {
-		n, addr, err := conn.ReadFrom(buf)
+		var n int
+		var src netip.AddrPort
+		var err error
+		if udp != nil {
+			n, src, err = udp.ReadFromUDPAddrPort(buf)
+		} else {
+			var addr net.Addr
+			n, addr, err = conn.ReadFrom(buf)
+			if err == nil {
+				src = addrPort(addr)
+			}
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -204,7 +216,6 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 			}
 			return fmt.Errorf("mgcp: read: %w", err)
 		}
-		src := addrPort(addr)
 		if out := s.handle(src, buf[:n]); out != nil {
 			s.write(out, src)
 		}
@@ -258,7 +269,13 @@ func (s *Server) write(b []byte, dst netip.AddrPort) {
 	if pc == nil {
 		return
 	}
-	if _, err := (*pc).WriteTo(b, net.UDPAddrFromAddrPort(dst)); err != nil && s.limit.allow() {
+	var err error
+	if udp, ok := (*pc).(*net.UDPConn); ok {
+		_, err = udp.WriteToUDPAddrPort(b, dst)
+	} else {
+		_, err = (*pc).WriteTo(b, net.UDPAddrFromAddrPort(dst))
+	}
+	if err != nil && s.limit.allow() {
 		s.log.WithError(err).WithField("remote", dst.String()).Warn("MGCP send failed")
 	}
 }
