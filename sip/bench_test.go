@@ -1,7 +1,13 @@
 package sip
 
 import (
+	"bytes"
+	"fmt"
+	"net"
 	"net/netip"
+	"runtime"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -31,4 +37,102 @@ func BenchmarkRoute(b *testing.B) {
 			b.Fatal("no route")
 		}
 	}
+}
+
+// BenchmarkEchoCall runs whole calls the way `sipp -sn uac -s echo` makes
+// them (INVITE with SDP, 100, 200, ACK, BYE, 200) one after another over
+// loopback UDP. allocs/op and B/op are per call, counted over the whole
+// process (the gateway's goroutines included; the client allocates
+// nothing); retained-B/call is the heap still held after a GC per call made
+// (state kept for retransmissions).
+func BenchmarkEchoCall(b *testing.B) {
+	g := startGateway(b, nil)
+	c, err := net.Dial("udp", g.udp)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	local := c.LocalAddr().String()
+	in := make([]byte, 4096)
+	read := func(want string) []byte {
+		for {
+			_ = c.SetReadDeadline(time.Now().Add(waitFor))
+			n, err := c.Read(in)
+			if err != nil {
+				b.Fatalf("waiting for %q: %v", want, err)
+			}
+			if bytes.HasPrefix(in[:n], []byte(want)) {
+				return in[:n]
+			}
+			if !bytes.HasPrefix(in[:n], []byte("SIP/2.0 1")) {
+				b.Fatalf("want %q, got:\n%s", want, in[:n])
+			}
+		}
+	}
+	sdp := strings.ReplaceAll("v=0\no=user1 53655765 2353687637 IN IP4 127.0.0.1\ns=-\nc=IN IP4 127.0.0.1\nt=0 0\nm=audio 33990 RTP/AVP 0\na=rtpmap:0 PCMU/8000\n", "\n", "\r\n")
+	out := make([]byte, 0, 2048)
+	var tag []byte
+	send := func(method string, n, cseq int, body string) {
+		m := out[:0]
+		m = fmt.Appendf(m, "%s sip:echo@%s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-bench-", method, g.udp, local)
+		m = strconv.AppendInt(m, int64(n), 10)
+		m = append(m, method...)
+		m = fmt.Appendf(m, "\r\nFrom: sipp <sip:sipp@%s>;tag=benchtag", local)
+		m = strconv.AppendInt(m, int64(n), 10)
+		m = fmt.Appendf(m, "\r\nTo: echo <sip:echo@%s>", g.udp)
+		if method != "INVITE" {
+			m = append(m, ";tag="...)
+			m = append(m, tag...)
+		}
+		m = append(m, "\r\nCall-ID: "...)
+		m = strconv.AppendInt(m, int64(n), 10)
+		m = append(m, "-bench@127.0.0.1\r\nCSeq: "...)
+		m = strconv.AppendInt(m, int64(cseq), 10)
+		m = append(m, ' ')
+		m = append(m, method...)
+		m = fmt.Appendf(m, "\r\nContact: sip:sipp@%s\r\nMax-Forwards: 70\r\nSubject: Performance Test\r\n", local)
+		if body != "" {
+			m = append(m, "Content-Type: application/sdp\r\n"...)
+		}
+		m = append(m, "Content-Length: "...)
+		m = strconv.AppendInt(m, int64(len(body)), 10)
+		m = append(m, "\r\n\r\n"...)
+		m = append(m, body...)
+		out = m
+		if _, err := c.Write(m); err != nil {
+			b.Fatal(err)
+		}
+	}
+	call := func(n int) {
+		send("INVITE", n, 1, sdp)
+		ok := read("SIP/2.0 200")
+		_, after, _ := bytes.Cut(ok, []byte("\r\nTo: "))
+		line, _, _ := bytes.Cut(after, []byte("\r\n"))
+		_, t, found := bytes.Cut(line, []byte(";tag="))
+		if !found {
+			b.Fatalf("200 without To-tag:\n%s", ok)
+		}
+		tag = append(tag[:0], t...)
+		send("ACK", n, 1, "")
+		send("BYE", n, 2, "")
+		read("SIP/2.0 200")
+	}
+	for i := range 200 { // warm up: pools, maps, stacks
+		call(-1 - i)
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	b.ReportAllocs()
+	b.ResetTimer()
+	n := 0
+	for b.Loop() {
+		n++
+		call(n)
+	}
+	b.StopTimer()
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/float64(n), "retained-B/call")
+	g.idle(b)
 }

@@ -348,7 +348,7 @@ func (l *leg) send2xx(tx gosip.ServerTransaction, res *gosip.Response, acks chan
 		case ack := <-tx.Acks(): // an ACK that reused the INVITE's branch
 			return ack, nil
 		case <-retransmit:
-			if err := tx.Respond(res); err != nil {
+			if err := l.s.retransmit(tx, res); err != nil {
 				return nil, err
 			}
 			interval = min(2*interval, gosip.T2)

@@ -8,10 +8,12 @@
 package sip
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -53,10 +55,11 @@ type Server struct {
 	met    *metrics
 	host   string // advertised in Via and Contact
 
-	ua  *sipgo.UserAgent
-	srv *sipgo.Server
-	bg  work // BYEs, NOTIFYs and transfers in flight
-	lim limiter
+	ua       *sipgo.UserAgent
+	srv      *sipgo.Server
+	bg       work // BYEs, NOTIFYs and transfers in flight
+	lim      limiter
+	answered *answered // final responses sent on UDP, for retransmitted requests
 
 	mu      sync.Mutex      // guards the fields below
 	legs    map[string]*leg // call legs by our dialog tag
@@ -70,6 +73,7 @@ type transport struct {
 	client  *sipgo.Client
 	laddr   gosip.Addr // the listener (UDP requests are sent from it)
 	contact gosip.ContactHeader
+	conn    net.PacketConn // UDP: the listening socket, for the responses we send ourselves
 }
 
 // New builds the SIP front. codecs is conference.codecs; routes are tried
@@ -107,6 +111,8 @@ func New(cfg Config, routes []Route, codecs []string, table *session.Table, log 
 		met:    met,
 		host:   advertisedHost(cfg),
 		legs:   make(map[string]*leg),
+
+		answered: newAnswered(),
 	}
 	slogger := newSlogLogger(log.WithField("component", "sipgo"))
 	setDefaultLogger.Do(func() { gosip.SetDefaultLogger(slogger) }) // sipgo logs some events through its package default
@@ -185,12 +191,24 @@ func primaryIP() string {
 	return "127.0.0.1"
 }
 
+// udpReadBuffer is the receive buffer asked for on the SIP UDP socket.
+const udpReadBuffer = 4 << 20
+
 // ServeUDP serves SIP on a UDP socket created by the caller until ctx ends
 // (the socket is then closed) and returns nil then.
 func (s *Server) ServeUDP(ctx context.Context, conn net.PacketConn) error {
 	t, err := s.newTransport("UDP", conn.LocalAddr())
 	if err != nil {
 		return err
+	}
+	t.conn = conn
+	if c, ok := conn.(*net.UDPConn); ok {
+		// A burst of requests (thousands of calls a second arrive in
+		// clumps) must wait in the socket, not be dropped and retransmitted
+		// 500 ms later; the kernel caps this at net.core.rmem_max.
+		if err := c.SetReadBuffer(udpReadBuffer); err != nil {
+			s.log.WithError(err).Warn("SIP UDP read buffer not enlarged")
+		}
 	}
 	s.mu.Lock()
 	s.udp = t
@@ -301,9 +319,14 @@ func (s *Server) Calls() int {
 	return len(s.legs)
 }
 
-// counted wraps a handler with the request counter.
+// counted wraps a handler with the request counter. A retransmission of a
+// request we have answered already is answered again from s.answered and
+// goes no further (sipgo ends its new transaction when we return).
 func (s *Server) counted(h sipgo.RequestHandler) sipgo.RequestHandler {
 	return func(req *gosip.Request, tx gosip.ServerTransaction) {
+		if s.answerAgain(req) {
+			return
+		}
 		s.met.request(req.Method)
 		h(req, tx)
 	}
@@ -387,11 +410,106 @@ func decorate(res *gosip.Response) {
 	res.AppendHeader(gosip.NewHeader("Supported", ""))
 }
 
-// respond sends a response we built and counts it.
+// respond sends a response we built and counts it. A final response on UDP,
+// except a failure to INVITE, is sent by sendAnswer; the others (and any
+// that cannot go that way) through sipgo's transaction state machine.
 func (s *Server) respond(tx gosip.ServerTransaction, res *gosip.Response) error {
 	decorate(res)
 	s.met.response(res.StatusCode)
+	if res.IsProvisional() || gosip.IsReliable(res.Transport()) {
+		return tx.Respond(res)
+	}
+	if cseq := res.CSeq(); cseq != nil && cseq.MethodName == gosip.INVITE && !res.IsSuccess() {
+		return tx.Respond(res) // sipgo retransmits it until the ACK (Timer G), which it absorbs
+	}
+	if sent, err := s.sendAnswer(tx, res); sent {
+		return err
+	}
 	return tx.Respond(res)
+}
+
+// wireBufs are the buffers responses are written into.
+var wireBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// sendAnswer sends a final response on the UDP listener itself, remembers
+// it in s.answered (first, so that a retransmission never finds neither)
+// and ends the server transaction: a 2xx to INVITE is retransmitted and its
+// ACK matched by the leg (send2xx, takeAck), a retransmitted request is
+// answered by answerAgain, and sipgo holds nothing for 64·T1. It reports
+// false, having sent nothing, when the response cannot go this way.
+func (s *Server) sendAnswer(tx gosip.ServerTransaction, res *gosip.Response) (bool, error) {
+	t := s.transportFor("UDP")
+	if t == nil || t.conn == nil {
+		return false, nil
+	}
+	dest, err := netip.ParseAddrPort(res.Destination())
+	if err != nil {
+		return false, nil
+	}
+	if dest.Port() == 0 {
+		dest = netip.AddrPortFrom(dest.Addr(), uint16(gosip.DefaultUdpPort))
+	}
+	k, ok := s.answered.key(res)
+	if !ok {
+		return false, nil
+	}
+	buf := wireBufs.Get().(*bytes.Buffer)
+	defer wireBufs.Put(buf)
+	buf.Reset()
+	res.StringWrite(buf)
+	if buf.Len() > gosip.UDPMTUSize-200 {
+		return false, nil // sipgo refuses it the same way (no fallback to TCP)
+	}
+	s.answered.put(k, buf.Bytes(), dest)
+	err = t.writeTo(buf.Bytes(), dest)
+	tx.Terminate()
+	return true, err
+}
+
+// answerAgain answers a retransmission of a request we answered with
+// sendAnswer with the same bytes; false when req is no such request.
+func (s *Server) answerAgain(req *gosip.Request) bool {
+	if req.IsAck() || gosip.IsReliable(req.Transport()) {
+		return false
+	}
+	k, ok := s.answered.key(req)
+	if !ok {
+		return false
+	}
+	return s.resend(k)
+}
+
+// resend sends the answer remembered for the transaction k again.
+func (s *Server) resend(k txKey) bool {
+	wire, dest, ok := s.answered.get(k)
+	if !ok {
+		return false
+	}
+	if t := s.transportFor("UDP"); t != nil && t.conn != nil {
+		if err := t.writeTo(wire, dest); err != nil {
+			s.log.WithError(err).WithField("remote", dest.String()).Debug("response retransmission failed")
+		}
+	}
+	return true
+}
+
+// retransmit sends a response again: from s.answered when sendAnswer sent
+// it, else through its transaction.
+func (s *Server) retransmit(tx gosip.ServerTransaction, res *gosip.Response) error {
+	if k, ok := s.answered.key(res); ok && s.resend(k) {
+		return nil
+	}
+	return tx.Respond(res)
+}
+
+// writeTo sends one datagram from the UDP listener.
+func (t *transport) writeTo(b []byte, dest netip.AddrPort) error {
+	if c, ok := t.conn.(*net.UDPConn); ok {
+		_, err := c.WriteToUDPAddrPort(b, dest) // no address allocated
+		return err
+	}
+	_, err := t.conn.WriteTo(b, net.UDPAddrFromAddrPort(dest))
+	return err
 }
 
 // reply answers req with a bodiless response.
