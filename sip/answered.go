@@ -20,10 +20,11 @@ import (
 // sipgo keeps a whole transaction (the parsed request, the response, a
 // runtime timer and its closure) for those 32 s; at thousands of calls a
 // second that is gigabytes of live heap for the garbage collector to mark.
-// Here the responses of one time span share one byte slice, and a span's
-// entries are dropped together when the ring comes round: no timer, no
-// goroutine, and keys, slots and bytes hold no pointers, so the garbage
-// collector scans none of it.
+// Here the responses of one time span are packed into fixed-size chunks,
+// and a span's entries are dropped together when the ring comes round (its
+// chunks are then reused): no timer, no goroutine, no allocation once warm,
+// and keys, slots and bytes hold no pointers, so the garbage collector
+// scans none of it.
 type answered struct {
 	seed0, seed1 maphash.Seed
 	span         time.Duration // what one bucket covers
@@ -31,9 +32,14 @@ type answered struct {
 	mu     sync.Mutex // guards the fields below
 	slots  map[txKey]answer
 	ring   [ringBuckets]bucket
-	cur    int   // the bucket being filled
-	curEnd int64 // unix nanoseconds: when cur is full and the next begins
+	cur    int      // the bucket being filled
+	curEnd int64    // unix nanoseconds: when cur is full and the next begins
+	free   [][]byte // chunks of emptied buckets, for reuse
 }
+
+// chunkSize is the size of the chunks responses are packed into (a UDP
+// response we send is at most UDPMTUSize-200 bytes).
+const chunkSize = 64 << 10
 
 // ringBuckets spans 64·T1 in ringBuckets-1 whole buckets: an entry lives
 // from 64·T1 to 64·T1 plus one span.
@@ -46,15 +52,16 @@ type txKey [2]uint64
 // answer is where a response's bytes are and where they went.
 type answer struct {
 	bucket, gen uint32 // the bucket and its generation when stored
-	off, n      uint32 // the bytes in the bucket's data
+	chunk       uint32 // the chunk of the bucket
+	off, n      uint32 // the bytes in the chunk
 	ip          [16]byte
 	port        uint16
 }
 
 type bucket struct {
-	gen  uint32
-	data []byte
-	keys []txKey // in the order stored; some may have been replaced since
+	gen    uint32
+	chunks [][]byte // filled in order; only the last has room left
+	keys   []txKey  // in the order stored; some may have been replaced since
 }
 
 func newAnswered() *answered {
@@ -96,11 +103,30 @@ func (a *answered) put(k txKey, wire []byte, dest netip.AddrPort) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.advance(now)
+	if len(wire) > chunkSize {
+		return
+	}
 	b := &a.ring[a.cur]
-	a.slots[k] = answer{bucket: uint32(a.cur), gen: b.gen, off: uint32(len(b.data)), n: uint32(len(wire)),
+	if n := len(b.chunks); n == 0 || len(b.chunks[n-1])+len(wire) > chunkSize {
+		b.chunks = append(b.chunks, a.chunk())
+	}
+	last := len(b.chunks) - 1
+	c := b.chunks[last]
+	a.slots[k] = answer{bucket: uint32(a.cur), gen: b.gen, chunk: uint32(last), off: uint32(len(c)), n: uint32(len(wire)),
 		ip: dest.Addr().As16(), port: dest.Port()}
-	b.data = append(b.data, wire...)
+	b.chunks[last] = append(c, wire...)
 	b.keys = append(b.keys, k)
+}
+
+// chunk is an empty chunk, reused when one is free. Caller holds mu.
+func (a *answered) chunk() []byte {
+	if n := len(a.free); n > 0 {
+		c := a.free[n-1]
+		a.free[n-1] = nil
+		a.free = a.free[:n-1]
+		return c
+	}
+	return make([]byte, 0, chunkSize)
 }
 
 // get returns a copy of the answer to the transaction k and where it went.
@@ -113,8 +139,8 @@ func (a *answered) get(k txKey) ([]byte, netip.AddrPort, bool) {
 	if !ok {
 		return nil, netip.AddrPort{}, false
 	}
-	b := &a.ring[s.bucket]
-	wire := append([]byte(nil), b.data[s.off:s.off+s.n]...)
+	c := a.ring[s.bucket].chunks[s.chunk]
+	wire := append([]byte(nil), c[s.off:s.off+s.n]...)
 	return wire, netip.AddrPortFrom(netip.AddrFrom16(s.ip).Unmap(), s.port), true
 }
 
@@ -155,11 +181,24 @@ func (a *answered) clear(i int) {
 		}
 	}
 	b.gen++
-	// Keep the memory for the next span unless a burst left it far larger
-	// than what this span needed.
-	if cap(b.data) > 1<<20 && cap(b.data) > 4*len(b.data) {
-		b.data, b.keys = nil, nil
+	// The chunks go to the free list, which keeps no more than this span
+	// needed (plus a few): after a burst, what the load no longer needs is
+	// left to the garbage collector.
+	keep := len(b.chunks) + 4
+	for i, c := range b.chunks {
+		if len(a.free) < keep {
+			a.free = append(a.free, c[:0])
+		}
+		b.chunks[i] = nil
+	}
+	if len(a.free) > keep {
+		clear(a.free[keep:])
+		a.free = a.free[:keep]
+	}
+	b.chunks = b.chunks[:0]
+	if cap(b.keys) > 4096 && cap(b.keys) > 4*len(b.keys) {
+		b.keys = nil
 	} else {
-		b.data, b.keys = b.data[:0], b.keys[:0]
+		b.keys = b.keys[:0]
 	}
 }

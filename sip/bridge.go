@@ -93,7 +93,7 @@ func (l *leg) answerBridge(tx gosip.ServerTransaction, inv *gosip.Request, offer
 		func(r *gosip.Response) { l.provisional(tx, inv, r) })
 	if err != nil {
 		code := dialFailure(err, res)
-		l.log.WithError(err).WithFields(logrus.Fields{"target": target.String(), "code": code}).Info("bridge target did not answer")
+		l.logger().WithError(err).WithFields(logrus.Fields{"target": target.String(), "code": code}).Info("bridge target did not answer")
 		unlink(l, b)
 		b.end(endCause{release: session.Release{By: session.FrontSIP, Reason: "bridge target failed"}})
 		l.end(endCause{status: code, release: session.Release{By: session.FrontSIP, Reason: "bridge target failed"}})
@@ -109,7 +109,7 @@ func (l *leg) answerBridge(tx gosip.ServerTransaction, inv *gosip.Request, offer
 	}
 	if err != nil {
 		code, _ := status(err)
-		l.log.WithError(err).WithField("target", target.String()).Info("bridge target's answer unusable; hanging it up")
+		l.logger().WithError(err).WithField("target", target.String()).Info("bridge target's answer unusable; hanging it up")
 		unlink(l, b)
 		b.end(endCause{bye: true, reason: fmt.Sprintf(`SIP;cause=%d;text="%s"`, code, reasonPhrase(code)),
 			release: session.Release{By: session.FrontSIP, Reason: "bridge answer unusable"}})
@@ -127,7 +127,7 @@ func (l *leg) answerBridge(tx gosip.ServerTransaction, inv *gosip.Request, offer
 	l.media.codec, l.media.te, l.media.dir, l.media.ptime, l.media.local = codecA, teA, dirA, connA.Ptime, connA.Local
 	body := l.sdpLocked(answer, offer)
 	l.mu.Unlock()
-	l.log.WithFields(logrus.Fields{"conn_id": connA.ID, "peer_conn_id": connB.ID, "target": target.String(),
+	l.logger().WithFields(logrus.Fields{"conn_id": connA.ID, "peer_conn_id": connB.ID, "target": target.String(),
 		"codec": codecA.Name}).Debug("bridge call answered")
 	l.accept(tx, inv, body, offer == nil)
 }
@@ -261,11 +261,12 @@ func (b *leg) dial(target gosip.Uri, body []byte, display, user string, hdrs []g
 		t.laddr.Copy(&req.Laddr)
 	}
 	ua := sipgo.DialogUA{Client: t.client, ContactHDR: t.contact}
-	dcs, err := ua.WriteInvite(b.ctx, req, sipgo.ClientRequestAddVia)
+	ctx := b.context()
+	dcs, err := ua.WriteInvite(ctx, req, sipgo.ClientRequestAddVia)
 	if err != nil {
 		return nil, err
 	}
-	err = dcs.WaitAnswer(b.ctx, sipgo.AnswerOptions{OnResponse: func(r *gosip.Response) error {
+	err = dcs.WaitAnswer(ctx, sipgo.AnswerOptions{OnResponse: func(r *gosip.Response) error {
 		if r.IsProvisional() && onProv != nil {
 			onProv(r)
 		}
@@ -276,7 +277,7 @@ func (b *leg) dial(target gosip.Uri, body []byte, display, user string, hdrs []g
 		if errors.As(err, &de) {
 			return de.Res, err
 		}
-		if b.ctx.Err() != nil {
+		if ctx.Err() != nil {
 			return nil, errLegEnded
 		}
 		return nil, err

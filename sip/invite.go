@@ -57,8 +57,7 @@ func (s *Server) onInvite(req *gosip.Request, tx gosip.ServerTransaction) {
 		s.fail(tx, req, err)
 		return
 	}
-	inv := req.Clone()
-	inv.To().Params.Add("tag", l.tag)
+	inv := tagged(req, l.tag)
 	l.mu.Lock()
 	l.dlg = uasDialog(inv)
 	l.inviting = true
@@ -67,7 +66,7 @@ func (s *Server) onInvite(req *gosip.Request, tx gosip.ServerTransaction) {
 		// Runs under the transaction's lock, which has answered 487 already.
 		s.met.response(487)
 		l.cancelled.Store(true)
-		l.cancel()
+		l.stopWork()
 		s.bg.Go(func() { l.end(endCause{status: 487, release: session.Release{By: session.FrontSIP, Reason: "CANCEL"}}) })
 	}) {
 		l.end(endCause{status: 487, release: session.Release{By: session.FrontSIP, Reason: "CANCEL"}})
@@ -79,6 +78,34 @@ func (s *Server) onInvite(req *gosip.Request, tx gosip.ServerTransaction) {
 	default:
 		l.answerLocal(tx, inv, offer, m)
 	}
+}
+
+// tagged is req as answered by the leg with tag: a request sharing the
+// request line, body and every header of req except To, which is a copy
+// carrying tag, so that every response built from it (and the dialog) has
+// our To-tag. req itself is never written: sipgo keeps it as the
+// transaction's origin and reads it from other goroutines (CANCEL, its 1xx
+// timer).
+func tagged(req *gosip.Request, tag string) *gosip.Request {
+	inv := *req // the request line, Laddr and the address responses go to
+	inv.MessageData = gosip.MessageData{SipVersion: req.SipVersion}
+	inv.SetBody(req.Body())
+	for _, h := range req.Headers() {
+		switch h := h.(type) {
+		case *gosip.ToHeader:
+			to := *h
+			to.Params = append(make(gosip.HeaderParams, 0, len(h.Params)+1), h.Params...)
+			to.Params.Add("tag", tag)
+			inv.AppendHeader(&to)
+		case *gosip.ContentLengthHeader: // SetBody added ours
+		default:
+			inv.AppendHeader(h)
+		}
+	}
+	inv.SetTransport(req.Transport())
+	inv.SetSource(req.Source())
+	inv.SetDestination(req.Destination())
+	return &inv
 }
 
 // checkInvite validates what a dialog-creating INVITE must carry.
@@ -273,8 +300,8 @@ func (l *leg) answerLocal(tx gosip.ServerTransaction, inv *gosip.Request, offer 
 	l.media.codec, l.media.te, l.media.dir, l.media.ptime, l.media.local = codec, te, dir, conn.Ptime, conn.Local
 	body := l.sdpLocked(offered, offer)
 	l.mu.Unlock()
-	if l.log.Logger.IsLevelEnabled(logrus.DebugLevel) {
-		l.log.WithFields(logrus.Fields{"conn_id": conn.ID, "conf_id": m.ConfID, "action": m.Action, "codec": codec.Name}).Debug("call answered")
+	if s.log.Logger.IsLevelEnabled(logrus.DebugLevel) {
+		l.logger().WithFields(logrus.Fields{"conn_id": conn.ID, "conf_id": m.ConfID, "action": m.Action, "codec": codec.Name}).Debug("call answered")
 	}
 	l.accept(tx, inv, body, offer == nil)
 }
@@ -290,10 +317,10 @@ func (l *leg) sdpLocked(formats []format, offer *description) []byte {
 func (l *leg) okResponse(req *gosip.Request, body []byte) *gosip.Response {
 	res := gosip.NewResponseFromRequest(req, 200, "OK", nil)
 	if t := l.s.transportFor(req.Transport()); t != nil {
-		res.AppendHeader(t.contact.Clone())
+		res.AppendHeader(&t.contact) // shared: a response's headers are only read
 	}
 	if body != nil {
-		res.AppendHeader(gosip.NewHeader("Content-Type", "application/sdp"))
+		res.AppendHeader(sdpContentType)
 		res.SetBody(body)
 	}
 	return res
@@ -317,7 +344,7 @@ func (l *leg) accept(tx gosip.ServerTransaction, inv *gosip.Request, body []byte
 	ack, err := l.send2xx(tx, l.okResponse(inv, body), acks, seq)
 	if err != nil {
 		if !errors.Is(err, errLegEnded) {
-			l.log.WithError(err).Info("call not confirmed; hanging up")
+			l.logger().WithError(err).Info("call not confirmed; hanging up")
 			l.end(endCause{bye: true, reason: `SIP;cause=408;text="no ACK"`,
 				release: session.Release{By: session.FrontSIP, Reason: "no ACK"}})
 		}
@@ -326,7 +353,7 @@ func (l *leg) accept(tx gosip.ServerTransaction, inv *gosip.Request, body []byte
 	if lateOffer {
 		if err := l.applyAnswer(ack); err != nil {
 			code, _ := status(err)
-			l.log.WithError(err).Info("unusable SDP answer in ACK; hanging up")
+			l.logger().WithError(err).Info("unusable SDP answer in ACK; hanging up")
 			l.end(endCause{bye: true, reason: fmt.Sprintf(`SIP;cause=%d;text="bad SDP answer"`, code),
 				release: session.Release{By: session.FrontSIP, Reason: "bad SDP answer"}})
 			return
@@ -385,7 +412,7 @@ func (l *leg) applyAnswer(ack *gosip.Request) error {
 // with the status for err.
 func (l *leg) failInvite(tx gosip.ServerTransaction, inv *gosip.Request, err error) {
 	code, _ := status(err)
-	l.s.refused(l.log.WithError(err).WithField("code", code), "call refused")
+	l.s.refused(l.logger().WithError(err).WithField("code", code), "call refused")
 	l.end(endCause{status: code, release: session.Release{By: session.FrontSIP, Reason: "call setup failed"}})
 	l.answerEnded(tx, inv)
 }
@@ -404,7 +431,7 @@ func (l *leg) answerEnded(tx gosip.ServerTransaction, inv *gosip.Request) {
 	}
 	res := gosip.NewResponseFromRequest(inv, code, reasonPhrase(code), nil)
 	if err := l.s.respond(tx, res); err != nil {
-		l.log.WithError(err).Debug("final response not sent")
+		l.logger().WithError(err).Debug("final response not sent")
 	}
 }
 
@@ -425,7 +452,7 @@ func (l *leg) provisional(tx gosip.ServerTransaction, inv *gosip.Request, r *gos
 		res.AppendHeader(t.contact.Clone())
 	}
 	if err := l.s.respond(tx, res); err != nil {
-		l.log.WithError(err).Debug("forwarding provisional response failed")
+		l.logger().WithError(err).Debug("forwarding provisional response failed")
 	}
 }
 

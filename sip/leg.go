@@ -45,12 +45,9 @@ type leg struct {
 	s      *Server
 	tag    string // our dialog tag (To-tag when we answered, From-tag when we called): the key in Server.legs
 	callID string
-	uac    bool // we sent the INVITE (bridge target, transfer target)
-	log    *logrus.Entry
+	uac    bool          // we sent the INVITE (bridge target, transfer target)
 	done   chan struct{} // closed when the leg has ended
 	up     chan struct{} // closed when the dialog is confirmed (ACK received or sent)
-	ctx    context.Context
-	cancel context.CancelFunc // cancels work done for the leg (outbound INVITEs)
 
 	cancelled atomic.Bool // a CANCEL answered the INVITE with 487
 
@@ -66,6 +63,8 @@ type leg struct {
 	inviting  bool                           // an offer/answer exchange of this dialog is in progress
 	invited   chan struct{}                  // closed when that exchange ends
 	referring bool                           // a REFER is being carried out
+	ctx       context.Context                // made by context(); cancelled when the leg ends
+	cancel    context.CancelFunc
 }
 
 // mediaState is the offer/answer state of a leg.
@@ -97,15 +96,40 @@ func newTag() string { return uuid.NewString() }
 func (s *Server) newLeg(tag, callID string, uac bool) (*leg, error) {
 	l := &leg{s: s, tag: tag, callID: callID, uac: uac, done: make(chan struct{}), up: make(chan struct{}), invited: make(chan struct{}),
 		acks: make(map[uint32]chan *gosip.Request)}
-	l.ctx, l.cancel = context.WithCancel(context.Background())
-	l.log = s.log.WithFields(logrus.Fields{"call_id": callID})
 	l.media.sessID = uint64(rand.Uint32())
 	l.media.version = uint64(rand.Uint32() >> 8)
 	if err := s.addLeg(l); err != nil {
-		l.cancel()
 		return nil, err
 	}
 	return l, nil
+}
+
+// logger is the leg's log entry (made when something is logged: most
+// calls log nothing).
+func (l *leg) logger() *logrus.Entry { return l.s.log.WithField("call_id", l.callID) }
+
+// context is cancelled when the leg ends: work done for the leg (outbound
+// INVITEs) runs under it. It is made on first use.
+func (l *leg) context() context.Context {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ctx == nil {
+		l.ctx, l.cancel = context.WithCancel(context.Background())
+		if l.state == stateEnded {
+			l.cancel()
+		}
+	}
+	return l.ctx
+}
+
+// stopWork cancels the leg's context, if it was made.
+func (l *leg) stopWork() {
+	l.mu.Lock()
+	cancel := l.cancel
+	l.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
 }
 
 func (l *leg) remoteTagIs(tag string) bool {
@@ -148,9 +172,12 @@ func (l *leg) end(c endCause) {
 	l.connID = ""
 	partner := l.partner
 	l.partner = nil
+	cancel := l.cancel
 	l.mu.Unlock()
 
-	l.cancel()
+	if cancel != nil {
+		cancel()
+	}
 	close(l.done)
 	l.s.forget(l)
 	if connID != "" && connID != c.gone {
@@ -159,11 +186,11 @@ func (l *leg) end(c endCause) {
 			r.By = session.FrontSIP
 		}
 		if _, err := l.s.table.DeleteConnection(connID, "", r); err != nil {
-			l.log.WithError(err).WithField("conn_id", connID).Debug("release: connection already gone")
+			l.logger().WithError(err).WithField("conn_id", connID).Debug("release: connection already gone")
 		}
 	}
-	if l.log.Logger.IsLevelEnabled(logrus.DebugLevel) {
-		l.log.WithFields(logrus.Fields{"conn_id": connID, "reason": c.reason, "bye": c.bye && prev >= stateAnswered}).Debug("call leg ended")
+	if l.s.log.Logger.IsLevelEnabled(logrus.DebugLevel) {
+		l.logger().WithFields(logrus.Fields{"conn_id": connID, "reason": c.reason, "bye": c.bye && prev >= stateAnswered}).Debug("call leg ended")
 	}
 	if c.bye && prev >= stateAnswered {
 		l.s.bg.Go(func() { l.bye(c.reason) })
@@ -222,9 +249,9 @@ func (l *leg) bye(reason string) {
 	res, err := l.s.do(ctx, req)
 	switch {
 	case err != nil:
-		l.log.WithError(err).Info("BYE got no answer")
+		l.logger().WithError(err).Info("BYE got no answer")
 	case res.StatusCode >= 300 && res.StatusCode != 481:
-		l.log.WithField("code", res.StatusCode).Info("BYE refused")
+		l.logger().WithField("code", res.StatusCode).Info("BYE refused")
 	}
 }
 
@@ -331,30 +358,31 @@ func (l *leg) send2xx(tx gosip.ServerTransaction, res *gosip.Response, acks chan
 	if err := l.s.respond(tx, res); err != nil {
 		return nil, err
 	}
-	interval := gosip.T1
-	var retransmit <-chan time.Time
-	var timer *time.Timer
-	if !gosip.IsReliable(res.Transport()) {
-		timer = time.NewTimer(interval)
-		defer timer.Stop()
-		retransmit = timer.C
+	// One timer: on UDP it fires for each retransmission (T1 doubling up
+	// to T2), and it gives up at 64·T1.
+	start, limit, interval := time.Now(), 64*gosip.T1, gosip.T1
+	reliable := gosip.IsReliable(res.Transport())
+	timer := time.NewTimer(limit)
+	if !reliable {
+		timer.Reset(interval)
 	}
-	deadline := time.NewTimer(64 * gosip.T1)
-	defer deadline.Stop()
+	defer timer.Stop()
 	for {
 		select {
 		case ack := <-acks:
 			return ack, nil
 		case ack := <-tx.Acks(): // an ACK that reused the INVITE's branch
 			return ack, nil
-		case <-retransmit:
+		case <-timer.C:
+			elapsed := time.Since(start)
+			if reliable || elapsed >= limit {
+				return nil, errNoAck
+			}
 			if err := l.s.retransmit(tx, res); err != nil {
 				return nil, err
 			}
 			interval = min(2*interval, gosip.T2)
-			timer.Reset(interval)
-		case <-deadline.C:
-			return nil, errNoAck
+			timer.Reset(min(interval, limit-elapsed))
 		case <-l.done:
 			return nil, errLegEnded
 		}

@@ -2,6 +2,7 @@ package sip
 
 import (
 	"strconv"
+	"sync/atomic"
 
 	gosip "github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus"
@@ -11,7 +12,23 @@ import (
 type metrics struct {
 	requests  *prometheus.CounterVec // by method
 	responses *prometheus.CounterVec // by status code
+
+	// The series in use, looked up once each: the label lookup hashes
+	// and allocates, and it ran three times per call.
+	byMethod [otherMethod + 1]atomic.Pointer[counter] // index methodIndex, or otherMethod
+	byCode   [600]atomic.Pointer[counter]             // index code-100
 }
+
+type counter struct{ prometheus.Counter }
+
+// methodIndex bounds the method label; anything else counts as OTHER.
+var methodIndex = map[gosip.RequestMethod]int{
+	gosip.INVITE: 0, gosip.ACK: 1, gosip.BYE: 2, gosip.CANCEL: 3, gosip.OPTIONS: 4,
+	gosip.REFER: 5, gosip.NOTIFY: 6, gosip.INFO: 7, gosip.UPDATE: 8, gosip.REGISTER: 9,
+	gosip.SUBSCRIBE: 10, gosip.MESSAGE: 11, gosip.PRACK: 12, gosip.PUBLISH: 13,
+}
+
+const otherMethod = 14 // len(methodIndex)
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
@@ -34,20 +51,28 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	return m, nil
 }
 
-// knownMethods bounds the method label; anything else counts as OTHER.
-var knownMethods = map[gosip.RequestMethod]bool{
-	gosip.INVITE: true, gosip.ACK: true, gosip.BYE: true, gosip.CANCEL: true, gosip.OPTIONS: true,
-	gosip.REFER: true, gosip.NOTIFY: true, gosip.INFO: true, gosip.UPDATE: true, gosip.REGISTER: true,
-	gosip.SUBSCRIBE: true, gosip.MESSAGE: true, gosip.PRACK: true, gosip.PUBLISH: true,
-}
-
 func (m *metrics) request(method gosip.RequestMethod) {
-	if !knownMethods[method] {
-		method = "OTHER"
+	i, ok := methodIndex[method]
+	if !ok {
+		i, method = otherMethod, "OTHER"
 	}
-	m.requests.WithLabelValues(string(method)).Inc()
+	c := m.byMethod[i].Load()
+	if c == nil {
+		c = &counter{m.requests.WithLabelValues(string(method))}
+		m.byMethod[i].Store(c)
+	}
+	c.Inc()
 }
 
 func (m *metrics) response(code int) {
-	m.responses.WithLabelValues(strconv.Itoa(code)).Inc()
+	if code < 100 || code > 699 {
+		m.responses.WithLabelValues(strconv.Itoa(code)).Inc()
+		return
+	}
+	c := m.byCode[code-100].Load()
+	if c == nil {
+		c = &counter{m.responses.WithLabelValues(strconv.Itoa(code))}
+		m.byCode[code-100].Store(c)
+	}
+	c.Inc()
 }

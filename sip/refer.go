@@ -77,7 +77,7 @@ func (l *leg) transfer(target gosip.Uri, seq uint32, hdrs []gosip.Header) {
 		l.referring = false
 		l.mu.Unlock()
 	}()
-	log := l.log.WithField("refer_to", target.String())
+	log := l.logger().WithField("refer_to", target.String())
 	l.notify(seq, 100, false)
 	var code int
 	if confID, ok := l.s.ownConference(target); ok {
@@ -115,9 +115,9 @@ func (l *leg) notify(seq uint32, code int, final bool) {
 		gosip.NewHeader("Event", "refer;id="+strconvU(seq)), gosip.NewHeader("Subscription-State", state))
 	switch {
 	case err != nil:
-		l.log.WithError(err).Debug("NOTIFY failed")
+		l.logger().WithError(err).Debug("NOTIFY failed")
 	case res.StatusCode >= 300:
-		l.log.WithField("code", res.StatusCode).Debug("NOTIFY refused")
+		l.logger().WithField("code", res.StatusCode).Debug("NOTIFY refused")
 	}
 }
 
@@ -214,12 +214,12 @@ func (l *leg) moveTo(confID string) error {
 				_, err = s.table.JoinOrCreate(old, session.KindConference, connID, session.MemberAttrs{})
 			}
 			if err != nil {
-				l.log.WithError(err).WithField("conf_id", old).Warn("transfer failed and the call could not go back")
+				l.logger().WithError(err).WithField("conf_id", old).Warn("transfer failed and the call could not go back")
 			}
 		}
 		if wasEcho {
 			if _, err := s.table.ModifyConnection(connID, session.ConnectionParams{Mode: modeFor(ActionEcho, l.media.dir)}); err != nil {
-				l.log.WithError(err).Warn("restoring echo after failed transfer")
+				l.logger().WithError(err).Warn("restoring echo after failed transfer")
 			}
 		}
 	}
@@ -310,7 +310,7 @@ func (l *leg) transferOut(target gosip.Uri, hdrs []gosip.Header) int {
 	offer := c.sdpLocked(append(slices.Clone(codecs), defaultTE), nil)
 	c.mu.Unlock()
 
-	stop := context.AfterFunc(l.ctx, c.cancel) // the referrer hung up: cancel the INVITE
+	stop := context.AfterFunc(l.context(), c.stopWork) // the referrer hung up: cancel the INVITE
 	res, err := c.dial(target, offer, display, user, hdrs, nil)
 	stop()
 	if err != nil {
@@ -338,7 +338,7 @@ func (l *leg) transferOut(target gosip.Uri, hdrs []gosip.Header) int {
 		if err == nil {
 			if _, err = s.table.JoinConference(confID, connC.ID, session.MemberAttrs{}); err != nil {
 				if _, rerr := s.table.JoinConference(confID, connID, session.MemberAttrs{}); rerr != nil {
-					l.log.WithError(rerr).Warn("transfer failed and the call could not go back")
+					l.logger().WithError(rerr).Warn("transfer failed and the call could not go back")
 				}
 			}
 		}
@@ -353,7 +353,7 @@ func (l *leg) transferOut(target gosip.Uri, hdrs []gosip.Header) int {
 	l.mu.Unlock()
 	if err != nil {
 		code, _ := status(err)
-		l.log.WithError(err).Info("transfer target answered but could not take the call's place")
+		l.logger().WithError(err).Info("transfer target answered but could not take the call's place")
 		c.end(endCause{bye: true, reason: fmt.Sprintf(`SIP;cause=%d;text="%s"`, code, reasonPhrase(code)),
 			release: session.Release{By: session.FrontSIP, Reason: "transfer placement failed"}})
 		return code
@@ -362,6 +362,6 @@ func (l *leg) transferOut(target gosip.Uri, hdrs []gosip.Header) int {
 		c.end(endCause{bye: true, reason: `SIP;cause=487;text="other party hung up"`,
 			release: session.Release{By: session.FrontSIP, Reason: "bridge partner gone"}})
 	}
-	l.log.WithFields(logrus.Fields{"conn_id": connC.ID, "conf_id": confID}).Debug("transfer target took the call's place")
+	l.logger().WithFields(logrus.Fields{"conn_id": connC.ID, "conf_id": confID}).Debug("transfer target took the call's place")
 	return 200
 }

@@ -42,14 +42,14 @@ func (s *Server) onReInvite(req *gosip.Request, tx gosip.ServerTransaction) {
 	ack, err := l.send2xx(tx, l.okResponse(req, body), acks, seq)
 	if err != nil {
 		if !errors.Is(err, errLegEnded) {
-			l.log.WithError(err).Info("re-INVITE not confirmed; hanging up")
+			l.logger().WithError(err).Info("re-INVITE not confirmed; hanging up")
 			l.end(endCause{bye: true, reason: `SIP;cause=408;text="no ACK"`, release: session.Release{By: session.FrontSIP, Reason: "no ACK"}})
 		}
 		return
 	}
 	if offer == nil {
 		if err := l.applyAnswer(ack); err != nil {
-			l.log.WithError(err).Info("unusable SDP answer in ACK; hanging up")
+			l.logger().WithError(err).Info("unusable SDP answer in ACK; hanging up")
 			l.end(endCause{bye: true, reason: `SIP;cause=488;text="bad SDP answer"`, release: session.Release{By: session.FrontSIP, Reason: "bad SDP answer"}})
 		}
 	}
@@ -147,7 +147,7 @@ func (l *leg) renegotiate(offer *description) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	l.log.WithFields(logrus.Fields{"conn_id": l.connID, "mode": conn.Mode, "codec": codec.Name,
+	l.logger().WithFields(logrus.Fields{"conn_id": l.connID, "mode": conn.Mode, "codec": codec.Name,
 		"remote": conn.Remote.String()}).Debug("media renegotiated")
 	l.media.codec, l.media.te, l.media.dir, l.media.ptime = codec, te, dir, conn.Ptime
 	formats := []format{codec}
@@ -230,7 +230,7 @@ func (s *Server) onUpdate(req *gosip.Request, tx gosip.ServerTransaction) {
 	}
 	l.refreshTarget(req)
 	if err := s.respond(tx, l.okResponse(req, body)); err != nil {
-		l.log.WithError(err).Debug("UPDATE response not sent")
+		l.logger().WithError(err).Debug("UPDATE response not sent")
 	}
 }
 

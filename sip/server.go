@@ -403,11 +403,20 @@ func (s *Server) dialogLeg(req *gosip.Request) *leg {
 	return l
 }
 
+// Headers our messages share: sipgo only reads the headers of a message
+// it sends, so one copy serves every response.
+var (
+	serverHdr      = gosip.NewHeader("Server", userAgent)
+	allowHdr       = gosip.NewHeader("Allow", allowHeader)
+	supportedHdr   = gosip.NewHeader("Supported", "")
+	sdpContentType = gosip.NewHeader("Content-Type", "application/sdp")
+)
+
 // decorate adds the headers every response of ours carries.
 func decorate(res *gosip.Response) {
-	res.AppendHeader(gosip.NewHeader("Server", userAgent))
-	res.AppendHeader(gosip.NewHeader("Allow", allowHeader))
-	res.AppendHeader(gosip.NewHeader("Supported", ""))
+	res.AppendHeader(serverHdr)
+	res.AppendHeader(allowHdr)
+	res.AppendHeader(supportedHdr)
 }
 
 // respond sends a response we built and counts it. A final response on UDP,
