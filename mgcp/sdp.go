@@ -158,21 +158,41 @@ func localSDP(connID string, local netip.AddrPort, codec string, pt uint8, ptime
 		ip = "IP6"
 	}
 	addr := local.Addr().Unmap().String()
-	var b strings.Builder
-	fmt.Fprintf(&b, "v=0\r\no=- %s 23 IN %s %s\r\ns=-\r\nc=IN %s %s\r\nt=0 0\r\n", connID, ip, addr, ip, addr)
-	fmt.Fprintf(&b, "m=audio %d RTP/AVP %d\r\n", local.Port(), pt)
-	fmt.Fprintf(&b, "a=rtpmap:%d %s/8000\r\n", pt, codec)
+	b := make([]byte, 0, 160)
+	b = append(b, "v=0\r\no=- "...)
+	b = append(b, connID...)
+	b = append(b, " 23 IN "...)
+	b = append(b, ip...)
+	b = append(b, ' ')
+	b = append(b, addr...)
+	b = append(b, "\r\ns=-\r\nc=IN "...)
+	b = append(b, ip...)
+	b = append(b, ' ')
+	b = append(b, addr...)
+	b = append(b, "\r\nt=0 0\r\nm=audio "...)
+	b = strconv.AppendUint(b, uint64(local.Port()), 10)
+	b = append(b, " RTP/AVP "...)
+	b = strconv.AppendUint(b, uint64(pt), 10)
+	b = append(b, "\r\na=rtpmap:"...)
+	b = strconv.AppendUint(b, uint64(pt), 10)
+	b = append(b, ' ')
+	b = append(b, codec...)
+	b = append(b, "/8000\r\n"...)
 	if ptime > 0 {
-		fmt.Fprintf(&b, "a=ptime:%d\r\n", ptime.Milliseconds())
+		b = append(b, "a=ptime:"...)
+		b = strconv.AppendInt(b, ptime.Milliseconds(), 10)
+		b = append(b, "\r\n"...)
 	}
 	switch mode {
 	case "": // no direction attribute (the remote descriptor of AUCX)
 	case "sendonly", "recvonly", "inactive", "sendrecv":
-		fmt.Fprintf(&b, "a=%s\r\n", mode)
+		b = append(b, "a="...)
+		b = append(b, mode...)
+		b = append(b, "\r\n"...)
 	default: // confrnce, loopback: media flows both ways
-		b.WriteString("a=sendrecv\r\n")
+		b = append(b, "a=sendrecv\r\n"...)
 	}
-	return b.String()
+	return string(b)
 }
 
 // lco are the local connection options of L: that the gateway acts on.

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -365,14 +364,27 @@ var verbParams = map[string]string{
 	"EPCF": "K B",
 }
 
+// verbTakes is verbParams as sets: verbTakes[verb][name].
+var verbTakes = func() map[string]map[string]bool {
+	m := make(map[string]map[string]bool, len(verbParams))
+	for verb, names := range verbParams {
+		m[verb] = make(map[string]bool)
+		for _, n := range strings.Fields(names) {
+			m[verb][n] = true
+		}
+	}
+	return m
+}()
+
 // checkParams answers a parameter the verb does not take.
 func checkParams(c *Command) *Response {
+	takes := verbTakes[c.Verb]
 	for _, p := range c.Params {
 		switch {
 		case strings.HasPrefix(p.Name, "X-"):
 		case strings.HasPrefix(p.Name, "X+"):
 			return fail(codeUnknownExt, "unknown extension parameter %s", p.Name)
-		case !slices.Contains(strings.Fields(verbParams[c.Verb]), p.Name):
+		case !takes[p.Name]:
 			return fail(codeBadParam, "%s does not take %s:", c.Verb, p.Name)
 		}
 	}

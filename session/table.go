@@ -143,8 +143,10 @@ func ValidConferenceID(id string) bool { return confIDRe.MatchString(id) }
 // ValidConnectionID reports whether id is the canonical decimal string of a
 // positive integer.
 func ValidConnectionID(id string) bool {
-	n, err := strconv.ParseUint(id, 10, 64)
-	return err == nil && n > 0 && strconv.FormatUint(n, 10) == id
+	// Decimal digits only (ParseUint takes no sign or underscore in base
+	// 10), no leading zero, not 0, within uint64.
+	_, err := strconv.ParseUint(id, 10, 64)
+	return err == nil && id[0] != '0'
 }
 
 func checkConnID(id string) error {

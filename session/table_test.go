@@ -566,3 +566,15 @@ func envInt(name string, def int) int {
 	}
 	return def
 }
+
+func TestValidConnectionID(t *testing.T) {
+	for id, want := range map[string]bool{
+		"1": true, "42": true, "18446744073709551615": true,
+		"": false, "0": false, "00": false, "01": false, "+1": false, "-1": false, "1_0": false,
+		" 1": false, "1 ": false, "0x1": false, "18446744073709551616": false, "１": false,
+	} {
+		if got := ValidConnectionID(id); got != want {
+			t.Errorf("ValidConnectionID(%q) = %v, want %v", id, got, want)
+		}
+	}
+}
