@@ -99,7 +99,10 @@ func (a *answered) key(m gosip.Message) (txKey, bool) {
 
 // put remembers wire as the answer to the transaction k, sent to dest.
 func (a *answered) put(k txKey, wire []byte, dest netip.AddrPort) {
-	now := time.Now().UnixNano()
+	a.putAt(time.Now().UnixNano(), k, wire, dest)
+}
+
+func (a *answered) putAt(now int64, k txKey, wire []byte, dest netip.AddrPort) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.advance(now)
@@ -131,7 +134,10 @@ func (a *answered) chunk() []byte {
 
 // get returns a copy of the answer to the transaction k and where it went.
 func (a *answered) get(k txKey) ([]byte, netip.AddrPort, bool) {
-	now := time.Now().UnixNano()
+	return a.getAt(time.Now().UnixNano(), k)
+}
+
+func (a *answered) getAt(now int64, k txKey) ([]byte, netip.AddrPort, bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.advance(now)
