@@ -328,8 +328,28 @@ func (s *Server) counted(h sipgo.RequestHandler) sipgo.RequestHandler {
 			return
 		}
 		s.met.request(req.Method)
+		if !req.IsAck() {
+			growStack()
+		}
 		h(req, tx)
 	}
+}
+
+// stackIndex is always 0; the compiler cannot know it.
+var stackIndex = 0
+
+// growStack grows the calling goroutine's stack, while it is still
+// shallow, to what a request handler needs. sipgo runs every request in a
+// new goroutine, whose stack starts at 2 KiB and would otherwise double
+// two or three times deep inside the handler, each time copying and
+// adjusting every frame (~8% of the CPU at 12000 calls/s). The runtime
+// grows a stack at once to fit the frame that overflowed it, so one frame
+// of 12 KiB here costs a single early copy of a few frames.
+//
+//go:noinline
+func growStack() byte {
+	var frame [12 << 10]byte
+	return frame[stackIndex]
 }
 
 // onTableEvent hears every release of the session table. A SIP leg whose
