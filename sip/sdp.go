@@ -347,50 +347,83 @@ type localMedia struct {
 
 // buildSDP writes our SDP. When answering, offer is the offer being
 // answered: every one of its m= lines is answered, the unused ones with
-// port 0.
+// port 0. It writes the text pion/sdp's Marshal writes for the same
+// description (TestBuildSDPLikePion), in one allocation.
 func buildSDP(m localMedia, offer *description) []byte {
 	ip := m.Addr.Addr().Unmap()
 	addrType := "IP4"
 	if ip.Is6() {
 		addrType = "IP6"
 	}
-	sd := sdp.SessionDescription{
-		Origin: sdp.Origin{Username: "mediagw", SessionID: m.SessID, SessionVersion: m.Version,
-			NetworkType: "IN", AddressType: addrType, UnicastAddress: ip.String()},
-		SessionName:           "mediagw",
-		ConnectionInformation: &sdp.ConnectionInformation{NetworkType: "IN", AddressType: addrType, Address: &sdp.Address{Address: ip.String()}},
-		TimeDescriptions:      []sdp.TimeDescription{{Timing: sdp.Timing{}}},
+	b := make([]byte, 0, 256)
+	b = append(b, "v=0\r\no=mediagw "...)
+	b = strconv.AppendUint(b, m.SessID, 10)
+	b = append(b, ' ')
+	b = strconv.AppendUint(b, m.Version, 10)
+	b = append(b, " IN "...)
+	b = append(b, addrType...)
+	b = append(b, ' ')
+	b = ip.AppendTo(b)
+	b = append(b, "\r\ns=mediagw\r\nc=IN "...)
+	b = append(b, addrType...)
+	b = append(b, ' ')
+	b = ip.AppendTo(b)
+	b = append(b, "\r\nt=0 0\r\n"...)
+	if offer == nil {
+		return appendAudio(b, m)
 	}
-	audio := &sdp.MediaDescription{MediaName: sdp.MediaName{Media: "audio", Port: sdp.RangedPort{Value: int(m.Addr.Port())},
-		Protos: []string{"RTP", "AVP"}}}
-	for _, f := range m.Formats {
-		pt := strconv.Itoa(int(f.PT))
-		audio.MediaName.Formats = append(audio.MediaName.Formats, pt)
-		rtpmap := fmt.Sprintf("%s %s/%d", pt, f.Name, f.Rate)
-		if f.Channels > 1 {
-			rtpmap += "/" + strconv.Itoa(f.Channels)
+	for i, l := range offer.Lines {
+		if i == offer.AudioIndex {
+			b = appendAudio(b, m)
+			continue
 		}
-		audio.Attributes = append(audio.Attributes, sdp.NewAttribute("rtpmap", rtpmap))
+		b = append(b, "m="...)
+		b = append(b, l.Media...)
+		b = append(b, " 0 "...)
+		b = append(b, l.Proto...)
+		b = append(b, ' ')
+		b = append(b, l.Formats[0]...)
+		b = append(b, "\r\n"...)
+	}
+	return b
+}
+
+// appendAudio writes our audio m= line and its attributes.
+func appendAudio(b []byte, m localMedia) []byte {
+	b = append(b, "m=audio "...)
+	b = strconv.AppendUint(b, uint64(m.Addr.Port()), 10)
+	b = append(b, " RTP/AVP"...)
+	for _, f := range m.Formats {
+		b = append(b, ' ')
+		b = strconv.AppendUint(b, uint64(f.PT), 10)
+	}
+	b = append(b, "\r\n"...)
+	for _, f := range m.Formats {
+		b = append(b, "a=rtpmap:"...)
+		b = strconv.AppendUint(b, uint64(f.PT), 10)
+		b = append(b, ' ')
+		b = append(b, f.Name...)
+		b = append(b, '/')
+		b = strconv.AppendInt(b, int64(f.Rate), 10)
+		if f.Channels > 1 {
+			b = append(b, '/')
+			b = strconv.AppendInt(b, int64(f.Channels), 10)
+		}
+		b = append(b, "\r\n"...)
 		if f.Fmtp != "" {
-			audio.Attributes = append(audio.Attributes, sdp.NewAttribute("fmtp", pt+" "+f.Fmtp))
+			b = append(b, "a=fmtp:"...)
+			b = strconv.AppendUint(b, uint64(f.PT), 10)
+			b = append(b, ' ')
+			b = append(b, f.Fmtp...)
+			b = append(b, "\r\n"...)
 		}
 	}
 	if m.Ptime > 0 {
-		audio.Attributes = append(audio.Attributes, sdp.NewAttribute("ptime", strconv.Itoa(int(m.Ptime/time.Millisecond))))
+		b = append(b, "a=ptime:"...)
+		b = strconv.AppendInt(b, int64(m.Ptime/time.Millisecond), 10)
+		b = append(b, "\r\n"...)
 	}
-	audio.Attributes = append(audio.Attributes, sdp.NewPropertyAttribute(m.Dir.String()))
-	if offer == nil {
-		sd.MediaDescriptions = []*sdp.MediaDescription{audio}
-	} else {
-		for i, l := range offer.Lines {
-			if i == offer.AudioIndex {
-				sd.MediaDescriptions = append(sd.MediaDescriptions, audio)
-				continue
-			}
-			sd.MediaDescriptions = append(sd.MediaDescriptions, &sdp.MediaDescription{MediaName: sdp.MediaName{
-				Media: l.Media, Port: sdp.RangedPort{Value: 0}, Protos: strings.Split(l.Proto, "/"), Formats: l.Formats[:1]}})
-		}
-	}
-	b, _ := sd.Marshal() // pion/sdp's Marshal never fails
-	return b
+	b = append(b, "a="...)
+	b = append(b, m.Dir.String()...)
+	return append(b, "\r\n"...)
 }
