@@ -226,3 +226,41 @@ func TestAckWithInviteBranch(t *testing.T) {
 	}
 	g.idle(t)
 }
+
+// udpListener reports a datagram's source as net.UDPAddr would, for IPv4
+// and IPv6, and keeps one address per source.
+func TestUDPListenerSource(t *testing.T) {
+	for _, network := range []string{"127.0.0.1:0", "[::1]:0"} {
+		pc, err := net.ListenPacket("udp", network)
+		if err != nil {
+			t.Skipf("%s: %v", network, err) // no IPv6 on this host
+		}
+		l := &udpListener{UDPConn: pc.(*net.UDPConn), peers: make(map[netip.AddrPort]*peerAddr)}
+		c, err := net.Dial("udp", pc.LocalAddr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var first net.Addr
+		for range 2 {
+			if _, err := c.Write([]byte("x")); err != nil {
+				t.Fatal(err)
+			}
+			_ = l.SetReadDeadline(time.Now().Add(waitFor))
+			buf := make([]byte, 16)
+			n, src, err := l.ReadFrom(buf)
+			if err != nil || n != 1 {
+				t.Fatalf("%s: read %d %v", network, n, err)
+			}
+			if src.String() != c.LocalAddr().String() || src.Network() != "udp" {
+				t.Errorf("%s: source %s %s, want %s", network, src.Network(), src, c.LocalAddr())
+			}
+			if first == nil {
+				first = src
+			} else if src != first {
+				t.Errorf("%s: a second address for one source", network)
+			}
+		}
+		c.Close()
+		pc.Close()
+	}
+}

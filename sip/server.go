@@ -202,6 +202,7 @@ func (s *Server) ServeUDP(ctx context.Context, conn net.PacketConn) error {
 		return err
 	}
 	t.conn = conn
+	served := conn
 	if c, ok := conn.(*net.UDPConn); ok {
 		// A burst of requests (thousands of calls a second arrive in
 		// clumps) must wait in the socket, not be dropped and retransmitted
@@ -209,12 +210,55 @@ func (s *Server) ServeUDP(ctx context.Context, conn net.PacketConn) error {
 		if err := c.SetReadBuffer(udpReadBuffer); err != nil {
 			s.log.WithError(err).Warn("SIP UDP read buffer not enlarged")
 		}
+		served = &udpListener{UDPConn: c, peers: make(map[netip.AddrPort]*peerAddr)}
 	}
 	s.mu.Lock()
 	s.udp = t
 	s.mu.Unlock()
 	s.log.WithField("listen", conn.LocalAddr().String()).Info("SIP listening on UDP")
-	return s.serve(ctx, conn, func() error { return s.srv.ServeUDP(conn) })
+	return s.serve(ctx, conn, func() error { return s.srv.ServeUDP(served) })
+}
+
+// udpListener is the SIP UDP socket as sipgo reads it. sipgo asks each
+// datagram's source as a net.Addr and formats it (a *net.UDPAddr, its IP
+// and the string: five allocations a datagram); here a source's address
+// and string are made once and reused.
+type udpListener struct {
+	*net.UDPConn
+
+	mu    sync.Mutex // guards peers (sipgo has one reader; the lock is uncontended)
+	peers map[netip.AddrPort]*peerAddr
+}
+
+// maxPeers bounds the remembered sources; the map starts afresh when full.
+const maxPeers = 4096
+
+// peerAddr is a datagram's source, formatted as net.UDPAddr formats it.
+type peerAddr struct {
+	ap netip.AddrPort
+	s  string
+}
+
+func (a *peerAddr) Network() string { return "udp" }
+func (a *peerAddr) String() string  { return a.s }
+
+func (c *udpListener) ReadFrom(b []byte) (int, net.Addr, error) {
+	n, ap, err := c.UDPConn.ReadFromUDPAddrPort(b)
+	if err != nil {
+		return n, nil, err
+	}
+	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	c.mu.Lock()
+	a := c.peers[ap]
+	if a == nil {
+		if len(c.peers) >= maxPeers {
+			clear(c.peers)
+		}
+		a = &peerAddr{ap: ap, s: ap.String()}
+		c.peers[ap] = a
+	}
+	c.mu.Unlock()
+	return n, a, nil
 }
 
 // ServeTCP serves SIP on a TCP listener created by the caller until ctx
