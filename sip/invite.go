@@ -314,16 +314,15 @@ func (l *leg) sdpLocked(formats []format, offer *description) []byte {
 }
 
 // okResponse is a 2xx to an INVITE (or UPDATE) with our Contact and SDP.
-func (l *leg) okResponse(req *gosip.Request, body []byte) *gosip.Response {
-	res := gosip.NewResponseFromRequest(req, 200, "OK", nil)
+func (l *leg) okResponse(req *gosip.Request, body []byte) response {
+	r := response{code: 200, body: body}
 	if t := l.s.transportFor(req.Transport()); t != nil {
-		res.AppendHeader(&t.contact) // shared: a response's headers are only read
+		r.hdrs = append(r.hdrs, &t.contact) // shared: a response's headers are only read
 	}
 	if body != nil {
-		res.AppendHeader(sdpContentType)
-		res.SetBody(body)
+		r.hdrs = append(r.hdrs, sdpContentType)
 	}
-	return res
+	return r
 }
 
 // accept sends the 2xx to the initial INVITE and waits for the ACK; with a
@@ -341,7 +340,7 @@ func (l *leg) accept(tx gosip.ServerTransaction, inv *gosip.Request, body []byte
 	l.mu.Unlock()
 	defer l.endInvite()
 
-	ack, err := l.send2xx(tx, l.okResponse(inv, body), acks, seq)
+	ack, err := l.send2xx(tx, inv, l.okResponse(inv, body), acks, seq)
 	if err != nil {
 		if !errors.Is(err, errLegEnded) {
 			l.logger().WithError(err).Info("call not confirmed; hanging up")

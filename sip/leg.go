@@ -347,7 +347,7 @@ func (l *leg) takeAck(req *gosip.Request) bool {
 // send2xx sends a 2xx to an INVITE (initial or re-INVITE) and, on UDP,
 // retransmits it (T1 doubling up to T2) until the ACK arrives, for at most
 // 64·T1 (RFC 3261 §13.3.1.4).
-func (l *leg) send2xx(tx gosip.ServerTransaction, res *gosip.Response, acks chan *gosip.Request, seq uint32) (*gosip.Request, error) {
+func (l *leg) send2xx(tx gosip.ServerTransaction, req *gosip.Request, r response, acks chan *gosip.Request, seq uint32) (*gosip.Request, error) {
 	defer func() {
 		l.mu.Lock()
 		if l.acks[seq] == acks {
@@ -355,13 +355,14 @@ func (l *leg) send2xx(tx gosip.ServerTransaction, res *gosip.Response, acks chan
 		}
 		l.mu.Unlock()
 	}()
-	if err := l.s.respond(tx, res); err != nil {
+	res, err := l.s.send(tx, req, r)
+	if err != nil {
 		return nil, err
 	}
 	// One timer: on UDP it fires for each retransmission (T1 doubling up
 	// to T2), and it gives up at 64·T1.
 	start, limit, interval := time.Now(), 64*gosip.T1, gosip.T1
-	reliable := gosip.IsReliable(res.Transport())
+	reliable := gosip.IsReliable(req.Transport())
 	timer := time.NewTimer(limit)
 	if !reliable {
 		timer.Reset(interval)
@@ -378,7 +379,7 @@ func (l *leg) send2xx(tx gosip.ServerTransaction, res *gosip.Response, acks chan
 			if reliable || elapsed >= limit {
 				return nil, errNoAck
 			}
-			if err := l.s.retransmit(tx, res); err != nil {
+			if err := l.s.retransmit(tx, req, res); err != nil {
 				return nil, err
 			}
 			interval = min(2*interval, gosip.T2)

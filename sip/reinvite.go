@@ -39,7 +39,7 @@ func (s *Server) onReInvite(req *gosip.Request, tx gosip.ServerTransaction) {
 	l.mu.Lock()
 	acks := l.expectAck(seq)
 	l.mu.Unlock()
-	ack, err := l.send2xx(tx, l.okResponse(req, body), acks, seq)
+	ack, err := l.send2xx(tx, req, l.okResponse(req, body), acks, seq)
 	if err != nil {
 		if !errors.Is(err, errLegEnded) {
 			l.logger().WithError(err).Info("re-INVITE not confirmed; hanging up")
@@ -229,7 +229,7 @@ func (s *Server) onUpdate(req *gosip.Request, tx gosip.ServerTransaction) {
 		}
 	}
 	l.refreshTarget(req)
-	if err := s.respond(tx, l.okResponse(req, body)); err != nil {
+	if _, err := s.send(tx, req, l.okResponse(req, body)); err != nil {
 		l.logger().WithError(err).Debug("UPDATE response not sent")
 	}
 }

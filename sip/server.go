@@ -8,7 +8,6 @@
 package sip
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -483,64 +482,16 @@ func decorate(res *gosip.Response) {
 	res.AppendHeader(supportedHdr)
 }
 
-// respond sends a response we built and counts it. A final response on UDP,
-// except a failure to INVITE, is sent by sendAnswer; the others (and any
-// that cannot go that way) through sipgo's transaction state machine.
+// respond sends a response built as a sipgo response through its
+// transaction, and counts it.
 func (s *Server) respond(tx gosip.ServerTransaction, res *gosip.Response) error {
 	decorate(res)
 	s.met.response(res.StatusCode)
-	if res.IsProvisional() || gosip.IsReliable(res.Transport()) {
-		return tx.Respond(res)
-	}
-	if cseq := res.CSeq(); cseq != nil && cseq.MethodName == gosip.INVITE && !res.IsSuccess() {
-		return tx.Respond(res) // sipgo retransmits it until the ACK (Timer G), which it absorbs
-	}
-	if sent, err := s.sendAnswer(tx, res); sent {
-		return err
-	}
 	return tx.Respond(res)
 }
 
-// wireBufs are the buffers responses are written into.
-var wireBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
-// sendAnswer sends a final response on the UDP listener itself, remembers
-// it in s.answered (first, so that a retransmission never finds neither)
-// and ends the server transaction: a 2xx to INVITE is retransmitted and its
-// ACK matched by the leg (send2xx, takeAck), a retransmitted request is
-// answered by answerAgain, and sipgo holds nothing for 64·T1. It reports
-// false, having sent nothing, when the response cannot go this way.
-func (s *Server) sendAnswer(tx gosip.ServerTransaction, res *gosip.Response) (bool, error) {
-	t := s.transportFor("UDP")
-	if t == nil || t.conn == nil {
-		return false, nil
-	}
-	dest, err := netip.ParseAddrPort(res.Destination())
-	if err != nil {
-		return false, nil
-	}
-	if dest.Port() == 0 {
-		dest = netip.AddrPortFrom(dest.Addr(), uint16(gosip.DefaultUdpPort))
-	}
-	k, ok := s.answered.key(res)
-	if !ok {
-		return false, nil
-	}
-	buf := wireBufs.Get().(*bytes.Buffer)
-	defer wireBufs.Put(buf)
-	buf.Reset()
-	res.StringWrite(buf)
-	if buf.Len() > gosip.UDPMTUSize-200 {
-		return false, nil // sipgo refuses it the same way (no fallback to TCP)
-	}
-	s.answered.put(k, buf.Bytes(), dest)
-	err = t.writeTo(buf.Bytes(), dest)
-	tx.Terminate()
-	return true, err
-}
-
 // answerAgain answers a retransmission of a request we answered with
-// sendAnswer with the same bytes; false when req is no such request.
+// sendDirect with the same bytes; false when req is no such request.
 func (s *Server) answerAgain(req *gosip.Request) bool {
 	if req.IsAck() || gosip.IsReliable(req.Transport()) {
 		return false
@@ -566,10 +517,13 @@ func (s *Server) resend(k txKey) bool {
 	return true
 }
 
-// retransmit sends a response again: from s.answered when sendAnswer sent
-// it, else through its transaction.
-func (s *Server) retransmit(tx gosip.ServerTransaction, res *gosip.Response) error {
-	if k, ok := s.answered.key(res); ok && s.resend(k) {
+// retransmit sends the final response to req again: from s.answered when
+// sendDirect sent it (res nil), else through its transaction.
+func (s *Server) retransmit(tx gosip.ServerTransaction, req *gosip.Request, res *gosip.Response) error {
+	if res == nil {
+		if k, ok := s.answered.key(req); ok {
+			s.resend(k)
+		}
 		return nil
 	}
 	return tx.Respond(res)
@@ -587,11 +541,7 @@ func (t *transport) writeTo(b []byte, dest netip.AddrPort) error {
 
 // reply answers req with a bodiless response.
 func (s *Server) reply(tx gosip.ServerTransaction, req *gosip.Request, code int, hdrs ...gosip.Header) {
-	res := gosip.NewResponseFromRequest(req, code, reasonPhrase(code), nil)
-	for _, h := range hdrs {
-		res.AppendHeader(h)
-	}
-	if err := s.respond(tx, res); err != nil {
+	if _, err := s.send(tx, req, response{code: code, hdrs: hdrs}); err != nil {
 		s.log.WithError(err).WithFields(logrus.Fields{"call_id": callID(req), "code": code}).Debug("sending response failed")
 	}
 }
