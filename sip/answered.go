@@ -35,6 +35,7 @@ type answered struct {
 	cur    int      // the bucket being filled
 	curEnd int64    // unix nanoseconds: when cur is full and the next begins
 	free   [][]byte // chunks of emptied buckets, for reuse
+	cold   [][]byte // free chunks whose memory went back to the system
 }
 
 // chunkSize is the size of the chunks responses are packed into (a UDP
@@ -121,15 +122,24 @@ func (a *answered) putAt(now int64, k txKey, wire []byte, dest netip.AddrPort) {
 	b.keys = append(b.keys, k)
 }
 
-// chunk is an empty chunk, reused when one is free. Caller holds mu.
+// chunk is an empty chunk: a free one, else one whose memory went back
+// to the system, else one of a new slab. Caller holds mu.
+//
+// The chunks live outside the Go heap (mapChunks): at thousands of calls a
+// second the ring holds hundreds of megabytes for 64·T1, and in the heap
+// those would count towards the garbage collector's goal, which would let
+// the heap grow to several times that before collecting.
 func (a *answered) chunk() []byte {
-	if n := len(a.free); n > 0 {
-		c := a.free[n-1]
-		a.free[n-1] = nil
-		a.free = a.free[:n-1]
-		return c
+	for _, list := range []*[][]byte{&a.free, &a.cold} {
+		if n := len(*list); n > 0 {
+			c := (*list)[n-1]
+			(*list)[n-1] = nil
+			*list = (*list)[:n-1]
+			return c
+		}
 	}
-	return make([]byte, 0, chunkSize)
+	a.free = mapChunks(a.free)
+	return a.chunk()
 }
 
 // get returns a copy of the answer to the transaction k and where it went.
@@ -188,18 +198,18 @@ func (a *answered) clear(i int) {
 	}
 	b.gen++
 	// The chunks go to the free list, which keeps no more than this span
-	// needed (plus a few): after a burst, what the load no longer needs is
-	// left to the garbage collector.
-	keep := len(b.chunks) + 4
+	// needed (plus a few): after a burst, the memory of the others goes
+	// back to the system (the chunks stay mapped, for the next burst).
 	for i, c := range b.chunks {
-		if len(a.free) < keep {
-			a.free = append(a.free, c[:0])
-		}
+		a.free = append(a.free, c[:0])
 		b.chunks[i] = nil
 	}
-	if len(a.free) > keep {
-		clear(a.free[keep:])
-		a.free = a.free[:keep]
+	keep := len(b.chunks) + 4
+	for len(a.free) > keep {
+		c := a.free[len(a.free)-1]
+		a.free = a.free[:len(a.free)-1]
+		releaseChunk(c)
+		a.cold = append(a.cold, c)
 	}
 	b.chunks = b.chunks[:0]
 	if cap(b.keys) > 4096 && cap(b.keys) > 4*len(b.keys) {

@@ -87,6 +87,27 @@ func TestAnsweredExpiry(t *testing.T) {
 	if _, _, ok := a.getAt(end+2*life, key(2999)); ok || a.len() != 0 {
 		t.Errorf("%d answers left after two lifetimes", a.len())
 	}
+	end += 2 * life
+	// After the burst, one small answer per span: the burst's chunks go
+	// back to the system (cold) and are used again, intact, by the next burst.
+	for i := range 2 * ringBuckets {
+		a.putAt(end+int64(i)*int64(a.span), key(10000+i), []byte("small"), dest)
+	}
+	a.mu.Lock()
+	cold := len(a.cold)
+	a.mu.Unlock()
+	if cold == 0 {
+		t.Error("no chunk released after the burst")
+	}
+	later := end + 2*ringBuckets*int64(a.span)
+	for i := range 3000 {
+		a.putAt(later, key(20000+i), []byte(fmt.Sprintf("burst %d %s", i, strings.Repeat("y", 100))), dest)
+	}
+	for i := range 3000 {
+		if wire, _, ok := a.getAt(later, key(20000+i)); !ok || !bytes.HasPrefix(wire, []byte(fmt.Sprintf("burst %d ", i))) {
+			t.Fatalf("second burst, answer %d: %q %v", i, wire, ok)
+		}
+	}
 	// An idle ring empties at once; a later put starts afresh.
 	a.putAt(end+10*life, key(1), []byte("again"), dest)
 	if wire, _, ok := a.getAt(end+10*life+1, key(1)); !ok || string(wire) != "again" {
