@@ -122,7 +122,9 @@ func responseDest(req *gosip.Request) (netip.AddrPort, bool) {
 // headers, SetBody, decorate and StringWrite would: Record-Route (2xx and
 // 18x), Via (the top one with rport and received filled in when it asked
 // for rport), From, To, Call-ID, CSeq, Content-Length, hdrs, Server,
-// Allow, Supported, the body. False when req lacks what that needs.
+// Allow, Supported, the body. False when req lacks what that needs. Not
+// for 100 Trying (which copies Timestamp and adds no To-tag): that one
+// goes through sipgo's transaction.
 func writeResponse(b *bytes.Buffer, req *gosip.Request, r response) bool {
 	b.WriteString(req.SipVersion)
 	b.WriteByte(' ')

@@ -77,3 +77,33 @@ func TestResponseDest(t *testing.T) {
 		}
 	}
 }
+
+// Whatever sipgo parses, writeResponse writes as sipgo would (or refuses).
+func FuzzWire(f *testing.F) {
+	for _, s := range requestSeeds {
+		f.Add([]byte(strings.ReplaceAll(strings.ReplaceAll(s, "LOCAL", "127.0.0.1:5070"), "\n", "\r\n")), 200)
+	}
+	tag := regexp.MustCompile(`(\r\nTo: [^\r]*;tag=)[0-9a-f-]{36}\r\n`)
+	f.Fuzz(func(t *testing.T, data []byte, code int) {
+		msg, err := gosip.ParseMessage(data)
+		if err != nil {
+			return
+		}
+		req, ok := msg.(*gosip.Request)
+		if !ok {
+			return
+		}
+		req.SetSource("192.0.2.1:6000")
+		// Any status but 100, which is never written here.
+		r := response{code: 101 + (code%599+599)%599, hdrs: []gosip.Header{sdpContentType}, body: []byte("v=0\r\n")}
+		var got bytes.Buffer
+		if !writeResponse(&got, req, r) {
+			return
+		}
+		res := r.build(req)
+		decorate(res)
+		if g, w := tag.ReplaceAllString(got.String(), "${1}T\r\n"), tag.ReplaceAllString(res.String(), "${1}T\r\n"); g != w {
+			t.Fatalf("wrote\n%q\nsipgo writes\n%q", g, w)
+		}
+	})
+}
