@@ -35,15 +35,20 @@ func (s *Server) onInvite(req *gosip.Request, tx gosip.ServerTransaction) {
 	m, ok, err := route(s.rules, user)
 	switch {
 	case !ok:
-		s.refused(s.log.WithFields(logrus.Fields{"call_id": callID(req), "user": user}), "no route for the Request-URI user")
+		s.refused(func() *logrus.Entry {
+			return s.log.WithFields(logrus.Fields{"call_id": callID(req), "user": user})
+		}, "no route for the Request-URI user")
 		s.reply(tx, req, 404)
 		return
 	case err != nil:
-		s.refused(s.log.WithError(err).WithField("call_id", callID(req)), "route matched with an unusable conference id")
+		s.refused(func() *logrus.Entry { return s.log.WithError(err).WithField("call_id", callID(req)) },
+			"route matched with an unusable conference id")
 		s.reply(tx, req, 404)
 		return
 	case m.Action == ActionReject:
-		s.refused(s.log.WithFields(logrus.Fields{"call_id": callID(req), "user": user, "code": m.Code}), "call rejected by route")
+		s.refused(func() *logrus.Entry {
+			return s.log.WithFields(logrus.Fields{"call_id": callID(req), "user": user, "code": m.Code})
+		}, "call rejected by route")
 		s.reply(tx, req, m.Code)
 		return
 	}
@@ -103,8 +108,7 @@ func tagged(req *gosip.Request, tag string) *gosip.Request {
 		}
 	}
 	inv.SetTransport(req.Transport())
-	inv.SetSource(req.Source())
-	inv.SetDestination(req.Destination())
+	inv.SetSource(req.Source()) // responses go to the source (and Via), not to a destination
 	return &inv
 }
 
@@ -411,7 +415,7 @@ func (l *leg) applyAnswer(ack *gosip.Request) error {
 // with the status for err.
 func (l *leg) failInvite(tx gosip.ServerTransaction, inv *gosip.Request, err error) {
 	code, _ := status(err)
-	l.s.refused(l.logger().WithError(err).WithField("code", code), "call refused")
+	l.s.refused(func() *logrus.Entry { return l.logger().WithError(err).WithField("code", code) }, "call refused")
 	l.end(endCause{status: code, release: session.Release{By: session.FrontSIP, Reason: "call setup failed"}})
 	l.answerEnded(tx, inv)
 }
@@ -481,7 +485,8 @@ func (s *Server) inDialog(req *gosip.Request, tx gosip.ServerTransaction, check 
 // onAck hands an ACK to the 2xx waiting for it.
 func (s *Server) onAck(req *gosip.Request, _ gosip.ServerTransaction) {
 	l := s.dialogLeg(req)
-	if l == nil || !l.takeAck(req) {
+	// No match is common: the BYE that follows at once can overtake the ACK.
+	if (l == nil || !l.takeAck(req)) && s.log.Logger.IsLevelEnabled(logrus.DebugLevel) {
 		s.log.WithField("call_id", callID(req)).Debug("ACK matches no 2xx we wait for")
 	}
 }

@@ -549,7 +549,9 @@ func (s *Server) reply(tx gosip.ServerTransaction, req *gosip.Request, code int,
 // fail answers req with the status for err, logging why once.
 func (s *Server) fail(tx gosip.ServerTransaction, req *gosip.Request, err error) {
 	code, _ := status(err)
-	s.refused(s.log.WithError(err).WithFields(logrus.Fields{"call_id": callID(req), "method": string(req.Method), "code": code}), "request refused")
+	s.refused(func() *logrus.Entry {
+		return s.log.WithError(err).WithFields(logrus.Fields{"call_id": callID(req), "method": string(req.Method), "code": code})
+	}, "request refused")
 	s.reply(tx, req, code)
 }
 
@@ -668,12 +670,18 @@ func (r *limiter) allow(now time.Time) (ok bool, suppressed int) {
 	return true, suppressed
 }
 
-// refused logs a refusal of remote input at info level, rate-limited.
-func (s *Server) refused(e *logrus.Entry, msg string) {
+// refused logs a refusal of remote input at info level, rate-limited. The
+// entry is built only for a line that is logged (under overload most are
+// held back).
+func (s *Server) refused(entry func() *logrus.Entry, msg string) {
+	if !s.log.Logger.IsLevelEnabled(logrus.InfoLevel) {
+		return
+	}
 	ok, held := s.lim.allow(time.Now())
 	if !ok {
 		return
 	}
+	e := entry()
 	if held > 0 {
 		e = e.WithField("suppressed", held)
 	}
