@@ -86,9 +86,10 @@ func (s *Server) sendDirect(tx gosip.ServerTransaction, req *gosip.Request, r re
 		return false, nil // too large: sipgo refuses it the same way (no fallback to TCP)
 	}
 	s.answered.put(k, buf.Bytes(), dest)
-	err := t.writeTo(buf.Bytes(), dest)
+	// Ended before the response leaves: a peer that answers at once (an ACK
+	// reusing the INVITE's branch) must find no transaction to be absorbed by.
 	tx.Terminate()
-	return true, err
+	return true, t.writeTo(buf.Bytes(), dest)
 }
 
 // responseDest is where a response to a request received on UDP goes, as
