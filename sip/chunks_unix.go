@@ -2,7 +2,7 @@
 
 package sip
 
-import "syscall"
+import "golang.org/x/sys/unix"
 
 // slabChunks is how many chunks one mapping holds (4 MiB).
 const slabChunks = 64
@@ -11,7 +11,7 @@ const slabChunks = 64
 // outside the Go heap, which the garbage collector neither counts nor
 // scans. When the mapping fails they come from the heap.
 func mapChunks(free [][]byte) [][]byte {
-	slab, err := syscall.Mmap(-1, 0, slabChunks*chunkSize, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANON)
+	slab, err := unix.Mmap(-1, 0, slabChunks*chunkSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANON)
 	if err != nil {
 		return append(free, make([]byte, 0, chunkSize))
 	}
@@ -24,5 +24,5 @@ func mapChunks(free [][]byte) [][]byte {
 // releaseChunk gives a free chunk's memory back to the system; the chunk
 // stays usable (its pages come back zeroed when written).
 func releaseChunk(c []byte) {
-	_ = syscall.Madvise(c[:cap(c)], syscall.MADV_DONTNEED)
+	_ = unix.Madvise(c[:cap(c)], unix.MADV_DONTNEED)
 }
