@@ -33,11 +33,18 @@ var loopback = netip.MustParseAddr("127.0.0.1")
 
 func newTestPool(tb testing.TB, min, max int) *Pool {
 	tb.Helper()
-	p, err := NewPool(Config{Bind: "127.0.0.1", PortMin: min, PortMax: max})
+	return newBoundPool(tb, "127.0.0.1", min, max)
+}
+
+// newBoundPool is a pool on bind, closed when the test ends (after the
+// cleanups of the legs opened later: they run first).
+func newBoundPool(tb testing.TB, bind string, min, max int) *Pool {
+	tb.Helper()
+	p, err := NewPool(Config{Bind: bind, PortMin: min, PortMax: max})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { p.Close() }) // after the legs' cleanups (LIFO)
+	tb.Cleanup(func() { p.Close() })
 	return p
 }
 

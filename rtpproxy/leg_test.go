@@ -449,11 +449,7 @@ func TestCloseReleases(t *testing.T) {
 }
 
 func TestIPv6Leg(t *testing.T) {
-	p, err := NewPool(Config{Bind: "::1", PortMin: testPortMin, PortMax: testPortMax})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := newBoundPool(t, "::1", testPortMin, testPortMax)
 	l, err := p.Open()
 	if err != nil {
 		t.Fatalf("IPv6 loopback: %v", err)
@@ -656,11 +652,7 @@ func TestSendErrorNotCounted(t *testing.T) {
 // TestDualStackLeg: bound to "::", a leg serves IPv4 peers; their addresses
 // are seen unmapped and answered through the IPv6 socket.
 func TestDualStackLeg(t *testing.T) {
-	p, err := NewPool(Config{Bind: "::", PortMin: testPortMin, PortMax: testPortMax})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := newBoundPool(t, "::", testPortMin, testPortMax)
 	l, err := p.Open()
 	if err != nil {
 		t.Fatal(err)

@@ -2,10 +2,7 @@
 
 package rtpproxy
 
-import (
-	"errors"
-	"net/netip"
-)
+import "errors"
 
 // Without the poller reader every leg has its own goroutine reader.
 
@@ -20,9 +17,5 @@ func (p *Pool) stopPollers()        {}
 func (p *Pool) bindFd(port int) (int, error) {
 	return -1, errors.New("rtpproxy: no poller reader on this platform")
 }
-func closeFd(fd int) error         { return nil }
-func (s sockets) drain()           {}
-func (s sockets) idle() error      { return errors.New("rtpproxy: no idle pairs on this platform") }
-func (s sockets) reuse(rcvbuf int) {}
-func defaultRcvbuf(family int) int { return 0 }
-func family(addr netip.Addr) int   { return 0 }
+func closeFd(fd int) error { return nil }
+func (s sockets) drain()   {}

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/mediagw/mediagw/confbridge"
-	"github.com/mediagw/mediagw/rtpproxy"
 )
 
 // An RFC 4733 telephone-event from a member is announced, never mixed.
@@ -75,13 +74,7 @@ func TestTonesKeepAccountingExact(t *testing.T) {
 // One-way media through a bridge (an announcement, a one-way relay) keeps
 // both legs alive; when it stops, both time out.
 func TestBridgeOneWayMediaIsNotIdle(t *testing.T) {
-	cfg := rtpproxy.DefaultConfig()
-	cfg.Bind, cfg.PortMin, cfg.PortMax = "127.0.0.1", testPortMin+980, testPortMin+999
-	pool, err := rtpproxy.NewPool(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pool.Close() }) // unbinds the pairs it keeps bound for reuse; stops its pollers
+	pool := newPool(t, testPortMin+980, testPortMin+999)
 	engine := confbridge.NewEngine(confbridge.Config{Ptime: 20 * time.Millisecond})
 	defer engine.Close()
 	tab := New(Config{MediaTimeout: 300 * time.Millisecond}, pool, engine, nil)

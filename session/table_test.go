@@ -31,8 +31,9 @@ type fixture struct {
 	events chan Event
 }
 
-// newFixture builds a table over real ports in [lo, hi].
-func newFixture(t testing.TB, res Resources, lo, hi int) *fixture {
+// newPool is a pool of real loopback ports in [lo, hi], closed when the test
+// ends (it unbinds the pairs it keeps bound for reuse and stops its pollers).
+func newPool(t testing.TB, lo, hi int) *rtpproxy.Pool {
 	t.Helper()
 	cfg := rtpproxy.DefaultConfig()
 	cfg.Bind, cfg.ExternalIP = "127.0.0.1", ""
@@ -41,7 +42,14 @@ func newFixture(t testing.TB, res Resources, lo, hi int) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { pool.Close() }) // unbinds the pairs it keeps bound for reuse; stops its pollers
+	t.Cleanup(func() { pool.Close() })
+	return pool
+}
+
+// newFixture builds a table over real ports in [lo, hi].
+func newFixture(t testing.TB, res Resources, lo, hi int) *fixture {
+	t.Helper()
+	pool := newPool(t, lo, hi)
 	engine := confbridge.NewEngine(confbridge.Config{Ptime: 20 * time.Millisecond})
 	tab := New(Config{Resources: res, Conference: DefaultConferenceConfig()}, pool, engine, nil)
 	f := &fixture{Table: tab, pool: pool, engine: engine, events: make(chan Event, 4096)}
@@ -455,13 +463,7 @@ func TestConferenceIDs(t *testing.T) {
 }
 
 func TestMediaTimeout(t *testing.T) {
-	cfg := rtpproxy.DefaultConfig()
-	cfg.Bind, cfg.PortMin, cfg.PortMax = "127.0.0.1", testPortMin+460, testPortMin+479
-	pool, err := rtpproxy.NewPool(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pool.Close() }) // unbinds the pairs it keeps bound for reuse; stops its pollers
+	pool := newPool(t, testPortMin+460, testPortMin+479)
 	engine := confbridge.NewEngine(confbridge.Config{Ptime: 20 * time.Millisecond})
 	defer engine.Close()
 	tab := New(Config{MediaTimeout: 150 * time.Millisecond}, pool, engine, nil)
