@@ -479,11 +479,9 @@ func (t *Table) CreateConferenceWith(confID string, kind Kind, connID string, a 
 	if err != nil {
 		return Conference{}, err
 	}
-	if err := t.join(cf, connID, a); err != nil {
-		t.dropEmpty(cf)
+	if err := t.install(cf, connID, a); err != nil {
 		return Conference{}, err
 	}
-	t.confs[cf.id] = cf
 	if t.log.Logger.IsLevelEnabled(logrus.DebugLevel) {
 		t.log.WithFields(logrus.Fields{"conf_id": cf.id, "kind": kind, "conn_id": connID}).Debug("conference created")
 	}
@@ -526,12 +524,21 @@ func (t *Table) JoinOrCreate(confID string, kind Kind, connID string, a MemberAt
 	if err != nil {
 		return Conference{}, err
 	}
-	if err := t.join(cf, connID, a); err != nil {
-		t.dropEmpty(cf)
+	if err := t.install(cf, connID, a); err != nil {
 		return Conference{}, err
 	}
-	t.confs[cf.id] = cf
 	return cf.snapshot(), nil
+}
+
+// install joins connID as the first member of cf, a new conference, and
+// puts cf in the table; if the join fails cf is dropped. Caller holds t.mu.
+func (t *Table) install(cf *conf, connID string, a MemberAttrs) error {
+	if err := t.join(cf, connID, a); err != nil {
+		t.dropEmpty(cf)
+		return err
+	}
+	t.confs[cf.id] = cf
+	return nil
 }
 
 // Bridge relays two connections to each other in a new kind-bridge conference.
