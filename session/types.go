@@ -14,6 +14,7 @@ const (
 	FrontSIP    Front = "sip"
 	FrontMGCP   Front = "mgcp"
 	FrontHTTP   Front = "http"
+	FrontNG     Front = "ng"     // rtpengine ng protocol (Kamailio, OpenSIPS)
 	FrontSystem Front = "system" // media timeout, shutdown
 )
 

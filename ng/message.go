@@ -1,0 +1,270 @@
+package ng
+
+import (
+	"bytes"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// Request is one parsed ng command: the keys and flags this front acts on.
+// Keys and flags it does not act on are collected in Ignored (for a debug
+// log line), never refused: the proxy module would retry a refusal forever.
+type Request struct {
+	Command   string // canonical lower-case name, e.g. "offer", "play media"
+	CallID    string
+	FromTag   string
+	ToTag     string
+	ViaBranch string
+	SDP       []byte // aliases the datagram
+
+	TrustAddress   bool       // take media addresses from the SDP (our default)
+	SIPSource      bool       // take the media address from ReceivedFrom
+	ReceivedFrom   netip.Addr // "received from": ["IP4", "192.0.2.1"]
+	Asymmetric     bool       // asked not to latch (we always latch; logged)
+	NoRTCPAttr     bool       // do not add a=rtcp
+	Fatal          bool       // delete: an unknown call is an error
+	ReplaceOrigin  bool
+	ICERemove      bool   // ICE=remove (we always remove: see doc.go)
+	ICE            string // the ICE key as sent
+	Transport      string // "transport-protocol"
+	DeleteDelay    time.Duration
+	HasDeleteDelay bool
+	Limit          int // list: most call-ids to return; 0 = default
+	CodecStrip     []string
+	CodecMask      []string
+	CodecOffer     []string
+	Ignored        []string
+}
+
+// errBadField marks a field of the wrong type (answered with result error).
+type fieldError struct{ key, want string }
+
+func (e *fieldError) Error() string { return fmt.Sprintf("key %q must be %s", e.key, e.want) }
+
+// SplitDatagram splits an ng datagram into its cookie and bencoded body.
+func SplitDatagram(b []byte) (cookie, body []byte, ok bool) {
+	sp := bytes.IndexByte(b, ' ')
+	if sp <= 0 || sp > 128 {
+		return nil, nil, false
+	}
+	return b[:sp], b[sp+1:], true
+}
+
+// normKey writes s lower-cased with '_' and ' ' as '-' into buf (rtpengine
+// treats "delete delay", "delete-delay" and "delete_delay" alike).
+func normKey(buf []byte, s []byte) []byte {
+	buf = buf[:0]
+	for _, c := range s {
+		switch {
+		case c == '_' || c == ' ':
+			c = '-'
+		case c >= 'A' && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		buf = append(buf, c)
+	}
+	return buf
+}
+
+// commandName canonicalizes a command ("Play_Media" → "play media").
+func commandName(b []byte) string {
+	var tmp [32]byte
+	k := normKey(tmp[:0], b)
+	for i, c := range k {
+		if c == '-' {
+			k[i] = ' '
+		}
+	}
+	if name, ok := commandNames[string(k)]; ok {
+		return name // interned: no allocation for known commands
+	}
+	return string(k)
+}
+
+// ParseRequest reads the dictionary of one ng command.
+func ParseRequest(d Value) (*Request, error) {
+	if d.Kind() != KindDict {
+		return nil, fmt.Errorf("message is not a dictionary")
+	}
+	r := &Request{}
+	var kb [48]byte
+	for i := 0; i < d.Len(); i++ {
+		key, v := d.Entry(i)
+		k := normKey(kb[:0], key)
+		switch string(k) {
+		case "command":
+			if v.Kind() != KindString {
+				return nil, &fieldError{"command", "a string"}
+			}
+			r.Command = commandName(v.Bytes())
+		case "call-id":
+			if v.Kind() != KindString && v.Kind() != KindInt {
+				return nil, &fieldError{"call-id", "a string"}
+			}
+			r.CallID = v.Str()
+		case "from-tag":
+			r.FromTag = v.Str()
+		case "to-tag":
+			r.ToTag = v.Str()
+		case "via-branch":
+			r.ViaBranch = v.Str()
+		case "sdp":
+			if v.Kind() != KindString {
+				return nil, &fieldError{"sdp", "a string"}
+			}
+			r.SDP = v.Bytes()
+		case "flags":
+			if v.Kind() != KindList {
+				return nil, &fieldError{"flags", "a list"}
+			}
+			for j := 0; j < v.Len(); j++ {
+				r.flag(v.Index(j).Bytes())
+			}
+		case "replace":
+			if v.Kind() != KindList {
+				return nil, &fieldError{"replace", "a list"}
+			}
+			for j := 0; j < v.Len(); j++ {
+				r.replace(v.Index(j).Bytes())
+			}
+		case "ice":
+			r.setICE(v.Str())
+		case "transport-protocol":
+			r.Transport = v.Str()
+		case "received-from":
+			// ["IP4", "192.0.2.1"]
+			if v.Kind() == KindList && v.Len() == 2 {
+				if a, err := netip.ParseAddr(string(v.Index(1).Bytes())); err == nil {
+					r.ReceivedFrom = a.Unmap()
+					continue
+				}
+			}
+			r.Ignored = append(r.Ignored, "received-from (not [family, address])")
+		case "delete-delay":
+			n, ok := v.Int()
+			if !ok || n < 0 {
+				return nil, &fieldError{"delete delay", "a non-negative integer"}
+			}
+			r.DeleteDelay, r.HasDeleteDelay = time.Duration(n)*time.Second, true
+		case "limit":
+			n, ok := v.Int()
+			if !ok || n < 0 {
+				return nil, &fieldError{"limit", "a non-negative integer"}
+			}
+			r.Limit = int(min(n, 1<<20))
+		case "codec":
+			if v.Kind() != KindDict {
+				return nil, &fieldError{"codec", "a dictionary"}
+			}
+			r.codecs(v)
+		case "direction", "interface":
+			// Logical interface names: this gateway has one (rtp.external_ip).
+			r.Ignored = append(r.Ignored, string(k))
+		default:
+			r.Ignored = append(r.Ignored, string(k))
+		}
+	}
+	if r.Command == "" {
+		return nil, &fieldError{"command", "present"}
+	}
+	return r, nil
+}
+
+func (r *Request) setICE(v string) {
+	r.ICE = v
+	if strings.EqualFold(v, "remove") {
+		r.ICERemove = true
+	}
+}
+
+func (r *Request) replace(b []byte) {
+	var kb [48]byte
+	switch k := normKey(kb[:0], b); string(k) {
+	case "origin":
+		r.ReplaceOrigin = true
+	case "session-connection", "session connection":
+		// c= lines always name this gateway: nothing to do.
+	default:
+		r.Ignored = append(r.Ignored, "replace "+string(k))
+	}
+}
+
+// flag applies one entry of the "flags" list, including rtpengine's
+// "key=value" and "codec-strip-NAME" forms that Kamailio passes through.
+func (r *Request) flag(b []byte) {
+	var kb [64]byte
+	k := normKey(kb[:0], b)
+	switch string(k) {
+	case "trust-address":
+		r.TrustAddress = true
+		return
+	case "sip-source-address":
+		r.SIPSource = true
+		return
+	case "symmetric", "port-latching":
+		return // we always latch
+	case "asymmetric":
+		r.Asymmetric = true
+		r.Ignored = append(r.Ignored, "asymmetric (media is always latched)")
+		return
+	case "no-rtcp-attribute":
+		r.NoRTCPAttr = true
+		return
+	case "fatal":
+		r.Fatal = true
+		return
+	}
+	s := string(k)
+	name := string(b)
+	switch {
+	case strings.HasPrefix(s, "codec-strip-"):
+		r.CodecStrip = append(r.CodecStrip, name[len("codec-strip-"):])
+	case strings.HasPrefix(s, "codec-mask-"):
+		r.CodecMask = append(r.CodecMask, name[len("codec-mask-"):])
+	case strings.HasPrefix(s, "codec-offer-"):
+		r.CodecOffer = append(r.CodecOffer, name[len("codec-offer-"):])
+	case strings.HasPrefix(s, "replace-"):
+		r.replace(b[len("replace-"):])
+	case strings.HasPrefix(s, "ice="):
+		r.setICE(name[len("ice="):])
+	case strings.HasPrefix(s, "transport-protocol="):
+		r.Transport = name[len("transport-protocol="):]
+	case strings.HasPrefix(s, "delete-delay="):
+		var n int
+		if _, err := fmt.Sscanf(s[len("delete-delay="):], "%d", &n); err == nil && n >= 0 {
+			r.DeleteDelay, r.HasDeleteDelay = time.Duration(n)*time.Second, true
+		} else {
+			r.Ignored = append(r.Ignored, "flag "+s)
+		}
+	case s == "rtp/avp" || s == "rtp/savp" || s == "rtp/avpf" || s == "rtp/savpf":
+		r.Transport = name
+	default:
+		r.Ignored = append(r.Ignored, "flag "+s)
+	}
+}
+
+// codecs reads the "codec" dictionary: strip, mask, offer (lists of names).
+func (r *Request) codecs(d Value) {
+	var kb [48]byte
+	for i := 0; i < d.Len(); i++ {
+		key, v := d.Entry(i)
+		k := normKey(kb[:0], key)
+		var dst *[]string
+		switch string(k) {
+		case "strip":
+			dst = &r.CodecStrip
+		case "mask":
+			dst = &r.CodecMask
+		case "offer":
+			dst = &r.CodecOffer
+		default:
+			r.Ignored = append(r.Ignored, "codec "+string(k))
+			continue
+		}
+		for j := 0; j < v.Len(); j++ {
+			*dst = append(*dst, string(v.Index(j).Bytes()))
+		}
+	}
+}
