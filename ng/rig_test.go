@@ -231,3 +231,5 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+func mustAP(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }

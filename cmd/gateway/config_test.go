@@ -92,6 +92,8 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"bad call agent", "mgcp:\n  call_agents: [banana]\n", "mgcp.call_agents"},
 		{"bad sip listen", "sip:\n  listen: [\"sctp://0.0.0.0:5060\"]\n", "sip.listen"},
 		{"not a mapping", "- 1\n- 2\n", "mapping"},
+		{"bad ng listen", "ng:\n  listen: \"tcp://127.0.0.1:2223\"\n", "ng.listen"},
+		{"negative ng delete delay", "ng:\n  delete_delay: -1s\n", "ng.delete_delay"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

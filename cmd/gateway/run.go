@@ -18,6 +18,7 @@ import (
 	"github.com/mediagw/mediagw/confbridge"
 	"github.com/mediagw/mediagw/control"
 	"github.com/mediagw/mediagw/mgcp"
+	"github.com/mediagw/mediagw/ng"
 	"github.com/mediagw/mediagw/rtpproxy"
 	"github.com/mediagw/mediagw/session"
 	"github.com/mediagw/mediagw/sip"
@@ -112,6 +113,19 @@ func run(ctx context.Context, cfg Config, logOut io.Writer) error {
 		return fmt.Errorf("mgcp.listen: %w", err)
 	}
 	closers = append(closers, mgcpConn)
+	var ngConn net.PacketConn
+	if cfg.NG.Listen != "" {
+		ngAddr, err := ng.ListenAddr(cfg.NG.Listen)
+		if err != nil {
+			closeAll()
+			return err
+		}
+		if ngConn, err = net.ListenPacket("udp", ngAddr); err != nil {
+			closeAll()
+			return fmt.Errorf("ng.listen: %w", err)
+		}
+		closers = append(closers, ngConn)
+	}
 	var sipUDP []net.PacketConn
 	var sipTCP []net.Listener
 	for i, l := range cfg.SIP.Listen {
@@ -153,11 +167,17 @@ func run(ctx context.Context, cfg Config, logOut io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("sip: %w", err)
 	}
+	var ngSrv *ng.Server
+	if ngConn != nil {
+		if ngSrv, err = ng.New(cfg.NG, table, log, reg); err != nil {
+			return fmt.Errorf("ng: %w", err)
+		}
+	}
 
 	// Fronts serve on their own context, cancelled only after the drain.
 	frontCtx, stopFronts := context.WithCancel(context.Background())
 	defer stopFronts()
-	errc := make(chan error, 4+len(sipUDP)+len(sipTCP))
+	errc := make(chan error, 5+len(sipUDP)+len(sipTCP))
 	var wg sync.WaitGroup
 	serve := func(name string, f func() error) {
 		wg.Add(1)
@@ -170,6 +190,11 @@ func run(ctx context.Context, cfg Config, logOut io.Writer) error {
 	}
 	serve("http", func() error { return api.Serve(frontCtx, httpLn) })
 	serve("mgcp", func() error { return mgcpSrv.Serve(frontCtx, mgcpConn) })
+	ngListen := "off"
+	if ngSrv != nil {
+		serve("ng", func() error { return ngSrv.Serve(frontCtx, ngConn) })
+		ngListen = ngConn.LocalAddr().String()
+	}
 	for _, pc := range sipUDP {
 		serve("sip udp", func() error { return sipSrv.ServeUDP(frontCtx, pc) })
 	}
@@ -182,7 +207,7 @@ func run(ctx context.Context, cfg Config, logOut io.Writer) error {
 
 	log.WithFields(logrus.Fields{
 		"component": "main", "http": httpLn.Addr().String(), "mgcp": mgcpConn.LocalAddr().String(),
-		"sip": cfg.SIP.Listen, "rtp_ports": fmt.Sprintf("%d-%d", cfg.RTP.PortMin, cfg.RTP.PortMax),
+		"sip": cfg.SIP.Listen, "ng": ngListen, "rtp_ports": fmt.Sprintf("%d-%d", cfg.RTP.PortMin, cfg.RTP.PortMax),
 	}).Info("mediagw ready")
 
 	var runErr error
