@@ -1,0 +1,270 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Kamailio with deploy/kamailio/kamailio.cfg in front of mediagw's ng
+// front: SIPp uac → Kamailio → SIPp uas, the media through mediagw.
+
+// freeUDPPort returns a UDP port on 127.0.0.1 that was free a moment ago.
+func freeUDPPort(t testing.TB) int {
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).Port
+}
+
+// startNGGateway runs a gateway with its ng front on, deleting at once
+// (the test checks that a BYE frees the ports; rtpengine's 30 s delay is
+// the shipped default), and returns the ng port and the base of the
+// gateway's signalling block (SIPp and Kamailio take ports in it).
+func startNGGateway(t *testing.T) (g *Gateway, ng, sig int) {
+	ng = freeUDPPort(t)
+	g = StartGateway(t, GatewayOptions{ExtraYAML: fmt.Sprintf("ng:\n  listen: \"udp://127.0.0.1:%d\"\n  delete_delay: 0s\n", ng)})
+	_, p, _ := net.SplitHostPort(g.SIP)
+	n, err := strconv.Atoi(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g, ng, n - 60
+}
+
+// kamailio is a running Kamailio.
+type kamailio struct {
+	cmd  *exec.Cmd
+	port int
+	logs *lockedBuffer
+	done chan struct{}
+}
+
+// startKamailio runs Kamailio on 127.0.0.1:port with the rtpengine set
+// sock, relaying every call to the callee port.
+func startKamailio(t *testing.T, port int, sock string, callee int) *kamailio {
+	t.Helper()
+	bin := requireTool(t, "kamailio")
+	cfg, err := filepath.Abs("../../deploy/kamailio/kamailio.cfg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	k := &kamailio{port: port, logs: &lockedBuffer{}, done: make(chan struct{})}
+	k.cmd = exec.Command(bin, "-f", cfg, "-DD", "-E", "-Y", dir, "-w", dir,
+		"-A", fmt.Sprintf("LISTEN=udp:127.0.0.1:%d", port),
+		"-A", fmt.Sprintf("RTPENGINE_SOCK=%q", sock),
+		"-A", fmt.Sprintf("CALLEE=\"sip:127.0.0.1:%d\"", callee))
+	k.cmd.Stdout, k.cmd.Stderr = k.logs, k.logs
+	k.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := k.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = k.cmd.Wait(); close(k.done) }()
+	t.Cleanup(func() {
+		_ = syscall.Kill(-k.cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-k.done:
+		case <-time.After(10 * time.Second):
+			_ = syscall.Kill(-k.cmd.Process.Pid, syscall.SIGKILL)
+			<-k.done
+		}
+		if t.Failed() {
+			t.Logf("kamailio log:\n%s", tail(k.logs.String(), 40))
+		}
+	})
+	// Ready once it answers an OPTIONS (405 from the config).
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	to := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port}
+	deadline := time.Now().Add(20 * time.Second)
+	buf := make([]byte, 4096)
+	for i := 0; ; i++ {
+		opt := fmt.Sprintf("OPTIONS sip:ping@127.0.0.1:%d SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bKping%d\r\n"+
+			"From: <sip:probe@127.0.0.1>;tag=p\r\nTo: <sip:ping@127.0.0.1>\r\nCall-ID: ping%d\r\nCSeq: 1 OPTIONS\r\n"+
+			"Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n", port, c.LocalAddr(), i, i)
+		_, _ = c.WriteToUDP([]byte(opt), to)
+		_ = c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		if n, _, err := c.ReadFromUDP(buf); err == nil && bytes.HasPrefix(buf[:n], []byte("SIP/2.0 ")) {
+			return k
+		}
+		select {
+		case <-k.done:
+			t.Fatalf("kamailio exited during start:\n%s", k.logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("kamailio not answering after 20s:\n%s", k.logs.String())
+		}
+	}
+}
+
+// ngScenarios renders test/sipp/ng's templates for a gateway: @GW_PORT@
+// matches its RTP ports only, @PCAP@ is a 1 s cut of SIPp's G.711 A-law
+// capture (50 packets).
+func ngScenarios(t *testing.T, g *Gateway) string {
+	t.Helper()
+	editcap := requireTool(t, "editcap")
+	pcap := filepath.Join(t.TempDir(), "g711a-1s.pcap")
+	if out, err := exec.Command(editcap, "-r", "/usr/share/sip-tester/g711a.pcap", pcap, "1-50").CombinedOutput(); err != nil {
+		t.Fatalf("editcap: %v: %s", err, out)
+	}
+	if g.RTPMin%100 != 0 || g.RTPMax != g.RTPMin+99 {
+		t.Fatalf("RTP range %d-%d is not one block of 100", g.RTPMin, g.RTPMax)
+	}
+	portRE := fmt.Sprintf("%d[0-9][0-9]", g.RTPMin/100)
+	dir := t.TempDir()
+	files, err := filepath.Glob("../sipp/ng/*.xml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no scenarios in test/sipp/ng: %v", err)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := strings.NewReplacer("@GW_PORT@", portRE, "@PCAP@", pcap).Replace(string(b))
+		if err := os.WriteFile(filepath.Join(dir, filepath.Base(f)), []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// sippPair runs a uas scenario on uasPort and a uac scenario against
+// Kamailio for calls calls; both must exit 0.
+func sippPair(t *testing.T, dir string, kam, uacPort, uasPort int, uac, uas string, calls int, extra ...string) {
+	t.Helper()
+	sipp := requireTool(t, "sipp")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var uasOut, uacOut bytes.Buffer
+	uasCmd := exec.CommandContext(ctx, sipp, "-sf", filepath.Join(dir, uas), "-i", "127.0.0.1", "-p", strconv.Itoa(uasPort),
+		"-mp", strconv.Itoa(uasPort+1000), "-m", strconv.Itoa(calls), "-nostdin", "-timeout", "120s", "-timeout_error",
+		"-trace_err", "-error_file", filepath.Join(dir, uas+".err"))
+	uasCmd.Stdout, uasCmd.Stderr = &uasOut, &uasOut
+	if err := uasCmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var uasErr error
+	wg.Add(1)
+	go func() { defer wg.Done(); uasErr = uasCmd.Wait() }()
+	time.Sleep(300 * time.Millisecond)
+	args := append([]string{"-sf", filepath.Join(dir, uac), fmt.Sprintf("127.0.0.1:%d", kam), "-i", "127.0.0.1",
+		"-p", strconv.Itoa(uacPort), "-mp", strconv.Itoa(uacPort + 2000), "-m", strconv.Itoa(calls), "-nostdin",
+		"-timeout", "120s", "-timeout_error", "-trace_err", "-error_file", filepath.Join(dir, uac+".err")}, extra...)
+	uacCmd := exec.CommandContext(ctx, sipp, args...)
+	uacCmd.Stdout, uacCmd.Stderr = &uacOut, &uacOut
+	uacErr := uacCmd.Run()
+	if uacErr != nil {
+		// The callee would wait for calls that never come.
+		time.AfterFunc(2*time.Second, func() { _ = uasCmd.Process.Kill() })
+	}
+	wg.Wait()
+	if uacErr != nil || uasErr != nil {
+		errs, _ := os.ReadFile(filepath.Join(dir, uac+".err"))
+		errs2, _ := os.ReadFile(filepath.Join(dir, uas+".err"))
+		t.Fatalf("%s (%v) / %s (%v) with %d calls:\nuac errors: %s\nuas errors: %s\nuac: %s\nuas: %s", uac, uacErr, uas, uasErr, calls,
+			tail(string(errs), 30), tail(string(errs2), 30), tail(uacOut.String(), 20), tail(uasOut.String(), 20))
+	}
+}
+
+func ngCount(m map[string]float64, command, result string) float64 {
+	return m[fmt.Sprintf(`mediagw_ng_requests_total{command=%q,result=%q}`, command, result)]
+}
+
+func ngErrors(m map[string]float64) float64 {
+	var n float64
+	for k, v := range m {
+		if strings.HasPrefix(k, "mediagw_ng_requests_total{") && strings.Contains(k, `result="error"`) {
+			n += v
+		}
+	}
+	return n
+}
+
+func TestKamailioCallsThroughNG(t *testing.T) {
+	requireTool(t, "kamailio")
+	requireTool(t, "sipp")
+	g, ng, sig := startNGGateway(t)
+	dir := ngScenarios(t, g)
+	kamPort, uacPort, uasPort := sig+65, sig+70, sig+71
+	startKamailio(t, kamPort, fmt.Sprintf("udp:127.0.0.1:%d", ng), uasPort)
+	start := g.Metrics(t)
+
+	// 200 calls with RTP both ways: 100 put on hold and hung up by the
+	// caller, 100 hung up by the callee. At most 12 at once: the gateway's
+	// block has 50 port pairs and each call takes two.
+	const calls = 100
+	sippPair(t, dir, kamPort, uacPort, uasPort, "uac_hold_bye.xml", "uas_hold.xml", calls, "-r", "20", "-l", "12")
+	sippPair(t, dir, kamPort, uacPort, uasPort, "uac_wait_bye.xml", "uas_bye.xml", calls, "-r", "20", "-l", "12")
+	g.WaitGaugesBack(t, start)
+	m := g.Metrics(t)
+	if n := ngCount(m, "offer", "ok") - ngCount(start, "offer", "ok"); n != 3*calls {
+		t.Errorf("offers ok %v, want %d (200 calls + 100 hold re-INVITEs)", n, 3*calls)
+	}
+	if n := ngCount(m, "answer", "ok") - ngCount(start, "answer", "ok"); n < 3*calls {
+		t.Errorf("answers ok %v, want at least %d", n, 3*calls)
+	}
+	if n := ngCount(m, "delete", "ok") - ngCount(start, "delete", "ok"); n < 2*calls {
+		t.Errorf("deletes ok %v, want at least %d (one BYE per call)", n, 2*calls)
+	}
+	if n := ngErrors(m) - ngErrors(start); n != 0 {
+		t.Errorf("%v ng commands answered with an error", n)
+	}
+	// 50 packets each way per call: mediagw received and relayed them.
+	in := m[`mediagw_rtp_packets_total{dir="in"}`] - start[`mediagw_rtp_packets_total{dir="in"}`]
+	out := m[`mediagw_rtp_packets_total{dir="out"}`] - start[`mediagw_rtp_packets_total{dir="out"}`]
+	want := float64(2 * calls * 2 * 50)
+	t.Logf("RTP through mediagw: %v in, %v out (played %v)", in, out, want)
+	if in < 0.95*want || out < 0.95*want {
+		t.Errorf("RTP through mediagw: %v in, %v out; want at least 95%% of %v each way", in, out, want)
+	}
+
+	if a := m[`mediagw_ng_calls_active`]; a != 0 {
+		t.Errorf("ng still holds %v calls", a)
+	}
+}
+
+// A CANCEL while ringing and a 486 from the callee release what the offer took.
+func TestKamailioCancelAndBusyThroughNG(t *testing.T) {
+	requireTool(t, "kamailio")
+	requireTool(t, "sipp")
+	g, ng, sig := startNGGateway(t)
+	dir := ngScenarios(t, g)
+	kamPort, uacPort, uasPort := sig+65, sig+70, sig+71
+	startKamailio(t, kamPort, fmt.Sprintf("udp:127.0.0.1:%d", ng), uasPort)
+	start := g.Metrics(t)
+	sippPair(t, dir, kamPort, uacPort, uasPort, "uac_cancel.xml", "uas_ring.xml", 10, "-r", "10")
+	sippPair(t, dir, kamPort, uacPort, uasPort, "uac_busy.xml", "uas_busy.xml", 10, "-r", "10")
+	g.WaitGaugesBack(t, start)
+	m := g.Metrics(t)
+	if n := ngCount(m, "offer", "ok") - ngCount(start, "offer", "ok"); n != 20 {
+		t.Errorf("offers for the CANCEL and 486 calls: %v, want 20", n)
+	}
+	if n := ngCount(m, "delete", "ok") - ngCount(start, "delete", "ok"); n < 20 {
+		t.Errorf("deletes %v, want at least 20", n)
+	}
+	if n := ngErrors(m) - ngErrors(start); n != 0 {
+		t.Errorf("%v ng commands answered with an error", n)
+	}
+	if a := m[`mediagw_ng_calls_active`]; a != 0 {
+		t.Errorf("ng still holds %v calls", a)
+	}
+}
