@@ -268,3 +268,89 @@ func TestKamailioCancelAndBusyThroughNG(t *testing.T) {
 		t.Errorf("ng still holds %v calls", a)
 	}
 }
+
+// kill ends a gateway at once (SIGKILL), as a crash would.
+func (g *Gateway) kill() {
+	g.stopOnce.Do(func() {
+		_ = g.cmd.Process.Kill()
+		<-g.exited
+	})
+}
+
+// Two gateways in Kamailio's rtpengine set, weights 2 and 1: calls spread
+// by the weights, every command of a call reaches the instance that took
+// its offer, and with one instance killed the other takes every new call.
+func TestKamailioWeightedSetAndFailover(t *testing.T) {
+	requireTool(t, "kamailio")
+	requireTool(t, "sipp")
+	g1, ng1, sig := startNGGateway(t)
+	g2, ng2, _ := startNGGateway(t)
+	dir := ngScenarios2(t, g1, g2)
+	kamPort, uacPort, uasPort := sig+65, sig+70, sig+71
+	startKamailio(t, kamPort, fmt.Sprintf("udp:127.0.0.1:%d=2 udp:127.0.0.1:%d=1", ng1, ng2), uasPort)
+	s1, s2 := g1.Metrics(t), g2.Metrics(t)
+
+	const calls = 90
+	sippPair(t, dir, kamPort, uacPort, uasPort, "uac_hold_bye.xml", "uas_hold.xml", calls, "-r", "20", "-l", "12")
+	g1.WaitGaugesBack(t, s1)
+	g2.WaitGaugesBack(t, s2)
+	m1, m2 := g1.Metrics(t), g2.Metrics(t)
+	var offers [2]float64
+	for i, p := range [][2]map[string]float64{{s1, m1}, {s2, m2}} {
+		start, now := p[0], p[1]
+		off := ngCount(now, "offer", "ok") - ngCount(start, "offer", "ok")
+		ans := ngCount(now, "answer", "ok") - ngCount(start, "answer", "ok")
+		del := ngCount(now, "delete", "ok") - ngCount(start, "delete", "ok")
+		offers[i] = off
+		// Each call is an offer, a hold re-offer, two answers and a delete:
+		// a command that strayed to the other instance breaks the ratios
+		// (or is an error there: an answer for an unknown call).
+		if off != 2*del || ans < off {
+			t.Errorf("instance %d: %v offers, %v answers, %v deletes: a call's commands were split between instances", i+1, off, ans, del)
+		}
+		if n := ngErrors(now) - ngErrors(start); n != 0 {
+			t.Errorf("instance %d answered %v commands with an error", i+1, n)
+		}
+	}
+	if offers[0]+offers[1] != 2*calls {
+		t.Errorf("offers %v + %v, want %d", offers[0], offers[1], 2*calls)
+	}
+	share := offers[0] / (offers[0] + offers[1])
+	t.Logf("weights 2:1: instance 1 took %.0f%% of %d calls", 100*share, calls)
+	if share < 0.5 || share > 0.82 {
+		t.Errorf("instance 1 (weight 2) took %.0f%% of the calls, want about 67%%", 100*share)
+	}
+
+	// Instance 2 dies: Kamailio's failover sends new calls to instance 1
+	// and none of them fails.
+	g2.kill()
+	before := g1.Metrics(t)
+	const after = 30
+	sippPair(t, dir, kamPort, uacPort, uasPort, "uac_hold_bye.xml", "uas_hold.xml", after, "-r", "10", "-l", "12")
+	g1.WaitGaugesBack(t, s1)
+	now := g1.Metrics(t)
+	if n := ngCount(now, "delete", "ok") - ngCount(before, "delete", "ok"); n < after {
+		t.Errorf("instance 1 deleted %v calls after instance 2 died, want all %d", n, after)
+	}
+}
+
+// ngScenarios2 renders the scenarios for two gateways: @GW_PORT@ matches
+// either one's RTP ports.
+func ngScenarios2(t *testing.T, g1, g2 *Gateway) string {
+	t.Helper()
+	dir := ngScenarios(t, g1)
+	re1 := fmt.Sprintf("%d[0-9][0-9]", g1.RTPMin/100)
+	re2 := fmt.Sprintf("%d[0-9][0-9]", g2.RTPMin/100)
+	files, _ := filepath.Glob(filepath.Join(dir, "*.xml"))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := strings.ReplaceAll(string(b), "m=audio "+re1+" ", "m=audio ("+re1+"|"+re2+") ")
+		if err := os.WriteFile(f, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
