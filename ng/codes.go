@@ -25,7 +25,7 @@ const (
 	reasonBadSDP         = "Failed to parse SDP"
 	reasonUnknownCall    = "Unknown call-id"
 	reasonUnknownTag     = "Unknown tag"
-	reasonDecode         = "Could not decode dictionary"
+	reasonDecode         = "Could not decode bencode dictionary"
 	reasonNoMedia        = "No relayable media stream in SDP"
 	warnNotFound         = "Call-ID not found or tags didn't match"
 )

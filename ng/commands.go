@@ -346,7 +346,7 @@ func (s *Server) delete(req *Request) reply {
 	}
 	if len(ds) == 0 {
 		if req.Fatal {
-			return failure(reasonUnknownCall)
+			return failure(warnNotFound)
 		}
 		return reply{result: resultOK, warning: warnNotFound}
 	}
