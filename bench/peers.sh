@@ -5,8 +5,10 @@
 #               osmo-mgw 1.10 (MGCP rtpbridge/*), driven by bench/cmd/rtpload
 #   MGCP:       CRCX+DLCX pairs/s, mediagw vs osmo-mgw, same driver
 #   SIP:        calls/s with 0 failures, SIPp uac against mediagw vs `sipp -sn uas`
+#   ng:         offer+answer+delete cycles/s with 1,000 calls loaded, mediagw's
+#               ng front vs rtpengine, same driver (rtpload ngtps)
 # The system under test (SUT) runs pinned to core 1, the load generator to core 0.
-# Prints a markdown table and name=value lines ending with the four ratios;
+# Prints a markdown table and name=value lines ending with the ratios;
 # writes everything to bench/out/peers-<stamp>/ and (RECORD=1, default) adds the
 # run to the "Peers" section of bench/RESULTS.md.
 #
@@ -15,7 +17,7 @@
 # SIP_RATES="..." QUICK=1 (short smoke run) RECORD=0 NICE=-20
 # PPROF=1 (the gateway writes a CPU profile per instance to the output folder)
 # SIP_PEER=0 (skip the sipp uas series)
-# PARTS="relay mgcp sip" (a subset measures only those parts; RECORD defaults
+# PARTS="relay mgcp sip ng" (a subset measures only those parts; RECORD defaults
 # to 0 then, since a partial run is no comparison of record).
 set -uo pipefail
 set -f # no globbing: endpoint names hold "*"
@@ -48,8 +50,9 @@ SIP_RATES=${SIP_RATES:-"500 1000 2000 4000 6000 8000 10000 12000 14000 16000 180
 SIP_SECS=${SIP_SECS:-3}
 TPS_DUR=${TPS_DUR:-4s}
 TPS_CONC=${TPS_CONC:-4,16,64}
-PARTS=${PARTS:-relay mgcp sip}
-if [[ $PARTS == "relay mgcp sip" ]]; then RECORD=${RECORD:-1}; else RECORD=${RECORD:-0}; fi
+PARTS=${PARTS:-relay mgcp sip ng}
+NG_LOAD=${NG_LOAD:-1000}
+if [[ $PARTS == "relay mgcp sip ng" ]]; then RECORD=${RECORD:-1}; else RECORD=${RECORD:-0}; fi
 part() { [[ " $PARTS " == *" $1 "* ]]; }
 if [[ ${QUICK:-0} == 1 ]]; then
   CALLS=200 STEP=2s RAMP_FACTOR=1.6 TPS_DUR=1s TPS_CONC=16 SIP_RATES="500 2000 8000" SIP_SECS=2 RECORD=0
@@ -59,7 +62,7 @@ fi
 # 40000-51999 and 59060/59080/59427); generator and signalling at 59001-59199.
 RTP_MIN=52000 RTP_MAX=57999
 GEN_A=127.0.0.1:59001 GEN_B=127.0.0.1:59002 CTL_LOCAL=127.0.0.1:59003
-OSMO_MGCP=59101 RTPE_NG=59102 GW_MGCP=59103 GW_SIP=59104 GW_HTTP=59105
+OSMO_MGCP=59101 RTPE_NG=59102 GW_MGCP=59103 GW_SIP=59104 GW_HTTP=59105 GW_NG=59106
 SIPP_UAS=59110 SIPP_UAC=59111
 
 SUT_CORE=1 GEN_CORE=0
@@ -86,7 +89,7 @@ if go build -o "$OUT/gateway" ./cmd/gateway 2>"$OUT/gateway-build.log"; then HAV
   log "cmd/gateway does not build (see $OUT/gateway-build.log): mediagw rows are skipped"; fi
 RTPLOAD=$OUT/rtpload
 
-sed -e "s/@SIP_PORT@/$GW_SIP/" -e "s/@MGCP_PORT@/$GW_MGCP/" -e "s/@HTTP_PORT@/$GW_HTTP/" \
+sed -e "s/@SIP_PORT@/$GW_SIP/" -e "s/@MGCP_PORT@/$GW_MGCP/" -e "s/@HTTP_PORT@/$GW_HTTP/" -e "s/@NG_PORT@/$GW_NG/" \
     -e "s/@RTP_MIN@/$RTP_MIN/" -e "s/@RTP_MAX@/$RTP_MAX/" bench/conf/gateway.yaml >"$OUT/gateway.yaml"
 sed -e "s/@MGCP_PORT@/$OSMO_MGCP/" -e "s/@RTP_MIN@/$RTP_MIN/" -e "s/@RTP_MAX@/$RTP_MAX/" \
     bench/conf/osmo-mgw.cfg >"$OUT/osmo-mgw.cfg"
@@ -224,6 +227,19 @@ tps_series() { # system
   R[$s.tps_conc]=$(get "$f" result_best_conc)
 }
 
+ng_series() { # system: rtpengine | mediagw
+  local s=$1 f port=$RTPE_NG
+  [[ $s == mediagw ]] && port=$GW_NG
+  log "ng $s: $NG_LOAD calls loaded, offer+answer+delete cycles, concurrency $TPS_CONC, $TPS_DUR each"
+  start_sut "$s" || return
+  f=$OUT/$s-ng-tps.txt
+  run_load "$f" ngtps -ctl 127.0.0.1:$port -ctl-local $CTL_LOCAL -load "$NG_LOAD" -conc "$TPS_CONC" -dur "$TPS_DUR" -pid "$SUT_PID"
+  cleanup
+  R[$s.ng]=$(get "$f" result_best_cycles_per_s)
+  R[$s.ng_conc]=$(get "$f" result_best_conc)
+  R[$s.ng_p99]=$(get "$f" result_best_cycle_p99_us)
+}
+
 sip_series() { # system: sipp-uas | mediagw-sip
   local s=$1 f=$OUT/$1-sip.txt best=0 r rc t0 t1 cps port=$SIPP_UAS
   [[ $s == mediagw-sip ]] && port=$GW_SIP
@@ -275,6 +291,12 @@ for s in osmo-mgw mediagw; do
   [[ $s == mediagw && $HAVE_GW == 0 ]] && continue
   tps_series "$s"
 done
+for s in rtpengine mediagw; do
+  part ng || break
+  [[ " $SYSTEMS " == *" $s "* ]] || continue
+  [[ $s == mediagw && $HAVE_GW == 0 ]] && continue
+  ng_series "$s"
+done
 if part sip; then
   [[ ${SIP_PEER:-1} == 1 ]] && sip_series sipp-uas
   [[ $HAVE_GW == 1 && " $SYSTEMS " == *" mediagw "* ]] && sip_series mediagw-sip
@@ -303,6 +325,11 @@ REPORT=$OUT/report.md
   echo "| osmo-mgw 1.10 | $(v osmo-mgw.tps) ($(v osmo-mgw.tps_conc)) | |"
   echo "| sipp -sn uas | | $(v sipp-uas.cps) |"
   echo "| mediagw | $(v mediagw.tps) ($(v mediagw.tps_conc)) | $(v mediagw-sip.cps) |"
+  echo
+  echo "| system | ng offer+answer+delete cycles/s, $NG_LOAD calls loaded (best concurrency) | cycle p99 (ms) |"
+  echo "|---|---|---|"
+  echo "| rtpengine | $(v rtpengine.ng) ($(v rtpengine.ng_conc)) | $(ms rtpengine.ng_p99) |"
+  echo "| mediagw | $(v mediagw.ng) ($(v mediagw.ng_conc)) | $(ms mediagw.ng_p99) |"
 } >"$REPORT"
 
 NV=$OUT/results.txt
@@ -323,6 +350,8 @@ NV=$OUT/results.txt
   echo "mgcp_pairs_per_s_mediagw=$(v mediagw.tps)"
   echo "sip_cps_sipp_uas=$(v sipp-uas.cps)"
   echo "sip_cps_mediagw=$(v mediagw-sip.cps)"
+  echo "ng_cycles_per_s_rtpengine=$(v rtpengine.ng)"
+  echo "ng_cycles_per_s_mediagw=$(v mediagw.ng)"
   echo "duration_s=$((T_END - T_START))"
   # a capacity that the generator, not the SUT, capped is a lower bound, and so is its ratio
   for s in $SYSTEMS; do
@@ -332,6 +361,7 @@ NV=$OUT/results.txt
   echo "relay_ratio_vs_osmo_mgw=$(ratio mediagw.knee osmo-mgw.knee)"
   echo "mgcp_tps_ratio_vs_osmo_mgw=$(ratio mediagw.tps osmo-mgw.tps)"
   echo "sip_cps_ratio_vs_sipp_uas=$(ratio mediagw-sip.cps sipp-uas.cps)"
+  echo "ng_ratio_vs_rtpengine=$(ratio mediagw.ng rtpengine.ng)"
 } >"$NV"
 
 cat "$REPORT"

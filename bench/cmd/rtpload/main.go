@@ -3,6 +3,7 @@
 //
 //	rtpload relay   -driver mgcp|rtpengine|loop -ctl ADDR -calls N -rates R1,R2,... [-recover R] -pid SUTPID
 //	rtpload mgcptps -ctl ADDR -wildcard 'rtpbridge/*@mgw' -conc C -dur D -pid SUTPID
+//	rtpload ngtps   -ctl ADDR -load 1000 -conc C -dur D -pid SUTPID
 //
 // relay sets up N calls through the SUT's control protocol, then sends paced
 // RTP (12-byte header + 160-byte G.711 payload; each payload carries the step
@@ -31,6 +32,8 @@ func main() {
 		err = relayMain(os.Args[2:])
 	case "mgcptps":
 		err = tpsMain(os.Args[2:])
+	case "ngtps":
+		err = ngtpsMain(os.Args[2:])
 	default:
 		usage()
 	}
@@ -41,6 +44,6 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: rtpload relay|mgcptps [flags]  (-h for flags)")
+	fmt.Fprintln(os.Stderr, "usage: rtpload relay|mgcptps|ngtps [flags]  (-h for flags)")
 	os.Exit(2)
 }
