@@ -48,6 +48,7 @@
 //	| list                         | hash order                              | sorted                                                        |
 //	| play/stop media, play DTMF, block/unblock DTMF, start/stop/pause recording, ... | executes | result error, "'<command>' is not supported by mediagw yet" |
 //	| bad field types              | varies                                  | result error, "Invalid request: key ... must be ..."          |
+//	| media timeout                | --timeout per call; --offer-timeout for unanswered calls | rtp.media_timeout per bridge, answered or not (a call ringing longer than it without early media is released) |
 //
 // Every other key or flag is logged at debug and ignored, never refused: a
 // refusal would make the proxy module retry. A codec other than PCMU/PCMA
