@@ -74,6 +74,7 @@ func New(cfg Config, table *session.Table, log *logrus.Entry, reg prometheus.Reg
 	s.mux.HandleFunc("POST /v1/actions/{action}", s.auth(s.handleAction))
 	s.mux.HandleFunc("GET /v1/connections", s.auth(s.handleConnections))
 	s.mux.HandleFunc("GET /v1/conferences", s.auth(s.handleConferences))
+	s.mux.HandleFunc("POST /v1/drain", s.auth(s.handleDrain))
 	s.mux.HandleFunc("GET /healthz", s.handleHealth)
 	s.mux.Handle("GET /metrics", s.auth(promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}).ServeHTTP))
 	return s, nil
