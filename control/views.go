@@ -52,6 +52,7 @@ type memberView struct {
 	ReceiveOnly  bool   `json:"ReceiveOnly"`
 	Coach        bool   `json:"Coach"`
 	Pupil        bool   `json:"Pupil"`
+	Talking      bool   `json:"Talking"`
 }
 
 type conferenceView struct {
@@ -78,7 +79,7 @@ func (s *Server) handleConferences(w http.ResponseWriter, _ *http.Request) {
 		v := conferenceView{ConferenceID: cf.ID, Kind: string(cf.Kind), Mixing: cf.Mixing, Members: make([]memberView, len(cf.Members)),
 			Created: cf.Created.UTC().Format("2006-01-02T15:04:05.000Z07:00")}
 		for j, m := range cf.Members {
-			v.Members[j] = memberView{m.ConnectionID, m.Muted, m.ReceiveOnly, m.Coach, m.Pupil}
+			v.Members[j] = memberView{m.ConnectionID, m.Muted, m.ReceiveOnly, m.Coach, m.Pupil, m.Talking}
 		}
 		out[i] = v
 	}

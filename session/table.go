@@ -601,6 +601,13 @@ func (t *Table) newConfWith(confID string, kind Kind, o ConferenceOptions) (*con
 				t.announce(Event{Type: DigitReceived, Connection: Connection{ID: member, ConferenceID: id},
 					ConferenceID: id, Digit: event, DigitEnd: end})
 			},
+			OnTalk: func(member string, talking bool) {
+				typ := StopTalking
+				if talking {
+					typ = StartTalking
+				}
+				t.announce(Event{Type: typ, Connection: Connection{ID: member, ConferenceID: id}, ConferenceID: id})
+			},
 		})
 	}
 	return cf, nil
@@ -984,6 +991,9 @@ func (cf *conf) snapshot() Conference {
 		Members: make([]Member, len(cf.members))}
 	for i, mb := range cf.members {
 		s.Members[i] = Member{ConnectionID: mb.c.ID, MemberAttrs: mb.attrs}
+		if cf.mixer != nil {
+			s.Members[i].Talking = cf.mixer.Talking(mb.c.ID)
+		}
 	}
 	return s
 }
