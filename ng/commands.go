@@ -217,7 +217,7 @@ func (s *Server) offer(req *Request) reply {
 			adds = append(adds, added{i, st})
 		} else {
 			self, _ := st.facing(x)
-			p := session.ConnectionParams{Codec: codec, Mode: mode, Remote: remote}
+			p := session.ConnectionParams{Codec: codec, Mode: mode, Remote: st.changed(x, remote)}
 			if _, err := s.table.ModifyConnection(self, p); err != nil {
 				return fail(err)
 			}
@@ -259,6 +259,20 @@ func (s *Server) offer(req *Request) reply {
 	}
 	c.lastSignal = now
 	return reply{result: resultOK, sdp: doc.rewrite(opts)}
+}
+
+// changed is remote when it differs from what side x's SDP said before,
+// else zero: a repeated answer (the proxy passes on every retransmitted
+// 200) must not reset the latched source of a working stream.
+func (st *stream) changed(x side, remote netip.AddrPort) netip.AddrPort {
+	prev := st.aAdv
+	if x == sideB {
+		prev = st.bAdv
+	}
+	if remote == prev {
+		return netip.AddrPort{}
+	}
+	return remote
 }
 
 // keep is next when it names an address, else prev.
@@ -311,7 +325,8 @@ func (s *Server) answer(req *Request) reply {
 		mode := connMode(doc.direction(m), doc.address(m))
 		codec := codecFor(m, opts.strip)
 		self, other := st.facing(ans)
-		if _, err := s.table.ModifyConnection(self, session.ConnectionParams{Remote: remote, Codec: codec, Mode: mode}); err != nil {
+		p := session.ConnectionParams{Remote: st.changed(ans, remote), Codec: codec, Mode: mode}
+		if _, err := s.table.ModifyConnection(self, p); err != nil {
 			return failure(tableReason(err))
 		}
 		// The answer fixes the codec both legs carry.

@@ -57,7 +57,7 @@ type rig struct {
 	seq    atomic.Uint64
 }
 
-func newRig(t testing.TB, cfg Config) *rig {
+func newRig(t testing.TB, cfg Config, tableOpts ...func(*session.Config)) *rig {
 	pool, err := rtpproxy.NewPool(rtpproxy.Config{Bind: "127.0.0.1", PortMin: rtpMin, PortMax: rtpMax})
 	if err != nil {
 		t.Fatal(err)
@@ -65,9 +65,18 @@ func newRig(t testing.TB, cfg Config) *rig {
 	t.Cleanup(func() { pool.Close() })
 	eng := confbridge.NewEngine(confbridge.Config{Ptime: 20 * time.Millisecond})
 	t.Cleanup(eng.Close)
-	table := session.New(session.Config{Resources: session.DefaultResources(), Conference: session.DefaultConferenceConfig()},
-		pool, eng, testLogger(t))
+	tcfg := session.Config{Resources: session.DefaultResources(), Conference: session.DefaultConferenceConfig()}
+	for _, o := range tableOpts {
+		o(&tcfg)
+	}
+	table := session.New(tcfg, pool, eng, testLogger(t))
 	t.Cleanup(table.Shutdown)
+	if tcfg.MediaTimeout > 0 {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { table.Run(ctx); close(done) }()
+		t.Cleanup(func() { cancel(); <-done })
+	}
 	r := &rig{t: t, table: table, pool: pool, reg: prometheus.NewRegistry()}
 	srv, err := New(cfg, table, testLogger(t), r.reg)
 	if err != nil {
