@@ -213,8 +213,9 @@ func TestKamailioCallsThroughNG(t *testing.T) {
 	// block has 50 port pairs and each call takes two.
 	const calls = 100
 	sippPair(t, dir, kamPort, uacPort, uasPort, "uac_hold_bye.xml", "uas_hold.xml", calls, "-r", "20", "-l", "12")
+	g.WaitGaugesBack(t, start) // the caller's BYEs released every bridge and port
 	sippPair(t, dir, kamPort, uacPort, uasPort, "uac_wait_bye.xml", "uas_bye.xml", calls, "-r", "20", "-l", "12")
-	g.WaitGaugesBack(t, start)
+	g.WaitGaugesBack(t, start) // and the callee's
 	m := g.Metrics(t)
 	if n := ngCount(m, "offer", "ok") - ngCount(start, "offer", "ok"); n != 3*calls {
 		t.Errorf("offers ok %v, want %d (200 calls + 100 hold re-INVITEs)", n, 3*calls)
@@ -252,6 +253,7 @@ func TestKamailioCancelAndBusyThroughNG(t *testing.T) {
 	startKamailio(t, kamPort, fmt.Sprintf("udp:127.0.0.1:%d", ng), uasPort)
 	start := g.Metrics(t)
 	sippPair(t, dir, kamPort, uacPort, uasPort, "uac_cancel.xml", "uas_ring.xml", 10, "-r", "10")
+	g.WaitGaugesBack(t, start)
 	sippPair(t, dir, kamPort, uacPort, uasPort, "uac_busy.xml", "uas_busy.xml", 10, "-r", "10")
 	g.WaitGaugesBack(t, start)
 	m := g.Metrics(t)
