@@ -105,7 +105,9 @@ func (c *call) matching(from, to, branch string) []*dialog {
 	for _, d := range c.dialogs {
 		switch {
 		case from == "":
-		case d.fromTag == from && (to == "" || d.toTag == to):
+		case d.fromTag == from && (to == "" || d.toTag == to || d.toTag == ""):
+			// An unanswered dialog matches any to-tag: a proxy deletes a
+			// call its callee refused (486) with that reply's to-tag.
 		case d.toTag == from && (to == "" || d.fromTag == to):
 		default:
 			continue

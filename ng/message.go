@@ -159,6 +159,8 @@ func ParseRequest(d Value) (*Request, error) {
 				return nil, &fieldError{"codec", "a dictionary"}
 			}
 			r.codecs(v)
+		case "supports":
+			// The client's capabilities (Kamailio: "load limit"): nothing to do.
 		case "direction", "interface":
 			// Logical interface names: this gateway has one (rtp.external_ip).
 			r.Ignored = append(r.Ignored, string(k))

@@ -283,6 +283,22 @@ func TestDeleteScopesAndWarnings(t *testing.T) {
 	}
 }
 
+// A proxy deletes a refused call (486) with the refusal's to-tag, which
+// no answer ever named.
+func TestDeleteUnansweredWithToTag(t *testing.T) {
+	r := newRig(t, instant())
+	a := newPeer(t)
+	if got := r.do(Dict{"command": "offer", "call-id": "busy", "from-tag": "fa", "sdp": sdpFor(a.addr())}); got["result"] != "ok" {
+		t.Fatalf("offer: %v", got)
+	}
+	if got := r.do(Dict{"command": "delete", "call-id": "busy", "from-tag": "fa", "to-tag": "refused"}); got["result"] != "ok" || got["warning"] != nil {
+		t.Fatalf("delete: %v", got)
+	}
+	if n := len(r.table.Connections()); n != 0 {
+		t.Fatalf("%d connections left", n)
+	}
+}
+
 func TestDeleteDelay(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.DeleteDelay = time.Hour // never, unless the command's own delay says otherwise

@@ -19,22 +19,25 @@ import (
 // Kamailio with deploy/kamailio/kamailio.cfg in front of mediagw's ng
 // front: SIPp uac → Kamailio → SIPp uas, the media through mediagw.
 
-// freeUDPPort returns a UDP port on 127.0.0.1 that was free a moment ago.
-func freeUDPPort(t testing.TB) int {
-	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port
-}
+// Ports of these tests, in the e2e ranges (docs/contracts.md) that
+// StartGateway's blocks leave free: ng fronts at 36920+n, SIPp media at
+// 34900 (caller) and 34920 (callee); SIPp signalling and Kamailio take
+// ports in the first gateway's signalling block.
+const (
+	ngPortBase   = 36920
+	uacMediaPort = 34900
+	uasMediaPort = 34920
+)
+
+var ngStarts int
 
 // startNGGateway runs a gateway with its ng front on, deleting at once
 // (the test checks that a BYE frees the ports; rtpengine's 30 s delay is
 // the shipped default), and returns the ng port and the base of the
-// gateway's signalling block (SIPp and Kamailio take ports in it).
+// gateway's signalling block.
 func startNGGateway(t *testing.T) (g *Gateway, ng, sig int) {
-	ng = freeUDPPort(t)
+	ng = ngPortBase + ngStarts%10
+	ngStarts++
 	g = StartGateway(t, GatewayOptions{ExtraYAML: fmt.Sprintf("ng:\n  listen: \"udp://127.0.0.1:%d\"\n  delete_delay: 0s\n", ng)})
 	_, p, _ := net.SplitHostPort(g.SIP)
 	n, err := strconv.Atoi(p)
@@ -155,7 +158,7 @@ func sippPair(t *testing.T, dir string, kam, uacPort, uasPort int, uac, uas stri
 	defer cancel()
 	var uasOut, uacOut bytes.Buffer
 	uasCmd := exec.CommandContext(ctx, sipp, "-sf", filepath.Join(dir, uas), "-i", "127.0.0.1", "-p", strconv.Itoa(uasPort),
-		"-mp", strconv.Itoa(uasPort+1000), "-m", strconv.Itoa(calls), "-nostdin", "-timeout", "120s", "-timeout_error",
+		"-mp", strconv.Itoa(uasMediaPort), "-m", strconv.Itoa(calls), "-nostdin", "-timeout", "120s", "-timeout_error",
 		"-trace_err", "-error_file", filepath.Join(dir, uas+".err"))
 	uasCmd.Stdout, uasCmd.Stderr = &uasOut, &uasOut
 	if err := uasCmd.Start(); err != nil {
@@ -167,7 +170,7 @@ func sippPair(t *testing.T, dir string, kam, uacPort, uasPort int, uac, uas stri
 	go func() { defer wg.Done(); uasErr = uasCmd.Wait() }()
 	time.Sleep(300 * time.Millisecond)
 	args := append([]string{"-sf", filepath.Join(dir, uac), fmt.Sprintf("127.0.0.1:%d", kam), "-i", "127.0.0.1",
-		"-p", strconv.Itoa(uacPort), "-mp", strconv.Itoa(uacPort + 2000), "-m", strconv.Itoa(calls), "-nostdin",
+		"-p", strconv.Itoa(uacPort), "-mp", strconv.Itoa(uacMediaPort), "-m", strconv.Itoa(calls), "-nostdin",
 		"-timeout", "120s", "-timeout_error", "-trace_err", "-error_file", filepath.Join(dir, uac+".err")}, extra...)
 	uacCmd := exec.CommandContext(ctx, sipp, args...)
 	uacCmd.Stdout, uacCmd.Stderr = &uacOut, &uacOut
