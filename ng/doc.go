@@ -25,6 +25,10 @@
 // direction of the endpoint they face (a=sendonly from A: we only receive
 // from A), so hold is honoured on the relay.
 //
+// Only sources in ng.allow (default loopback) are answered; others are
+// dropped and counted, as MGCP's call_agents are (rtpengine has no such
+// list and relies on the listen address).
+//
 // Deliberate differences from rtpengine 10.5 (TestSameScriptAsRTPengine
 // runs one script against both; everything not listed agrees, SDP included
 // modulo port numbers):

@@ -20,7 +20,7 @@ func newMetrics(reg prometheus.Registerer, calls func() float64) (*metrics, erro
 		}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mediagw_ng_dropped_total",
-			Help: "ng datagrams dropped unanswered, by reason (no_cookie).",
+			Help: "ng datagrams dropped unanswered, by reason (source: outside ng.allow; no_cookie).",
 		}, []string{"reason"}),
 	}
 	if reg != nil {

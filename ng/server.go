@@ -22,11 +22,12 @@ import (
 type Config struct {
 	Listen      string        `yaml:"listen"`       // "" = off; "udp://127.0.0.1:2223"
 	DeleteDelay time.Duration `yaml:"delete_delay"` // 30s (rtpengine's --delete-delay); "delete delay" per command overrides
+	Allow       []string      `yaml:"allow"`        // CIDRs of the proxies that may send commands; others are dropped
 }
 
-// DefaultConfig is the built-in `ng` section: off.
+// DefaultConfig is the built-in `ng` section: off; loopback may command it.
 func DefaultConfig() Config {
-	return Config{DeleteDelay: 30 * time.Second}
+	return Config{DeleteDelay: 30 * time.Second, Allow: []string{"127.0.0.0/8", "::1/128"}}
 }
 
 // Validate checks the section.
@@ -39,7 +40,26 @@ func (c Config) Validate() error {
 	if c.DeleteDelay < 0 {
 		return fmt.Errorf("ng.delete_delay: %s is negative", c.DeleteDelay)
 	}
-	return nil
+	_, err := parseAllow(c.Allow)
+	return err
+}
+
+// parseAllow reads ng.allow: CIDRs or single addresses.
+func parseAllow(list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for i, a := range list {
+		a = strings.TrimSpace(a)
+		p, err := netip.ParsePrefix(a)
+		if err != nil {
+			ip, err2 := netip.ParseAddr(a)
+			if err2 != nil {
+				return nil, fmt.Errorf("ng.allow[%d]: %q is not a CIDR or an address", i, a)
+			}
+			p = netip.PrefixFrom(ip.Unmap(), ip.Unmap().BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }
 
 // ListenAddr turns `udp://host:port` (or host:port) into the address for
@@ -65,6 +85,7 @@ type Server struct {
 	log     *logrus.Entry
 	met     *metrics
 	cache   *replyCache
+	allow   []netip.Prefix
 	limit   logLimiter
 	started time.Time
 	pc      atomic.Pointer[net.PacketConn]
@@ -115,6 +136,7 @@ func New(cfg Config, table *session.Table, log *logrus.Entry, reg prometheus.Reg
 		calls:   map[string]*call{},
 		byConn:  map[string]connRef{},
 	}
+	s.allow, _ = parseAllow(cfg.Allow) // checked by Validate
 	met, err := newMetrics(reg, func() float64 { return float64(s.nCalls.Load()) })
 	if err != nil {
 		return nil, err
@@ -198,6 +220,13 @@ func (s *Server) write(b []byte, dst netip.AddrPort) {
 // handle runs one datagram: cookie, reply cache, decode, command, reply.
 // It returns the reply datagram, or nil when there is nothing to answer.
 func (s *Server) handle(dec *Decoder, src netip.AddrPort, data []byte) []byte {
+	if !s.allowed(src.Addr()) {
+		s.met.dropped.WithLabelValues("source").Inc()
+		if s.limit.allow() {
+			s.log.WithField("remote", src.String()).Info("ng datagram from a source outside ng.allow dropped")
+		}
+		return nil
+	}
 	cookie, body, ok := SplitDatagram(data)
 	if !ok {
 		s.met.dropped.WithLabelValues("no_cookie").Inc()
@@ -235,6 +264,15 @@ func (s *Server) handle(dec *Decoder, src netip.AddrPort, data []byte) []byte {
 	out = rep.appendTo(out)
 	s.cache.put(src, cookie, out)
 	return out
+}
+
+func (s *Server) allowed(a netip.Addr) bool {
+	for _, p := range s.allow {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Server) logFailure(src netip.AddrPort, command string, req *Request, reason string) {

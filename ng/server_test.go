@@ -395,3 +395,27 @@ func TestNoPortsIsAnErrorAndLeaksNothing(t *testing.T) {
 		t.Fatalf("%d connections, want %d", n, len(held))
 	}
 }
+
+func TestSourceOutsideAllowDropped(t *testing.T) {
+	cfg := instant()
+	cfg.Allow = []string{"127.0.0.1"}
+	r := newRig(t, cfg)
+	other, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if _, err := other.WriteToUDP([]byte("c1 d7:command4:pinge"), r.addr); err != nil {
+		t.Fatal(err)
+	}
+	_ = other.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	if n, _, err := other.ReadFromUDP(make([]byte, 100)); err == nil {
+		t.Fatalf("a source outside ng.allow got %d bytes of reply", n)
+	}
+	if got := r.do(Dict{"command": "ping"}); got["result"] != "pong" {
+		t.Fatalf("allowed source: %v", got)
+	}
+	if n := counter(t, r.reg, "mediagw_ng_dropped_total", map[string]string{"reason": "source"}); n != 1 {
+		t.Fatalf("dropped{source} %v, want 1", n)
+	}
+}

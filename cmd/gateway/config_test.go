@@ -94,6 +94,7 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"not a mapping", "- 1\n- 2\n", "mapping"},
 		{"bad ng listen", "ng:\n  listen: \"tcp://127.0.0.1:2223\"\n", "ng.listen"},
 		{"negative ng delete delay", "ng:\n  delete_delay: -1s\n", "ng.delete_delay"},
+		{"bad ng allow", "ng:\n  allow: [banana]\n", "ng.allow"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
