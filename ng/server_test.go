@@ -219,6 +219,25 @@ func TestReofferHoldModifies(t *testing.T) {
 	if p := b2.recv(t); p[11] != 3 {
 		t.Fatalf("B's new address got ssrc %d", p[11])
 	}
+	// A changes codec (PCMU only): the same connections carry PCMU now.
+	pcmu := strings.Replace(sdpFor(a.addr()), "RTP/AVP 8 0 101", "RTP/AVP 0 101", 1)
+	if off := r.do(Dict{"command": "offer", "call-id": "hold", "from-tag": "fa", "to-tag": "tb", "sdp": pcmu}); off["result"] != "ok" ||
+		!strings.Contains(off["sdp"].(string), "RTP/AVP 0 101") {
+		t.Fatalf("codec re-offer: %v", off)
+	}
+	if ans := r.do(Dict{"command": "answer", "call-id": "hold", "from-tag": "fa", "to-tag": "tb",
+		"sdp": strings.Replace(sdpFor(b2.addr()), "RTP/AVP 8 0 101", "RTP/AVP 0 101", 1)}); ans["result"] != "ok" {
+		t.Fatalf("codec answer: %v", ans)
+	}
+	final := r.table.Connections()
+	if len(final) != 2 || final[0].ID != conns[0].ID || final[1].ID != conns[1].ID {
+		t.Fatalf("codec change replaced connections: %v → %v", conns, final)
+	}
+	for _, c := range final {
+		if c.Codec != "PCMU" {
+			t.Errorf("connection %s codec %s after the codec change, want PCMU", c.ID, c.Codec)
+		}
+	}
 }
 
 func TestReleaseByAnotherFrontDropsCall(t *testing.T) {
