@@ -14,6 +14,9 @@ const (
 	resultOK    = "ok"
 	resultPong  = "pong"
 	resultError = "error"
+	// resultLoadLimit tells a client that sent "supports": ["load limit"]
+	// to set the call up on another relay (Kamailio's module does).
+	resultLoadLimit = "load limit"
 )
 
 const (
@@ -34,6 +37,12 @@ const (
 // recognizes but cannot act on yet (the media engine is being built).
 func notSupported(cmd string) string {
 	return "'" + cmd + "' is not supported by mediagw yet (no media engine for it on the ng front)"
+}
+
+// refusesNewCalls reports whether a table error means "not here, try
+// another relay": draining or out of ports/resources.
+func refusesNewCalls(err error) bool {
+	return errors.Is(err, session.ErrDraining) || errors.Is(err, session.ErrNoResources)
 }
 
 // tableReason turns a session table error into an error-reason.

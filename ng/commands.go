@@ -170,6 +170,10 @@ func (s *Server) offer(req *Request) reply {
 		for _, id := range created {
 			_, _ = s.table.DeleteConnection(id, "", relFromNG)
 		}
+		if newCall && req.LoadLimit && refusesNewCalls(err) {
+			// Draining or full: the proxy sets the call up on another relay.
+			return reply{result: resultLoadLimit, message: tableReason(err)}
+		}
 		return failure(tableReason(err))
 	}
 	type added struct {

@@ -25,6 +25,11 @@
 // direction of the endpoint they face (a=sendonly from A: we only receive
 // from A), so hold is honoured on the relay.
 //
+// A gateway that is draining (POST /v1/drain) or out of ports answers an
+// offer for a new call with result "load limit" when the client said it
+// supports that (Kamailio's module does, and sets the call up on the next
+// relay of its set); calls in progress go on.
+//
 // Only sources in ng.allow (default loopback) are answered; others are
 // dropped and counted, as MGCP's call_agents are (rtpengine has no such
 // list and relies on the listen address).

@@ -31,7 +31,8 @@ type Request struct {
 	Transport      string // "transport-protocol"
 	DeleteDelay    time.Duration
 	HasDeleteDelay bool
-	Limit          int // list: most call-ids to return; 0 = default
+	Limit          int  // list: most call-ids to return; 0 = default
+	LoadLimit      bool // the client understands result "load limit" (tries another relay)
 	CodecStrip     []string
 	CodecMask      []string
 	CodecOffer     []string
@@ -160,7 +161,12 @@ func ParseRequest(d Value) (*Request, error) {
 			}
 			r.codecs(v)
 		case "supports":
-			// The client's capabilities (Kamailio: "load limit"): nothing to do.
+			// The client's capabilities: Kamailio sends ["load limit"].
+			for j := 0; j < v.Len(); j++ {
+				if strings.EqualFold(string(v.Index(j).Bytes()), "load limit") {
+					r.LoadLimit = true
+				}
+			}
 		case "direction", "interface":
 			// Logical interface names: this gateway has one (rtp.external_ip).
 			r.Ignored = append(r.Ignored, string(k))

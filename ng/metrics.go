@@ -12,7 +12,7 @@ func newMetrics(reg prometheus.Registerer, calls func() float64) (*metrics, erro
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mediagw_ng_requests_total",
-			Help: "ng protocol commands answered, by command and result (ok, pong, error).",
+			Help: "ng protocol commands answered, by command and result (ok, pong, error, load limit).",
 		}, []string{"command", "result"}),
 		retransmissions: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "mediagw_ng_retransmissions_total",

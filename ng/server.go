@@ -251,8 +251,8 @@ func (s *Server) handle(dec *Decoder, src netip.AddrPort, data []byte) []byte {
 	} else {
 		command = req.Command
 		rep = s.dispatch(req)
-		if rep.result == resultError {
-			s.logFailure(src, command, req, rep.reason)
+		if rep.result == resultError || rep.result == resultLoadLimit {
+			s.logFailure(src, command, req, rep.result+": "+rep.reason+rep.message)
 		} else if len(req.Ignored) > 0 && s.log.Logger.IsLevelEnabled(logrus.DebugLevel) {
 			s.log.WithFields(logrus.Fields{"remote": src.String(), "call_id": req.CallID, "command": command,
 				"ignored": req.Ignored}).Debug("ng keys and flags not acted on")
@@ -290,6 +290,7 @@ func (s *Server) logFailure(src netip.AddrPort, command string, req *Request, re
 type reply struct {
 	result  string
 	reason  string // error-reason
+	message string // with result "load limit"
 	warning string
 	sdp     []byte
 	extra   Dict // further keys (query, list, statistics, delete)
@@ -297,10 +298,10 @@ type reply struct {
 
 func failure(reason string) reply { return reply{result: resultError, reason: reason} }
 
-func (r *reply) size() int { return 64 + len(r.reason) + len(r.warning) + len(r.sdp) }
+func (r *reply) size() int { return 64 + len(r.reason) + len(r.message) + len(r.warning) + len(r.sdp) }
 
 // appendTo bencodes the reply. Without extra keys it is written directly
-// (keys in sorted order: error-reason, result, sdp, warning).
+// (keys in sorted order: error-reason, message, result, sdp, warning).
 func (r *reply) appendTo(dst []byte) []byte {
 	if r.extra != nil {
 		d := r.extra
@@ -310,6 +311,9 @@ func (r *reply) appendTo(dst []byte) []byte {
 		}
 		if r.warning != "" {
 			d["warning"] = r.warning
+		}
+		if r.message != "" {
+			d["message"] = r.message
 		}
 		if r.sdp != nil {
 			d["sdp"] = r.sdp
@@ -324,6 +328,10 @@ func (r *reply) appendTo(dst []byte) []byte {
 	if r.reason != "" {
 		dst = AppendString(dst, "error-reason")
 		dst = AppendString(dst, r.reason)
+	}
+	if r.message != "" {
+		dst = AppendString(dst, "message")
+		dst = AppendString(dst, r.message)
 	}
 	dst = AppendString(dst, "result")
 	dst = AppendString(dst, r.result)

@@ -438,3 +438,29 @@ func TestSourceOutsideAllowDropped(t *testing.T) {
 		t.Fatalf("dropped{source} %v, want 1", n)
 	}
 }
+
+// Draining (or out of ports), a new call is refused with "load limit" to a
+// client that supports it, so the proxy tries another relay; calls in
+// progress go on.
+func TestDrainAnswersLoadLimit(t *testing.T) {
+	r := newRig(t, instant())
+	a, b := newPeer(t), newPeer(t)
+	setup(t, r, "old", a, b)
+	r.table.Drain(true)
+	got := r.do(Dict{"command": "offer", "call-id": "new", "from-tag": "f", "sdp": sdpFor(a.addr()), "supports": []string{"load limit"}})
+	if got["result"] != "load limit" || got["message"] == nil {
+		t.Fatalf("offer while draining: %v", got)
+	}
+	if got := r.do(Dict{"command": "offer", "call-id": "new2", "from-tag": "f", "sdp": sdpFor(a.addr())}); got["result"] != "error" {
+		t.Fatalf("offer while draining, client without load limit: %v", got)
+	}
+	if got := r.do(Dict{"command": "offer", "call-id": "old", "from-tag": "fa", "to-tag": "tb", "sdp": sdpFor(a.addr(), "a=sendonly")}); got["result"] != "ok" {
+		t.Fatalf("re-offer of a call in progress while draining: %v", got)
+	}
+	if n := len(r.table.Connections()); n != 2 {
+		t.Fatalf("%d connections, want the old call's 2", n)
+	}
+	if n := counter(t, r.reg, "mediagw_ng_requests_total", map[string]string{"command": "offer", "result": "load limit"}); n != 1 {
+		t.Fatalf("offer/load limit counter %v", n)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -325,6 +326,37 @@ func TestKamailioWeightedSetAndFailover(t *testing.T) {
 	if share < 0.5 || share > 0.82 {
 		t.Errorf("instance 1 (weight 2) took %.0f%% of the calls, want about 67%%", 100*share)
 	}
+
+	// Instance 2 drained by its operator: it answers new offers "load
+	// limit", Kamailio sets those calls up on instance 1, none fails.
+	drain := func(g *Gateway, on bool) {
+		resp, err := http.Post(g.HTTP+"/v1/drain", "application/json", strings.NewReader(fmt.Sprintf(`{"Drain": %v}`, on)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("drain %v: HTTP %d", on, resp.StatusCode)
+		}
+	}
+	drain(g2, true)
+	d1, d2 := g1.Metrics(t), g2.Metrics(t)
+	const drained = 30
+	sippPair(t, dir, kamPort, uacPort, uasPort, "uac_hold_bye.xml", "uas_hold.xml", drained, "-r", "10", "-l", "12")
+	g1.WaitGaugesBack(t, s1)
+	e1, e2 := g1.Metrics(t), g2.Metrics(t)
+	if n := ngCount(e1, "delete", "ok") - ngCount(d1, "delete", "ok"); n != drained {
+		t.Errorf("instance 1 deleted %v calls while instance 2 drained, want all %d", n, drained)
+	}
+	if n := ngCount(e2, "offer", "ok") - ngCount(d2, "offer", "ok"); n != 0 {
+		t.Errorf("drained instance 2 took %v offers", n)
+	}
+	refused := ngCount(e2, "offer", "load limit") - ngCount(d2, "offer", "load limit")
+	t.Logf("drained instance 2 answered %v offers with load limit", refused)
+	if refused == 0 {
+		t.Error("no offer reached the drained instance: the drain was not exercised")
+	}
+	drain(g2, false)
 
 	// Instance 2 dies: Kamailio's failover sends new calls to instance 1
 	// and none of them fails.
