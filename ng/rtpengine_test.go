@@ -272,6 +272,21 @@ func TestSameScriptAsRTPengine(t *testing.T) {
 			diffs = append(diffs, fmt.Sprintf("query: key %q only in rtpengine's reply", k))
 		}
 	}
+	// Hold: a re-offer with a=sendonly and the answer's a=recvonly are
+	// rewritten again, on the same ports.
+	o, th = step("hold offer", Dict{"command": "offer", "call-id": "c1", "from-tag": "ft", "to-tag": "tt",
+		"sdp": sdpFor(a.addr(), "a=sendonly"), "replace": replace}, "result")
+	if got, want := normSDP(o["sdp"].(string)), normSDP(th["sdp"].(string)); got != want {
+		diffs = append(diffs, fmt.Sprintf("hold offer sdp:\nmediagw:\n%s\nrtpengine:\n%s", got, want))
+	}
+	if mediaPort(t, o["sdp"].(string)) != bToOurs || mediaPort(t, th["sdp"].(string)) != bToTheirs {
+		diffs = append(diffs, "hold offer: a relay changed the port it gave B")
+	}
+	o, th = step("hold answer", Dict{"command": "answer", "call-id": "c1", "from-tag": "ft", "to-tag": "tt",
+		"sdp": sdpFor(b.addr(), "a=recvonly"), "replace": replace}, "result")
+	if got, want := normSDP(o["sdp"].(string)), normSDP(th["sdp"].(string)); got != want {
+		diffs = append(diffs, fmt.Sprintf("hold answer sdp:\nmediagw:\n%s\nrtpengine:\n%s", got, want))
+	}
 	step("list", Dict{"command": "list"}, "result", "calls")
 	o, th = step("statistics", Dict{"command": "statistics"}, "result",
 		"statistics.currentstatistics.sessionsown", "statistics.currentstatistics.sessionstotal",
