@@ -28,13 +28,6 @@ var epoch = time.Now()
 // monoNow is nanoseconds on the monotonic clock since epoch, never 0.
 func monoNow() int64 { return int64(time.Since(epoch)) + 1 }
 
-// latch is a remote address and whether it was learned from (or confirmed
-// by) a received packet. Values are replaced whole, never changed in place.
-type latch struct {
-	addr    netip.AddrPort
-	latched bool
-}
-
 // route says where a leg's received RTP goes. Replaced whole on change.
 type route struct {
 	peer *Leg    // Relay: send out of peer (RTCP is forwarded to peer too)
@@ -124,17 +117,6 @@ func (l *Leg) Port() int { return l.port }
 // LocalAddr is the address to advertise: AdvertisedIP:Port.
 func (l *Leg) LocalAddr() netip.AddrPort {
 	return netip.AddrPortFrom(l.pool.lay.advertised, uint16(l.port))
-}
-
-// SetRemote sets the remote address from SDP (the zero value for unknown).
-// Latching starts over: the first packet received may come from elsewhere
-// (a NAT) and becomes the remote; after it, only that source is accepted.
-func (l *Leg) SetRemote(ap netip.AddrPort) {
-	if ap.IsValid() {
-		ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-	}
-	l.remote.Store(&latch{addr: ap})
-	l.rtcpRemote.Store(&latch{})
 }
 
 // Remote is the current remote: the latched source, or the SDP address.
@@ -247,36 +229,21 @@ func (l *Leg) Close() error {
 	return l.closeErr
 }
 
-// accept applies symmetric latching to a packet from src on the socket whose
-// remote is r, and reports whether to take it.
-func accept(r *atomic.Pointer[latch], src netip.AddrPort) bool {
-	for {
-		cur := r.Load()
-		if cur.latched {
-			return cur.addr == src
-		}
-		// Not latched yet: the first packet names the remote, whatever
-		// the SDP said. A concurrent SetRemote wins and we look again.
-		if r.CompareAndSwap(cur, &latch{addr: src, latched: true}) {
-			return true
-		}
-	}
-}
-
 // handleRTP is the per-packet path: filter, count, forward. It allocates
 // nothing once the source is latched.
 func (l *Leg) handleRTP(pkt []byte, src netip.AddrPort) {
 	h, ok := parseRTP(pkt)
 	if !ok {
+		l.st.drops[DropMalformed].Add(1)
 		return // not RTP (or mangled): not ours to forward
 	}
 	if l.v6 {
 		src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
 	}
-	if !accept(&l.remote, src) {
+	now := monoNow()
+	if !l.acceptRTP(src, now) {
 		return
 	}
-	now := monoNow()
 	l.st.lastRx.Store(now)
 	if l.dir.Load()&dirRecv == 0 {
 		return
@@ -321,15 +288,16 @@ func (l *Leg) readRTCP() {
 
 func (l *Leg) handleRTCP(pkt []byte, src netip.AddrPort, sum *rtcpSummary) {
 	if !parseRTCP(pkt, sum) {
+		l.st.drops[DropMalformed].Add(1)
 		return
 	}
 	if l.v6 {
 		src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
 	}
-	if !accept(&l.rtcpRemote, src) {
+	now := monoNow()
+	if !l.acceptRTCP(src, now) {
 		return
 	}
-	now := monoNow()
 	l.st.lastRx.Store(now)
 	for i := range sum.n {
 		rr := &sum.reports[i]

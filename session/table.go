@@ -22,6 +22,7 @@ type PortPool interface {
 	FreePairs() int
 	Pairs() int
 	Packets() (in, out uint64)
+	Drops() rtpproxy.Drops
 }
 
 // MixerFactory makes conference mixers (*confbridge.Engine).
@@ -287,6 +288,9 @@ func (t *Table) CreateConnection(p ConnectionParams) (Connection, error) {
 		leg:      leg,
 		modified: now,
 	}
+	if p.SignalingIP.IsValid() {
+		leg.SetSignalingIP(p.SignalingIP)
+	}
 	if p.Remote.IsValid() {
 		leg.SetRemote(p.Remote)
 	}
@@ -381,6 +385,9 @@ func (t *Table) ModifyConnection(id string, p ConnectionParams) (Connection, err
 	}
 	if p.Ptime != 0 {
 		c.Ptime = p.Ptime
+	}
+	if p.SignalingIP.IsValid() {
+		c.leg.SetSignalingIP(p.SignalingIP)
 	}
 	if p.Remote.IsValid() {
 		c.Remote = p.Remote

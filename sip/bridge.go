@@ -50,8 +50,8 @@ func (l *leg) answerBridge(tx gosip.ServerTransaction, inv *gosip.Request, offer
 		return
 	}
 	remoteA := offer.remoteOrZero()
-	connA, err := s.table.CreateConnection(session.ConnectionParams{Remote: remoteA, Codec: codecs[0].Name, Ptime: ptime,
-		Mode: modeFor(ActionBridge, dirA), Owner: session.FrontSIP, CallID: l.callID, Tag: l.tag})
+	connA, err := s.table.CreateConnection(session.ConnectionParams{Remote: remoteA, SignalingIP: signalingIP(inv),
+		Codec: codecs[0].Name, Ptime: ptime, Mode: modeFor(ActionBridge, dirA), Owner: session.FrontSIP, CallID: l.callID, Tag: l.tag})
 	if err != nil {
 		l.failInvite(tx, inv, err)
 		return
@@ -167,8 +167,8 @@ func (b *leg) takeAnswer(res *gosip.Response, offered []format) (mine, theirs fo
 	if b.state == stateEnded {
 		return mine, theirs, nil, errLegEnded
 	}
-	if _, err := b.s.table.ModifyConnection(b.connID, session.ConnectionParams{Remote: ans.remote(), Codec: theirs.Name,
-		Mode: modeFor(ActionBridge, dir)}); err != nil {
+	if _, err := b.s.table.ModifyConnection(b.connID, session.ConnectionParams{Remote: ans.remote(), SignalingIP: signalingIP(res),
+		Codec: theirs.Name, Mode: modeFor(ActionBridge, dir)}); err != nil {
 		return mine, theirs, nil, err
 	}
 	b.media.codec, b.media.te, b.media.dir = theirs, te, dir

@@ -149,7 +149,7 @@ func FuzzRequest(f *testing.F) {
 	for _, s := range requestSeeds {
 		f.Add([]byte(strings.ReplaceAll(strings.ReplaceAll(s, "LOCAL", "127.0.0.1:5070"), "\n", "\r\n")))
 	}
-	pool, err := rtpproxy.NewPool(rtpproxy.Config{Bind: "127.0.0.1", PortMin: poolMin, PortMax: poolMax})
+	pool, err := rtpproxy.NewPool(testRTPConfig(poolMin, poolMax))
 	if err != nil {
 		f.Fatal(err)
 	}

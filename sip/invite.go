@@ -274,8 +274,8 @@ func (l *leg) answerLocal(tx gosip.ServerTransaction, inv *gosip.Request, offer 
 		t := defaultTE
 		te = &t
 	}
-	conn, err := s.table.CreateConnection(session.ConnectionParams{Remote: remote, Codec: codec.Name, Ptime: ptime,
-		Mode: modeFor(m.Action, dir), Owner: session.FrontSIP, CallID: l.callID, Tag: l.tag})
+	conn, err := s.table.CreateConnection(session.ConnectionParams{Remote: remote, SignalingIP: signalingIP(inv),
+		Codec: codec.Name, Ptime: ptime, Mode: modeFor(m.Action, dir), Owner: session.FrontSIP, CallID: l.callID, Tag: l.tag})
 	if err != nil {
 		l.failInvite(tx, inv, err)
 		return
@@ -395,7 +395,7 @@ func (l *leg) applyAnswer(ack *gosip.Request) error {
 		return fmt.Errorf("%w: answer has none of the offered codecs", errSDPNotAcceptable)
 	}
 	dir := ans.effectiveDir().reverse()
-	p := session.ConnectionParams{Remote: ans.remote(), Mode: modeFor(l.action, dir)}
+	p := session.ConnectionParams{Remote: ans.remote(), SignalingIP: signalingIP(ack), Mode: modeFor(l.action, dir)}
 	if !codec.is(l.media.codec.Name) {
 		p.Codec = codec.Name
 	}

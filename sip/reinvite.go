@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"time"
 
 	gosip "github.com/emiago/sipgo/sip"
@@ -26,7 +27,7 @@ func (s *Server) onReInvite(req *gosip.Request, tx gosip.ServerTransaction) {
 
 	var body []byte
 	if offer != nil {
-		body, err = l.renegotiate(offer)
+		body, err = l.renegotiate(offer, signalingIP(req))
 	} else {
 		body, err = l.currentOffer()
 	}
@@ -121,7 +122,7 @@ func (l *leg) refreshTarget(req *gosip.Request) {
 
 // renegotiate answers a new offer in the dialog and applies it to the
 // connection: remote address, codec, and the direction (hold/resume).
-func (l *leg) renegotiate(offer *description) ([]byte, error) {
+func (l *leg) renegotiate(offer *description, src netip.Addr) ([]byte, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.state == stateEnded || l.connID == "" {
@@ -136,7 +137,7 @@ func (l *leg) renegotiate(offer *description) ([]byte, error) {
 		te = &t
 	}
 	dir := offer.effectiveDir().reverse()
-	p := session.ConnectionParams{Remote: offer.remote(), Mode: modeFor(l.action, dir)}
+	p := session.ConnectionParams{Remote: offer.remote(), SignalingIP: src, Mode: modeFor(l.action, dir)}
 	if !codec.is(l.media.codec.Name) {
 		p.Codec = codec.Name
 	}
@@ -223,7 +224,7 @@ func (s *Server) onUpdate(req *gosip.Request, tx gosip.ServerTransaction) {
 	var err error
 	var body []byte
 	if offer != nil {
-		if body, err = l.renegotiate(offer); err != nil {
+		if body, err = l.renegotiate(offer, signalingIP(req)); err != nil {
 			s.fail(tx, req, err)
 			return
 		}
