@@ -22,7 +22,19 @@ type Config struct {
 	// packet from an address signalling allowed (the SDP address, or any
 	// port of the signalling source's IP); 0 = only signalling re-latches.
 	RelatchAfter time.Duration `yaml:"relatch_after"` // 5s
+	// SRTP is how SIP legs negotiate SRTP with SDES (RTP/SAVP, a=crypto):
+	// "off" answers only RTP/AVP (SAVP offers get 488), "optional" answers
+	// SAVP with SAVP and AVP with AVP, "required" refuses plain offers (488)
+	// and offers SAVP itself. The pool keys legs as told (Leg.SetSRTP).
+	SRTP string `yaml:"srtp"` // "optional"
 }
+
+// SRTP modes of Config.SRTP.
+const (
+	SRTPOff      = "off"
+	SRTPOptional = "optional"
+	SRTPRequired = "required"
+)
 
 // DefaultConfig returns the built-in defaults of DESIGN §6.
 func DefaultConfig() Config {
@@ -33,6 +45,7 @@ func DefaultConfig() Config {
 		MediaTimeout: 60 * time.Second,
 		StrictSource: true,
 		RelatchAfter: 5 * time.Second,
+		SRTP:         SRTPOptional,
 	}
 }
 
@@ -110,6 +123,11 @@ func (c Config) layout(discover bool) (layout, error) {
 		return lo, fmt.Errorf("rtp.relatch_after: %v is negative", c.RelatchAfter)
 	}
 	lo.strict, lo.relatch = c.StrictSource, int64(c.RelatchAfter)
+	switch c.SRTP {
+	case "", SRTPOff, SRTPOptional, SRTPRequired:
+	default:
+		return lo, fmt.Errorf("rtp.srtp: %q is not off, optional or required", c.SRTP)
+	}
 
 	if !lo.advertised.IsValid() {
 		switch {

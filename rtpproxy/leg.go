@@ -66,7 +66,8 @@ type Leg struct {
 	rtcpRemote atomic.Pointer[latch] // RTCP remote; zero addr = RTP remote's port+1
 	dir        atomic.Uint32
 	route      atomic.Pointer[route]
-	dynRate    atomic.Uint32 // clock rate of dynamic payload types, Hz
+	dynRate    atomic.Uint32             // clock rate of dynamic payload types, Hz
+	srtp       atomic.Pointer[srtpState] // nil: plain RTP (srtp.go)
 
 	st counters
 	rx receiver // owned by the RTP reader
@@ -174,7 +175,13 @@ func (l *Leg) sendTo(pkt []byte, to netip.AddrPort) error {
 	octets := uint64(payloadLen(pkt))
 	l.st.pktsOut.Add(1)
 	l.st.octetsOut.Add(octets)
-	if err := l.rtpTx.sendTo(pkt, to); err != nil {
+	var err error
+	if sp := l.srtp.Load(); sp != nil {
+		err = sp.sendRTP(l.rtpTx, pkt, to)
+	} else {
+		err = l.rtpTx.sendTo(pkt, to)
+	}
+	if err != nil {
 		l.st.pktsOut.Add(^uint64(0))
 		l.st.octetsOut.Add(-octets)
 		return err
@@ -232,7 +239,14 @@ func (l *Leg) Close() error {
 // handleRTP is the per-packet path: filter, count, forward. It allocates
 // nothing once the source is latched.
 func (l *Leg) handleRTP(pkt []byte, src netip.AddrPort) {
-	h, ok := parseRTP(pkt)
+	sp := l.srtp.Load()
+	var h rtpHeader
+	var ok bool
+	if sp == nil {
+		h, ok = parseRTP(pkt)
+	} else {
+		ok = srtpLooksRTP(pkt)
+	}
 	if !ok {
 		l.st.drops[DropMalformed].Add(1)
 		return // not RTP (or mangled): not ours to forward
@@ -243,6 +257,15 @@ func (l *Leg) handleRTP(pkt []byte, src netip.AddrPort) {
 	now := monoNow()
 	if !l.acceptRTP(src, now) {
 		return
+	}
+	if sp != nil {
+		if pkt, ok = sp.decryptRTP(&l.st, pkt); !ok {
+			return
+		}
+		if h, ok = parseRTP(pkt); !ok {
+			l.st.drops[DropMalformed].Add(1)
+			return
+		}
 	}
 	l.st.lastRx.Store(now)
 	if l.dir.Load()&dirRecv == 0 {
@@ -287,7 +310,8 @@ func (l *Leg) readRTCP() {
 }
 
 func (l *Leg) handleRTCP(pkt []byte, src netip.AddrPort, sum *rtcpSummary) {
-	if !parseRTCP(pkt, sum) {
+	sp := l.srtp.Load()
+	if (sp == nil && !parseRTCP(pkt, sum)) || (sp != nil && !srtpLooksRTCP(pkt)) {
 		l.st.drops[DropMalformed].Add(1)
 		return
 	}
@@ -297,6 +321,16 @@ func (l *Leg) handleRTCP(pkt []byte, src netip.AddrPort, sum *rtcpSummary) {
 	now := monoNow()
 	if !l.acceptRTCP(src, now) {
 		return
+	}
+	if sp != nil {
+		var ok bool
+		if pkt, ok = sp.decryptRTCP(&l.st, pkt); !ok {
+			return
+		}
+		if !parseRTCP(pkt, sum) {
+			l.st.drops[DropMalformed].Add(1)
+			return
+		}
 	}
 	l.st.lastRx.Store(now)
 	for i := range sum.n {
@@ -329,7 +363,13 @@ func (l *Leg) sendRTCP(pkt []byte, sum *rtcpSummary, now int64) error {
 		}
 		to = netip.AddrPortFrom(rtp.Addr(), rtp.Port()+1)
 	}
-	if err := l.rtcpTx.sendTo(pkt, to); err != nil {
+	var err error
+	if sp := l.srtp.Load(); sp != nil {
+		err = sp.sendRTCP(l.rtcpTx, pkt, to)
+	} else {
+		err = l.rtcpTx.sendTo(pkt, to)
+	}
+	if err != nil {
 		return err
 	}
 	if sum.hasSR {

@@ -136,8 +136,12 @@ func (l *leg) renegotiate(offer *description, src netip.Addr) ([]byte, error) {
 	if t, ok := telephoneEvent(offer.Formats); ok {
 		te = &t
 	}
+	keys, cryptos, err := answerSRTP(l.s.table.SRTPMode(), offer)
+	if err != nil {
+		return nil, err
+	}
 	dir := offer.effectiveDir().reverse()
-	p := session.ConnectionParams{Remote: offer.remote(), SignalingIP: src, Mode: modeFor(l.action, dir)}
+	p := session.ConnectionParams{Remote: offer.remote(), SignalingIP: src, SRTP: keys, Mode: modeFor(l.action, dir)}
 	if !codec.is(l.media.codec.Name) {
 		p.Codec = codec.Name
 	}
@@ -150,7 +154,7 @@ func (l *leg) renegotiate(offer *description, src netip.Addr) ([]byte, error) {
 	}
 	l.logger().WithFields(logrus.Fields{"conn_id": l.connID, "mode": conn.Mode, "codec": codec.Name,
 		"remote": conn.Remote.String()}).Debug("media renegotiated")
-	l.media.codec, l.media.te, l.media.dir, l.media.ptime = codec, te, dir, conn.Ptime
+	l.media.codec, l.media.te, l.media.dir, l.media.ptime, l.media.crypto = codec, te, dir, conn.Ptime, cryptos
 	formats := []format{codec}
 	if te != nil {
 		formats = append(formats, *te)
