@@ -1,6 +1,7 @@
 package rtpproxy
 
 import (
+	"bytes"
 	"fmt"
 	"net/netip"
 	"sync"
@@ -296,12 +297,9 @@ func BenchmarkHandleRTPForeign(b *testing.B) {
 // to a plain one (decrypt in place, then the sendto), and two SRTP legs
 // (decrypt, encrypt into the sending leg's buffer, sendto).
 func BenchmarkHandleSRTP(b *testing.B) {
-	for _, both := range []bool{false, true} {
-		name := "srtp-to-rtp"
-		if both {
-			name = "srtp-to-srtp"
-		}
-		b.Run(name, func(b *testing.B) {
+	for _, mode := range []string{"srtp-receive", "srtp-to-rtp", "srtp-to-srtp"} {
+		both := mode == "srtp-to-srtp"
+		b.Run(mode, func(b *testing.B) {
 			p := newTestPool(b, benchPortMin, benchPortMax)
 			a, out := openLeg(b, p), openLeg(b, p)
 			sink := newPeer(b)
@@ -317,7 +315,9 @@ func BenchmarkHandleSRTP(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			Relay(a, out)
+			if mode != "srtp-receive" { // receive: decrypt and statistics only, no send
+				Relay(a, out)
+			}
 			far := newSRTPPeer(b, keys)
 			// Packets are encrypted ahead (the peer's cost is not ours) and
 			// handed over in a copy, as the reader's buffer would be.
@@ -349,9 +349,36 @@ func BenchmarkHandleSRTP(b *testing.B) {
 			if d := a.Drops(); d[DropSRTPAuth]+d[DropSRTPReplay] != 0 {
 				b.Fatalf("drops %v", d)
 			}
-			if out.Stats().PacketsSent == 0 {
+			if mode != "srtp-receive" && out.Stats().PacketsSent == 0 {
 				b.Fatal("nothing sent")
 			}
 		})
+	}
+}
+
+// BenchmarkSRTPForged is a packet that fails SRTP authentication on a
+// latched leg: header check, source check, HMAC, drop.
+func BenchmarkSRTPForged(b *testing.B) {
+	p := newTestPool(b, benchPortMin, benchPortMax)
+	a := openLeg(b, p)
+	src := newPeer(b).addr()
+	a.SetRemote(src)
+	keys := SRTP{Suite: SuiteAES128SHA1_80, LocalKey: testKey(1), RemoteKey: testKey(100)}
+	if err := a.SetSRTP(keys); err != nil {
+		b.Fatal(err)
+	}
+	far := newSRTPPeer(b, keys)
+	enc, _ := far.enc.EncryptRTP(nil, rtpPacket(0, 1, 0, 1, 160), nil)
+	a.handleRTP(bytes.Clone(enc), src) // latch
+	forged := bytes.Clone(enc)
+	forged[3]++
+	forged[20] ^= 1
+	buf := make([]byte, rtpBufSize)
+	b.ReportAllocs()
+	for b.Loop() {
+		a.handleRTP(buf[:copy(buf, forged)], src)
+	}
+	if a.Drops()[DropSRTPAuth] == 0 {
+		b.Fatal("nothing dropped")
 	}
 }

@@ -75,7 +75,7 @@ func (l *Leg) acceptRTP(src netip.AddrPort, now int64) bool {
 	if cur.latched && cur.addr == src {
 		return true
 	}
-	return l.acceptOther(&l.remote, cur, src, now, false)
+	return l.acceptOther(&l.remote, cur, src, now, false, false)
 }
 
 // acceptRTCP is acceptRTP for the RTCP socket.
@@ -84,7 +84,28 @@ func (l *Leg) acceptRTCP(src netip.AddrPort, now int64) bool {
 	if cur.latched && cur.addr == src {
 		return true
 	}
-	return l.acceptOther(&l.rtcpRemote, cur, src, now, true)
+	return l.acceptOther(&l.rtcpRemote, cur, src, now, true, false)
+}
+
+// mayAcceptRTP is acceptRTP without latching: whether a packet from src
+// would be taken (a refusal is counted). SRTP legs ask it before spending a
+// decryption and latch (acceptRTP) only once the packet authenticated, so a
+// packet with a spoofed source address cannot latch a leg.
+func (l *Leg) mayAcceptRTP(src netip.AddrPort, now int64) bool {
+	cur := l.remote.Load()
+	if cur.latched && cur.addr == src {
+		return true
+	}
+	return l.acceptOther(&l.remote, cur, src, now, false, true)
+}
+
+// mayAcceptRTCP is mayAcceptRTP for the RTCP socket.
+func (l *Leg) mayAcceptRTCP(src netip.AddrPort, now int64) bool {
+	cur := l.rtcpRemote.Load()
+	if cur.latched && cur.addr == src {
+		return true
+	}
+	return l.acceptOther(&l.rtcpRemote, cur, src, now, true, true)
 }
 
 // rtcpAllowed says whether signalling (or the latched RTP source) allows
@@ -104,8 +125,8 @@ func (l *Leg) rtcpAllowed(src netip.AddrPort) bool {
 
 // acceptOther handles a packet that is not from the latched source: latch
 // it, take it unlatched, or drop it (counted). Latching allocates a latch,
-// once per change of remote.
-func (l *Leg) acceptOther(r *atomic.Pointer[latch], cur *latch, src netip.AddrPort, now int64, rtcp bool) bool {
+// once per change of remote. dry decides without latching.
+func (l *Leg) acceptOther(r *atomic.Pointer[latch], cur *latch, src netip.AddrPort, now int64, rtcp, dry bool) bool {
 	allowed := func(src netip.AddrPort) bool {
 		if rtcp {
 			return l.rtcpAllowed(src)
@@ -118,6 +139,9 @@ func (l *Leg) acceptOther(r *atomic.Pointer[latch], cur *latch, src netip.AddrPo
 				return true
 			}
 			if l.pool.lay.relatch > 0 && now-l.st.lastRx.Load() >= l.pool.lay.relatch && allowed(src) {
+				if dry {
+					return true
+				}
 				if r.CompareAndSwap(cur, &latch{addr: src, sdp: cur.sdp, sig: cur.sig, latched: true}) {
 					return true
 				}
@@ -133,6 +157,9 @@ func (l *Leg) acceptOther(r *atomic.Pointer[latch], cur *latch, src netip.AddrPo
 		if !allowed(src) {
 			l.st.drops[DropSource].Add(1)
 			return false
+		}
+		if dry {
+			return true
 		}
 		// A concurrent SetRemote wins and we look again.
 		if r.CompareAndSwap(cur, &latch{addr: src, sdp: cur.sdp, sig: cur.sig, latched: true}) {

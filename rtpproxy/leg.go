@@ -255,10 +255,11 @@ func (l *Leg) handleRTP(pkt []byte, src netip.AddrPort) {
 		src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
 	}
 	now := monoNow()
-	if !l.acceptRTP(src, now) {
-		return
-	}
 	if sp != nil {
+		// Authenticate before latching: see mayAcceptRTP.
+		if !l.mayAcceptRTP(src, now) {
+			return
+		}
 		if pkt, ok = sp.decryptRTP(&l.st, pkt); !ok {
 			return
 		}
@@ -266,6 +267,9 @@ func (l *Leg) handleRTP(pkt []byte, src netip.AddrPort) {
 			l.st.drops[DropMalformed].Add(1)
 			return
 		}
+	}
+	if !l.acceptRTP(src, now) {
+		return
 	}
 	l.st.lastRx.Store(now)
 	if l.dir.Load()&dirRecv == 0 {
@@ -319,10 +323,10 @@ func (l *Leg) handleRTCP(pkt []byte, src netip.AddrPort, sum *rtcpSummary) {
 		src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
 	}
 	now := monoNow()
-	if !l.acceptRTCP(src, now) {
-		return
-	}
 	if sp != nil {
+		if !l.mayAcceptRTCP(src, now) {
+			return
+		}
 		var ok bool
 		if pkt, ok = sp.decryptRTCP(&l.st, pkt); !ok {
 			return
@@ -331,6 +335,9 @@ func (l *Leg) handleRTCP(pkt []byte, src netip.AddrPort, sum *rtcpSummary) {
 			l.st.drops[DropMalformed].Add(1)
 			return
 		}
+	}
+	if !l.acceptRTCP(src, now) {
+		return
 	}
 	l.st.lastRx.Store(now)
 	for i := range sum.n {

@@ -3,6 +3,7 @@ package rtpproxy
 import (
 	"bytes"
 	"errors"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -169,3 +170,29 @@ func TestSetSRTPRefusesBadKeys(t *testing.T) {
 }
 
 func deadline() time.Time { return time.Now().Add(5 * time.Second) }
+
+// TestSRTPForgedDoesNotLatch: on an SRTP leg a packet that fails
+// authentication does not latch, even from an allowed address (a spoofed
+// source on the signalling IP), so the real phone still gets through.
+func TestSRTPForgedDoesNotLatch(t *testing.T) {
+	_, a, _, _, pb := relayPair(t)
+	a.SetSignalingIP(netip.AddrFrom4([4]byte{127, 0, 0, 2}))
+	keys := SRTP{Suite: SuiteAES128SHA1_80, LocalKey: testKey(1), RemoteKey: testKey(100)}
+	if err := a.SetSRTP(keys); err != nil {
+		t.Fatal(err)
+	}
+	spoof, phone := newPeerOn(t, ip2), newPeerOn(t, ip2)
+	far := newSRTPPeer(t, keys)
+	spoof.send(t, legAddr(a), rtpPacket(0, 1, 0, 7, 160)) // not SRTP at all
+	enc, _ := far.enc.EncryptRTP(nil, rtpPacket(0, 2, 0, 7, 160), nil)
+	phone.send(t, legAddr(a), enc)
+	if got, _ := recv(t, pb.rtp); seqOf(got) != 2 {
+		t.Fatalf("got seq %d, want the phone's 2", seqOf(got))
+	}
+	if a.Remote() != phone.addr() {
+		t.Fatalf("latched to %v, want the phone %v", a.Remote(), phone.addr())
+	}
+	if d := a.Drops(); d[DropSRTPAuth] != 1 || d[DropSource] != 0 {
+		t.Fatalf("drops %v", d)
+	}
+}
