@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mediagw/mediagw/session"
 )
@@ -174,4 +175,74 @@ func FuzzParseCrypto(f *testing.F) {
 			t.Fatalf("%q -> %q -> %+v %v %v", v, val, c2, ok, err)
 		}
 	})
+}
+
+// srtpOffer is p's offer over RTP/SAVP with one a=crypto line.
+func (p *phone) srtpOffer(suite string) []byte {
+	return buildSDP(localMedia{SessID: 1, Version: uint64(time.Now().UnixNano() & 0xffffff), Addr: p.rtp.local(),
+		Formats: []format{staticFormats[0], defaultTE}, Dir: dirSendRecv, Ptime: 20 * time.Millisecond,
+		Crypto: []crypto{{Tag: 1, Suite: suite, Key: newKey()}}}, nil)
+}
+
+func suites(tab *session.Table) map[string]bool {
+	out := map[string]bool{}
+	for _, c := range tab.Connections() {
+		out[c.SRTPSuite] = true
+	}
+	return out
+}
+
+// TestSRTPBridgeOneSidePlain: under optional an SRTP caller is bridged to
+// a target offered plain RTP (the two legs keyed independently); re-INVITEs
+// switch the caller's leg to plain and back to SRTP with another suite.
+// Under required a target that answers plain fails the call (488) and holds
+// nothing.
+func TestSRTPBridgeOneSidePlain(t *testing.T) {
+	callee := newPhone(t, "bob", 900)
+	g := startGateway(t, []Route{{Match: `^bob$`, Action: ActionBridge, Target: "sip:bob@" + callee.addr}})
+	caller := newPhone(t, "alice", 400)
+	c := caller.mustDial(g.uri("bob"), caller.srtpOffer(session.SuiteAES128SHA1_80))
+	if !c.answer.Secure || len(c.answer.Cryptos) != 1 || c.answer.Cryptos[0].Tag != 1 {
+		t.Fatalf("caller's answer %+v", c.answer)
+	}
+	inv := <-callee.invites
+	if body := string(inv.Body()); !strings.Contains(body, " RTP/AVP ") || strings.Contains(body, "a=crypto") {
+		t.Fatalf("the target was offered\n%s", body)
+	}
+	if s := suites(g.table); len(s) != 2 || !s[session.SuiteAES128SHA1_80] || !s[""] {
+		t.Fatalf("leg suites %v, want one SRTP and one plain", s)
+	}
+	if res := c.reinvite(caller.offer(dirSendRecv), nil); res.StatusCode != 200 || strings.Contains(string(res.Body()), "SAVP") {
+		t.Fatalf("plain re-INVITE: %d\n%s", res.StatusCode, res.Body())
+	}
+	if s := suites(g.table); len(s) != 1 || !s[""] {
+		t.Fatalf("after the plain re-INVITE: suites %v", s)
+	}
+	res := c.reinvite(caller.srtpOffer(session.SuiteAES128SHA1_32), nil)
+	if res.StatusCode != 200 || !strings.Contains(string(res.Body()), "AES_CM_128_HMAC_SHA1_32") {
+		t.Fatalf("SRTP re-INVITE: %d\n%s", res.StatusCode, res.Body())
+	}
+	if s := suites(g.table); !s[session.SuiteAES128SHA1_32] {
+		t.Fatalf("after the SRTP re-INVITE: suites %v", s)
+	}
+	c.hangup()
+	callee.expectBye(t)
+	g.idle(t)
+}
+
+func TestSRTPRequiredBridgeToPlainTarget(t *testing.T) {
+	callee := newPhone(t, "bob", 900)
+	g := startGateway(t, []Route{{Match: `^bob$`, Action: ActionBridge, Target: "sip:bob@" + callee.addr}}, withSRTP(session.SRTPRequired))
+	caller := newPhone(t, "alice", 400)
+	c, res := caller.dial(g.uri("bob"), caller.srtpOffer(session.SuiteAES128SHA1_80))
+	if c != nil || res.StatusCode != 488 {
+		t.Fatalf("bridge to a plain target under required: %v %v", c, res)
+	}
+	inv := <-callee.invites
+	if body := string(inv.Body()); !strings.Contains(body, " RTP/SAVP ") ||
+		!strings.Contains(body, "AES_CM_128_HMAC_SHA1_80") || !strings.Contains(body, "AES_CM_128_HMAC_SHA1_32") {
+		t.Fatalf("the target was offered\n%s", body)
+	}
+	callee.expectBye(t)
+	g.idle(t)
 }
