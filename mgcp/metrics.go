@@ -11,6 +11,7 @@ type metrics struct {
 	dropped         *prometheus.CounterVec // reason
 	sent            *prometheus.CounterVec // verb of gateway-initiated commands
 	retransmissions prometheus.Counter
+	notify          *prometheus.CounterVec // result: ok, timeout, error
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -31,9 +32,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "mediagw_mgcp_retransmissions_total",
 			Help: "Repeated MGCP commands answered from the response cache.",
 		}),
+		notify: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mediagw_mgcp_notify_total",
+			Help: "NTFY transactions ended, by result: ok (2xx answer), timeout (no answer after the RFC 3435 retransmissions), error (an error answer, no notified entity, or dropped behind an unanswered one).",
+		}, []string{"result"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.commands, m.dropped, m.sent, m.retransmissions} {
+		for _, c := range []prometheus.Collector{m.commands, m.dropped, m.sent, m.retransmissions, m.notify} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

@@ -146,7 +146,8 @@ var differences = []struct {
 	{"unknown verb: RFC 3435 says 504; osmo-mgw does not answer", "XYZW 20 rtpbridge/1@mgw MGCP 1.0\r\n", "504", ""},
 	{"K: response acknowledgement: we honour it, osmo-mgw refuses it", "CRCX 21 {any} MGCP 1.0\r\nC: k1\r\nM: recvonly\r\nK: 5-7\r\n", "200", "539"},
 	{"piggybacking: we answer each message, osmo-mgw refuses it", "CRCX 22 {any} MGCP 1.0\r\nC: p1\r\nM: recvonly\r\n.\r\nAUEP 23 rtpbridge/1@mgw MGCP 1.0\r\n", "200", "539"},
-	{"conference endpoints: ours, unknown to osmo-mgw", "AUEP 24 cnf/1@mgw MGCP 1.0\r\n", "200", "500"},
+	{"conference endpoints: ours (a CRCX creates cnf/<id>), unknown to osmo-mgw", "CRCX 24 cnf/1@mgw MGCP 1.0\r\nC: c1\r\nM: confrnce\r\n", "200", "500"},
+	{"an unknown endpoint is 500 for both, a cnf/<id> without its conference included", "AUEP 25 cnf/404@mgw MGCP 1.0\r\n", "500", "500"},
 }
 
 // TestCompareOsmoMGW runs one two-party rtpbridge script against osmo-mgw

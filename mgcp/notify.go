@@ -1,0 +1,762 @@
+package mgcp
+
+import (
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/mediagw/mediagw/session"
+)
+
+// Notification requests at work (RFC 3435 §2.3.3, §4.4): an endpoint's
+// current request (from RQNT, or embedded in CRCX/MDCX/DLCX) lists the
+// DTMF events to detect on its connections and what to do with each; the
+// digits come from the session table's DigitReceived events; a NTFY with
+// X: and O: goes to the notified entity and is retransmitted until the
+// call agent answers. One NTFY per endpoint is outstanding at a time
+// (later ones wait their turn), and everything ends with the endpoint.
+
+// reqEvent is one validated item of R:.
+type reqEvent struct {
+	set     symSet // DTMF symbols (digits, T) it covers
+	conn    string // "" or "*": any connection of the endpoint; else that ConnectionId
+	qualify bool   // observed events name the connection (@id or @* requested)
+	action  byte   // 'N' notify, 'A' accumulate, 'D' digit map, 'I' ignore
+	keep    bool   // K: keep signals active (there are none to keep)
+	emb     *notifyEmbedded
+}
+
+// notifyEmbedded is a validated E(...).
+type notifyEmbedded struct {
+	events []reqEvent
+	rText  string
+	hasR   bool
+	dm     *DigitMap
+	dmText string
+}
+
+// notifyRequest is a validated notification request, ready to install.
+type notifyRequest struct {
+	requestID string
+	events    []reqEvent
+	rText     string
+	dm        *DigitMap // nil: keep the endpoint's
+	dmText    string
+	q         Quarantine
+	notify    string // N: as sent; "" = keep the endpoint's
+	notifyDst netip.AddrPort
+}
+
+// digitEvent is one detected symbol on a connection.
+type digitEvent struct {
+	conn string
+	sym  int
+}
+
+// Timer kinds of an endpoint's digit collection.
+const (
+	timerNone = iota
+	timerStart
+	timerShort
+	timerLong
+)
+
+// maxQuarantine bounds the events kept between a notification and the
+// next request; maxQueued the notifications waiting behind one in flight.
+const (
+	maxQuarantine = 64
+	maxQueued     = 16
+	maxObserved   = 64
+)
+
+// endpointState is what RQNT, EPCF and embedded requests set for an
+// endpoint, and the detection running for it. Guarded by Server.mu.
+type endpointState struct {
+	notify    string         // N: as sent
+	notifyDst netip.AddrPort // N: resolved; zero = configured entity or src
+	src       netip.AddrPort // the call agent of the last request
+	requestID string         // X:
+	events    []reqEvent
+	rText     string // R: as AUEP reports it
+	dm        *DigitMap
+	dmText    string // D:
+	bearer    string // B: (EPCF)
+
+	active     bool // detecting for the current request
+	q          Quarantine
+	observed   []string // O: items not yet notified
+	dial       dmState  // digit-map collection; nil when none runs
+	dialTimers bool     // T was requested with the D action
+	timer      *time.Timer
+	timerKind  int
+	gen        uint64 // bumped whenever timers or the request change
+	quarantine []digitEvent
+	inflight   *ntfyTx
+	queue      []*Command
+}
+
+// ntfyTx is a NTFY waiting for its response.
+type ntfyTx struct {
+	key   string // endpoint local name
+	tid   uint32
+	data  []byte
+	dst   netip.AddrPort
+	sent  time.Time
+	n     int // retransmissions so far
+	timer *time.Timer
+}
+
+// ntfyBackoff is RFC 3435 §4.3's retransmission: the first wait 200 ms,
+// doubled each time up to 4 s, given up after Max2 = 7 retransmissions or
+// when T-MAX (20 s) has passed since the first send.
+type ntfyBackoff struct {
+	initial, max, tmax time.Duration
+	retries            int
+}
+
+var defaultNtfyBackoff = ntfyBackoff{initial: 200 * time.Millisecond, max: 4 * time.Second, tmax: 20 * time.Second, retries: 7}
+
+func (b ntfyBackoff) wait(n int) time.Duration {
+	d := b.initial
+	for i := 0; i < n && d < b.max; i++ {
+		d *= 2
+	}
+	return min(d, b.max)
+}
+
+// connResolver maps an @ qualifier to a ConnectionId, or refuses it.
+type connResolver func(conn string) (string, *Response)
+
+// readRequest validates the notification request parts of c (R:, S:, D:,
+// Q:, X:, N:). It returns nil (and no error) when c carries none of R:,
+// S:, X:, so CRCX/MDCX/DLCX without one leave the endpoint's request alone.
+func (s *Server) readRequest(c *Command, resolve connResolver, required bool) (*notifyRequest, *Response) {
+	rv, hasR := c.Params.Get("R")
+	sv, hasS := c.Params.Get("S")
+	x, hasX := c.Params.Get("X")
+	dv, hasD := c.Params.Get("D")
+	qv, hasQ := c.Params.Get("Q")
+	if !required && !hasR && !hasS && !hasX {
+		if hasQ {
+			return nil, fail(codeProtocol, "Q: without a notification request (X:)")
+		}
+		if hasD { // a digit map alone configures the endpoint for later requests
+			dm, err := ParseDigitMap(dv)
+			if err != nil {
+				return nil, fail(codeProtocol, "D: %v", err)
+			}
+			return &notifyRequest{requestID: "", dm: dm, dmText: dv, events: nil}, nil
+		}
+		return nil, nil
+	}
+	if !hasX || strings.TrimSpace(x) == "" {
+		return nil, fail(codeProtocol, "%s: notification request without X:", c.Verb)
+	}
+	nr := &notifyRequest{requestID: strings.TrimSpace(x)}
+	if !isToken(nr.requestID) || len(nr.requestID) > 32 {
+		return nil, fail(codeProtocol, "X: %q is not a request identifier", clip(x))
+	}
+	if hasD {
+		dm, err := ParseDigitMap(dv)
+		if err != nil {
+			return nil, fail(codeProtocol, "D: %v", err)
+		}
+		nr.dm, nr.dmText = dm, strings.TrimSpace(dv)
+	}
+	if hasQ {
+		q, err := ParseQuarantine(qv)
+		if err != nil {
+			return nil, fail(codeBadQuarantine, "Q: %v", err)
+		}
+		nr.q = q
+	}
+	evs, err := ParseRequestedEvents(rv)
+	if err != nil {
+		return nil, fail(codeProtocol, "R: %v", err)
+	}
+	sigs, err := ParseSignalRequests(sv)
+	if err != nil {
+		return nil, fail(codeProtocol, "S: %v", err)
+	}
+	if nr.events, nr.rText, err = nil, FormatRequestedEvents(evs), nil; hasR {
+		var bad *Response
+		if nr.events, bad = compileEvents(evs, resolve); bad != nil {
+			return nil, bad
+		}
+	}
+	if bad := checkSignals(sigs, resolve); bad != nil {
+		return nil, bad
+	}
+	if n, ok := c.Params.Get("N"); ok {
+		nr.notify, nr.notifyDst = n, parseNotifiedEntity(n)
+	}
+	return nr, nil
+}
+
+// checkSignals refuses every signal request, each with its precise code
+// (packages.go): 518, 522, or 513 for the ones that exist.
+func checkSignals(sigs []RequestedEvent, resolve connResolver) *Response {
+	for _, sg := range sigs {
+		if code := signalCode(sg.EventName); code != 0 {
+			return fail(code, "signal %s", sg.EventName)
+		}
+	}
+	return nil
+}
+
+// compileEvents validates R: items (and embedded ones, recursively).
+func compileEvents(evs []RequestedEvent, resolve connResolver) ([]reqEvent, *Response) {
+	out := make([]reqEvent, 0, len(evs))
+	for _, ev := range evs {
+		set, code := eventSymbols(ev.EventName)
+		if code != 0 {
+			return nil, fail(code, "event %s", ev.EventName)
+		}
+		if ev.HasParams {
+			return nil, fail(codeEventParam, "event %s takes no parameters", ev.EventName)
+		}
+		re := reqEvent{set: set, action: 'N'}
+		switch ev.Conn {
+		case "":
+		case "*":
+			re.conn, re.qualify = "*", true
+		default:
+			id, bad := resolve(ev.Conn)
+			if bad != nil {
+				return nil, bad
+			}
+			re.conn, re.qualify = id, true
+		}
+		var exclusive byte
+		for _, a := range ev.Actions {
+			switch a.Name {
+			case "N", "A", "D", "I":
+				if exclusive != 0 {
+					return nil, fail(codeBadAction, "event %s: actions %c and %s", ev.EventName, exclusive, a.Name)
+				}
+				exclusive = a.Name[0]
+			case "K":
+				re.keep = true
+			case "E":
+				if re.emb != nil {
+					return nil, fail(codeBadAction, "event %s: two embedded requests", ev.EventName)
+				}
+				emb := &notifyEmbedded{hasR: a.Embedded.HasR}
+				if a.Embedded.HasR {
+					var bad *Response
+					if emb.events, bad = compileEvents(a.Embedded.R, resolve); bad != nil {
+						return nil, bad
+					}
+					emb.rText = FormatRequestedEvents(a.Embedded.R)
+				}
+				if a.Embedded.HasS {
+					if bad := checkSignals(a.Embedded.S, resolve); bad != nil {
+						return nil, bad
+					}
+				}
+				if a.Embedded.HasD {
+					dm, err := ParseDigitMap(a.Embedded.D)
+					if err != nil {
+						return nil, fail(codeProtocol, "embedded D: %v", err)
+					}
+					emb.dm, emb.dmText = dm, a.Embedded.D
+				}
+				re.emb = emb
+			default: // S (swap, deprecated) and extensions
+				return nil, fail(codeBadAction, "event %s: action %s", ev.EventName, a.Name)
+			}
+		}
+		switch {
+		case exclusive != 0:
+			re.action = exclusive
+		case re.emb != nil:
+			re.action = 'A' // E alone: the event is kept for the next notification
+		}
+		if re.action == 'I' && re.emb != nil {
+			return nil, fail(codeBadAction, "event %s: I with E", ev.EventName)
+		}
+		out = append(out, re)
+	}
+	return out, nil
+}
+
+// usesDigitMap reports whether any event (or embedded one) has action D.
+func usesDigitMap(evs []reqEvent) bool {
+	for _, e := range evs {
+		if e.action == 'D' || e.emb != nil && e.emb.dm == nil && usesDigitMap(e.emb.events) {
+			return true
+		}
+	}
+	return false
+}
+
+// install makes nr the endpoint's current request: the old one ends, its
+// unsent notifications and accumulated events are dropped, quarantined
+// events are processed (or discarded, Q: discard). newConn resolves "$".
+func (s *Server) install(key string, nr *notifyRequest, newConn string, src netip.AddrPort) *Response {
+	s.mu.Lock()
+	st := s.endpoints[key]
+	var dm *DigitMap
+	if nr.dm != nil {
+		dm = nr.dm
+	} else if st != nil {
+		dm = st.dm
+	}
+	if usesDigitMap(nr.events) && dm == nil {
+		s.mu.Unlock()
+		return fail(codeNoDigitMap, "action D without a digit map")
+	}
+	if st == nil {
+		if len(s.endpoints) >= maxEndpointStates {
+			s.mu.Unlock()
+			return fail(codeNoResourcesNow, "endpoint state table full")
+		}
+		st = &endpointState{}
+		s.endpoints[key] = st
+	}
+	if nr.dm != nil {
+		st.dm, st.dmText = nr.dm, nr.dmText
+	}
+	if nr.requestID == "" { // a D: alone
+		s.mu.Unlock()
+		return nil
+	}
+	if nr.notify != "" {
+		st.notify, st.notifyDst = nr.notify, nr.notifyDst
+	}
+	st.src = src
+	for i := range nr.events {
+		resolveNew(&nr.events[i], newConn)
+	}
+	st.requestID, st.events, st.rText, st.q = nr.requestID, nr.events, nr.rText, nr.q
+	st.queue = nil
+	st.observed = nil
+	st.active = true
+	held := st.quarantine
+	st.quarantine = nil
+	s.resetDial(st)
+	s.armStart(key, st)
+	var send []outDatagram
+	if !nr.q.Discard {
+		for _, ev := range held {
+			send = append(send, s.observe(key, st, ev)...)
+		}
+	}
+	s.mu.Unlock()
+	s.sendAll(send)
+	return nil
+}
+
+// resolveNew replaces @$ with the connection the command created or modified.
+func resolveNew(e *reqEvent, newConn string) {
+	if e.conn == "$" {
+		e.conn = newConn
+	}
+	if e.emb != nil {
+		for i := range e.emb.events {
+			resolveNew(&e.emb.events[i], newConn)
+		}
+	}
+}
+
+// resetDial ends a digit collection and its timer. Caller holds mu.
+func (s *Server) resetDial(st *endpointState) {
+	st.dial = nil
+	st.dialTimers = false
+	s.stopTimer(st)
+}
+
+func (s *Server) stopTimer(st *endpointState) {
+	st.gen++
+	if st.timer != nil {
+		st.timer.Stop()
+		st.timer = nil
+	}
+	st.timerKind = timerNone
+}
+
+// armStart starts the start timer when T is requested (with N or D) and
+// nothing was dialled yet. Caller holds mu.
+func (s *Server) armStart(key string, st *endpointState) {
+	for _, e := range st.events {
+		if e.set.has(symT) && (e.action == 'N' || e.action == 'D') {
+			s.armTimer(key, st, timerStart, s.digitTimers.start)
+			return
+		}
+	}
+}
+
+func (s *Server) armTimer(key string, st *endpointState, kind int, d time.Duration) {
+	s.stopTimer(st)
+	gen := st.gen
+	st.timerKind = kind
+	st.timer = time.AfterFunc(d, func() { s.timerFired(key, gen) })
+}
+
+// timerFired is the digit timer T expiring: the start timer reports D/T
+// alone; the short and long timers end the collection, with D/T unless
+// the digits already match without it.
+func (s *Server) timerFired(key string, gen uint64) {
+	s.mu.Lock()
+	st := s.endpoints[key]
+	if st == nil || st.gen != gen || !st.active {
+		s.mu.Unlock()
+		return
+	}
+	kind := st.timerKind
+	st.timer, st.timerKind = nil, timerNone
+	if kind == timerStart || st.dial == nil || !st.dm.complete(st.dial) {
+		st.observed = append(st.observed, "D/T")
+	}
+	send := s.notifyNow(key, st, false)
+	s.mu.Unlock()
+	s.sendAll(send)
+}
+
+// outDatagram is a datagram to send once the lock is dropped.
+type outDatagram struct {
+	data []byte
+	dst  netip.AddrPort
+}
+
+func (s *Server) sendAll(out []outDatagram) {
+	for _, o := range out {
+		s.write(o.data, o.dst)
+	}
+}
+
+// observe runs one detected symbol through the endpoint's request. Caller
+// holds mu; the datagrams returned are sent after it is dropped.
+func (s *Server) observe(key string, st *endpointState, ev digitEvent) []outDatagram {
+	if !st.active {
+		if len(st.quarantine) < maxQuarantine {
+			st.quarantine = append(st.quarantine, ev)
+		}
+		return nil
+	}
+	var re *reqEvent
+	for i := range st.events {
+		e := &st.events[i]
+		if e.set.has(ev.sym) && (e.conn == "" || e.conn == "*" || e.conn == ev.conn) {
+			re = e
+			break
+		}
+	}
+	if re == nil {
+		return nil // not requested: ignored
+	}
+	if re.action == 'I' {
+		return nil
+	}
+	if st.timerKind == timerStart {
+		s.stopTimer(st) // the first digit
+	}
+	name := "D/" + string(symChar(ev.sym))
+	if re.qualify {
+		name += "@" + ev.conn
+	}
+	if len(st.observed) < maxObserved {
+		st.observed = append(st.observed, name)
+	}
+	emb := re.emb
+	action := re.action
+	timers := re.set.has(symT)
+	if emb != nil { // the embedded request replaces the current one now
+		if emb.hasR {
+			st.events, st.rText = emb.events, emb.rText
+		}
+		if emb.dm != nil {
+			st.dm, st.dmText = emb.dm, emb.dmText
+		}
+		if action != 'D' {
+			s.resetDial(st)
+		}
+	}
+	switch action {
+	case 'N':
+		return s.notifyNow(key, st, emb != nil)
+	case 'A':
+		return nil
+	}
+	// 'D': collect by the digit map.
+	if st.dm == nil {
+		return s.notifyNow(key, st, emb != nil)
+	}
+	if st.dial == nil {
+		st.dial = st.dm.start()
+	}
+	st.dial = st.dm.step(st.dial, ev.sym)
+	st.dialTimers = timers
+	switch st.dm.classify(st.dial) {
+	case dmMatch, dmMismatch:
+		return s.notifyNow(key, st, emb != nil)
+	case dmPartialShort:
+		if timers {
+			s.armTimer(key, st, timerShort, s.digitTimers.short)
+			return nil
+		}
+		if st.dm.complete(st.dial) { // no timer to wait for a longer match
+			return s.notifyNow(key, st, emb != nil)
+		}
+	case dmNeedT:
+		if timers {
+			s.armTimer(key, st, timerShort, s.digitTimers.short)
+			return nil
+		}
+		return s.notifyNow(key, st, emb != nil) // T never comes: nothing can match
+	case dmPartialLong:
+		if timers {
+			s.armTimer(key, st, timerLong, s.digitTimers.long)
+		}
+	}
+	return nil
+}
+
+// notifyNow turns the observed events into a NTFY. In step mode (the
+// default) the request then ends and later events wait in quarantine,
+// unless an embedded request was just installed. Caller holds mu.
+func (s *Server) notifyNow(key string, st *endpointState, embedded bool) []outDatagram {
+	params := Params{}
+	if st.notify != "" {
+		params = append(params, Param{"N", st.notify})
+	}
+	params = append(params, Param{"X", st.requestID}, Param{"O", strings.Join(st.observed, ",")})
+	st.observed = nil
+	s.resetDial(st)
+	if !st.q.Loop && !embedded {
+		st.active = false
+	}
+	cmd := &Command{Verb: "NTFY", Endpoint: key + "@" + s.cfg.Domain, Version: "1.0", Params: params}
+	if st.inflight != nil {
+		if len(st.queue) >= maxQueued {
+			s.met.notify.WithLabelValues("error").Inc()
+			if s.limit.allow() {
+				s.log.WithField("endpoint", key).Warn("NTFY dropped: the call agent has not answered the ones before it")
+			}
+			return nil
+		}
+		st.queue = append(st.queue, cmd)
+		return nil
+	}
+	return s.startNtfy(key, st, cmd)
+}
+
+// notifyDst is where an endpoint's NTFY goes: its N:, the configured
+// notified entity, or the call agent of the request.
+func (s *Server) notifyDst(st *endpointState) netip.AddrPort {
+	switch {
+	case st.notifyDst.IsValid():
+		return st.notifyDst
+	case s.notify.IsValid():
+		return s.notify
+	}
+	return st.src
+}
+
+// startNtfy sends cmd as the endpoint's outstanding NTFY. Caller holds mu.
+func (s *Server) startNtfy(key string, st *endpointState, cmd *Command) []outDatagram {
+	dst := s.notifyDst(st)
+	if !dst.IsValid() {
+		s.met.notify.WithLabelValues("error").Inc()
+		return nil
+	}
+	cmd.TransID = s.nextTID.Add(1)
+	tx := &ntfyTx{key: key, tid: cmd.TransID, data: cmd.Marshal(), dst: dst, sent: time.Now()}
+	st.inflight = tx
+	s.ntfyOut[tx.tid] = tx
+	s.scheduleNtfy(tx)
+	s.met.sent.WithLabelValues("NTFY").Inc()
+	return []outDatagram{{tx.data, dst}}
+}
+
+func (s *Server) scheduleNtfy(tx *ntfyTx) {
+	tx.timer = time.AfterFunc(s.ntfyBackoff.wait(tx.n), func() {
+		s.mu.Lock()
+		if s.ntfyOut[tx.tid] != tx {
+			s.mu.Unlock()
+			return
+		}
+		if tx.n >= s.ntfyBackoff.retries || time.Since(tx.sent) >= s.ntfyBackoff.tmax {
+			delete(s.ntfyOut, tx.tid)
+			s.met.notify.WithLabelValues("timeout").Inc()
+			if s.limit.allow() {
+				s.log.WithFields(logrus.Fields{"endpoint": tx.key, "trans_id": tx.tid, "remote": tx.dst.String(),
+					"retransmissions": tx.n}).Warn("NTFY not answered: given up")
+			}
+			next := s.nextNtfy(tx)
+			s.mu.Unlock()
+			s.sendAll(next)
+			return
+		}
+		tx.n++
+		s.scheduleNtfy(tx)
+		s.mu.Unlock()
+		s.write(tx.data, tx.dst)
+	})
+}
+
+// nextNtfy ends tx on its endpoint and starts the next queued NTFY.
+// Caller holds mu.
+func (s *Server) nextNtfy(tx *ntfyTx) []outDatagram {
+	st := s.endpoints[tx.key]
+	if st == nil || st.inflight != tx {
+		return nil
+	}
+	st.inflight = nil
+	if len(st.queue) == 0 {
+		return nil
+	}
+	cmd := st.queue[0]
+	st.queue = st.queue[1:]
+	return s.startNtfy(tx.key, st, cmd)
+}
+
+// completeNotify takes the call agent's response to a NTFY.
+func (s *Server) completeNotify(r *Response) bool {
+	s.mu.Lock()
+	tx := s.ntfyOut[r.TransID]
+	if tx == nil {
+		s.mu.Unlock()
+		return false
+	}
+	delete(s.ntfyOut, r.TransID)
+	tx.timer.Stop()
+	result := "ok"
+	if r.Code >= 300 {
+		result = "error"
+		if s.limit.allow() {
+			s.log.WithFields(logrus.Fields{"endpoint": tx.key, "trans_id": tx.tid, "code": r.Code}).Warn("NTFY refused by the call agent")
+		}
+	}
+	s.met.notify.WithLabelValues(result).Inc()
+	next := s.nextNtfy(tx)
+	s.mu.Unlock()
+	s.sendAll(next)
+	return true
+}
+
+// stopNotify cancels every NTFY retransmission and digit timer (the
+// socket is going away).
+func (s *Server) stopNotify() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for tid, tx := range s.ntfyOut {
+		tx.timer.Stop()
+		delete(s.ntfyOut, tid)
+	}
+	for _, st := range s.endpoints {
+		s.stopTimer(st)
+	}
+}
+
+// dropEndpoint forgets an endpoint's request when the endpoint ends; a
+// NTFY already in flight still completes.
+func (s *Server) dropEndpoint(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st := s.endpoints[key]; st != nil {
+		s.stopTimer(st)
+		delete(s.endpoints, key)
+	}
+}
+
+// digitLoop feeds DigitReceived events to the endpoints' requests, off the
+// media goroutines that announce them. A digit is reported once: at its
+// start, or at its end when the start was not seen.
+func (s *Server) digitLoop(done <-chan struct{}) {
+	started := map[string]int{} // connection -> symbol+1 of the digit under way
+	for {
+		var ev session.Event
+		select {
+		case ev = <-s.digitCh:
+		case <-done:
+			return
+		}
+		if ev.Type == session.ConnectionReleased {
+			delete(started, ev.Connection.ID)
+			continue
+		}
+		id, sym := ev.Connection.ID, int(ev.Digit)
+		if sym > 15 {
+			continue
+		}
+		if ev.DigitEnd {
+			was := started[id]
+			delete(started, id)
+			if was == sym+1 {
+				continue // reported at its start
+			}
+		} else {
+			started[id] = sym + 1
+		}
+		s.mu.Lock()
+		info, ok := s.conns[id]
+		st := s.endpoints[info.endpoint]
+		var send []outDatagram
+		if ok && st != nil {
+			send = s.observe(info.endpoint, st, digitEvent{conn: id, sym: sym})
+		}
+		s.mu.Unlock()
+		s.sendAll(send)
+	}
+}
+
+// queueDigit hands an event to digitLoop without blocking the media path;
+// a full queue drops it (counted, logged at a limited rate).
+func (s *Server) queueDigit(ev session.Event) {
+	select {
+	case s.digitCh <- ev:
+	default:
+		s.met.dropped.WithLabelValues("digit_queue_full").Inc()
+		if s.limit.allow() {
+			s.log.WithField("conn_id", ev.Connection.ID).Warn("digit event dropped: MGCP notification queue full")
+		}
+	}
+}
+
+// endpointExists reports whether a specific endpoint exists now:
+// rtpbridge/<n> always does (a fixed set, as in osmo-mgw); cnf/<id> while
+// conference <id> does.
+func (s *Server) endpointExists(ep endpoint) bool {
+	if ep.wild() || ep.kind != kindCnf {
+		return true
+	}
+	_, err := s.table.Conference(ep.confID)
+	return err == nil
+}
+
+// resolverFor checks @ qualifiers against endpoint ep; "$" is allowed
+// when the command creates or modifies a connection (newConn), "" marks
+// it unresolved until the connection exists.
+func (s *Server) resolverFor(ep endpoint, dollar bool) connResolver {
+	return func(id string) (string, *Response) {
+		if id == "$" {
+			if !dollar {
+				return "", fail(codeBadConnID, "@$ outside CRCX/MDCX")
+			}
+			return "$", nil
+		}
+		conn, err := s.table.Connection(id)
+		if err != nil || !ep.matches(conn.ConferenceID) {
+			return "", fail(codeBadConnID, "@%s is not a connection of %s", clip(id), ep.local())
+		}
+		return id, nil
+	}
+}
+
+// auditRequest is what AUEP reports of an endpoint's request.
+func (st *endpointState) audit(item string) string {
+	switch item {
+	case "R":
+		if st.active {
+			return st.rText
+		}
+	case "X":
+		return st.requestID
+	case "D":
+		return st.dmText
+	}
+	return ""
+}
