@@ -338,15 +338,23 @@ func (s *Server) install(key string, nr *notifyRequest, newConn string, src neti
 	st.quarantine = nil
 	s.resetDial(st)
 	s.armStart(key, st)
-	var send []outDatagram
-	if !nr.q.Discard {
+	if !nr.q.Discard { // their NTFY leaves after the response to this command
 		for _, ev := range held {
-			send = append(send, s.observe(key, st, ev)...)
+			s.afterReply = append(s.afterReply, s.observe(key, st, ev)...)
 		}
 	}
 	s.mu.Unlock()
-	s.sendAll(send)
 	return nil
+}
+
+// takeAfterReply returns what install left to send once the command's
+// response is out.
+func (s *Server) takeAfterReply() []outDatagram {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := s.afterReply
+	s.afterReply = nil
+	return out
 }
 
 // resolveNew replaces @$ with the connection the command created or modified.

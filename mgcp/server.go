@@ -75,6 +75,7 @@ type Server struct {
 	digitCh     chan session.Event // DigitReceived (and releases) for digitLoop
 	digitTimers digitTimers        // defaultDigitTimers; tests shorten them
 	ntfyBackoff ntfyBackoff        // defaultNtfyBackoff; tests shorten it
+	afterReply  []outDatagram      // NTFY to send after the current response (guarded by mu)
 }
 
 // connInfo is what the MGCP front keeps of a connection it created: where
@@ -226,6 +227,7 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 		if out := s.handle(src, buf[:n]); out != nil {
 			s.write(out, src)
 		}
+		s.sendAll(s.takeAfterReply())
 	}
 }
 
@@ -300,6 +302,7 @@ func (s *Server) allowed(a netip.Addr) bool {
 // to answer with (nil for none). Piggybacked commands are handled in order
 // and their responses piggybacked in the same order.
 func (s *Server) handle(src netip.AddrPort, data []byte) []byte {
+	s.takeAfterReply() // left by a caller that is not Serve (tests, benchmarks)
 	if !s.allowed(src.Addr()) {
 		s.met.dropped.WithLabelValues("call_agent").Inc()
 		if s.limit.allow() {
