@@ -26,7 +26,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"reason"}),
 		sent: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mediagw_mgcp_gateway_commands_total",
-			Help: "Gateway-initiated MGCP commands (RSIP, DLCX) sent, by verb.",
+			Help: "Gateway-initiated MGCP commands (RSIP, DLCX, NTFY) sent, by verb (first sends, not retransmissions).",
 		}, []string{"verb"}),
 		retransmissions: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "mediagw_mgcp_retransmissions_total",

@@ -88,7 +88,6 @@ type endpointState struct {
 	q          Quarantine
 	observed   []string // O: items not yet notified
 	dial       dmState  // digit-map collection; nil when none runs
-	dialTimers bool     // T was requested with the D action
 	timer      *time.Timer
 	timerKind  int
 	gen        uint64 // bumped whenever timers or the request change
@@ -180,7 +179,8 @@ func (s *Server) readRequest(c *Command, resolve connResolver, required bool) (*
 	if err != nil {
 		return nil, fail(codeProtocol, "S: %v", err)
 	}
-	if nr.events, nr.rText, err = nil, FormatRequestedEvents(evs), nil; hasR {
+	nr.rText = FormatRequestedEvents(evs) // no R: is the empty list: detection stops
+	if hasR {
 		var bad *Response
 		if nr.events, bad = compileEvents(evs, resolve); bad != nil {
 			return nil, bad
@@ -372,7 +372,6 @@ func resolveNew(e *reqEvent, newConn string) {
 // resetDial ends a digit collection and its timer. Caller holds mu.
 func (s *Server) resetDial(st *endpointState) {
 	st.dial = nil
-	st.dialTimers = false
 	s.stopTimer(st)
 }
 
@@ -398,6 +397,9 @@ func (s *Server) armStart(key string, st *endpointState) {
 
 func (s *Server) armTimer(key string, st *endpointState, kind int, d time.Duration) {
 	s.stopTimer(st)
+	if s.notifyClosed {
+		return
+	}
 	gen := st.gen
 	st.timerKind = kind
 	st.timer = time.AfterFunc(d, func() { s.timerFired(key, gen) })
@@ -496,7 +498,6 @@ func (s *Server) observe(key string, st *endpointState, ev digitEvent) []outData
 		st.dial = st.dm.start()
 	}
 	st.dial = st.dm.step(st.dial, ev.sym)
-	st.dialTimers = timers
 	switch st.dm.classify(st.dial) {
 	case dmMatch, dmMismatch:
 		return s.notifyNow(key, st, emb != nil)
@@ -566,6 +567,9 @@ func (s *Server) notifyDst(st *endpointState) netip.AddrPort {
 // startNtfy sends cmd as the endpoint's outstanding NTFY. Caller holds mu.
 func (s *Server) startNtfy(key string, st *endpointState, cmd *Command) []outDatagram {
 	dst := s.notifyDst(st)
+	if s.notifyClosed {
+		return nil
+	}
 	if !dst.IsValid() {
 		s.met.notify.WithLabelValues("error").Inc()
 		return nil
@@ -596,6 +600,10 @@ func (s *Server) scheduleNtfy(tx *ntfyTx) {
 			next := s.nextNtfy(tx)
 			s.mu.Unlock()
 			s.sendAll(next)
+			return
+		}
+		if s.notifyClosed {
+			s.mu.Unlock()
 			return
 		}
 		tx.n++
@@ -650,6 +658,7 @@ func (s *Server) completeNotify(r *Response) bool {
 func (s *Server) stopNotify() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.notifyClosed = true
 	for tid, tx := range s.ntfyOut {
 		tx.timer.Stop()
 		delete(s.ntfyOut, tid)

@@ -133,6 +133,19 @@ func metricValue(t *testing.T, r *rig, result string) float64 {
 	return counter(t, r.srv.met.notify.WithLabelValues(result))
 }
 
+// waitMetric polls mediagw_mgcp_notify_total{result} until it reaches
+// want (the server takes the call agent's answer on its own goroutine).
+func waitMetric(t *testing.T, r *rig, result string, want float64) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for metricValue(t, r, result) != want && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := metricValue(t, r, result); got != want {
+		t.Fatalf("mediagw_mgcp_notify_total{result=%q} = %v, want %v", result, got, want)
+	}
+}
+
 // R: D/[0-9#*](N): one NTFY per digit, to the N: entity, with X: and O:;
 // in loop mode they keep coming, in step mode (the default) the next digit
 // waits in quarantine for the next request.
@@ -184,9 +197,7 @@ func TestNotifyEachDigit(t *testing.T) {
 	}
 	cc.phones[2].dial("8")
 	wantNtfy(t, r.ntfy(200), cc.ep, "s3", "D/8")
-	if got := metricValue(t, r, "ok"); got != 7 {
-		t.Fatalf("mediagw_mgcp_notify_total{result=ok} = %v, want 7", got)
-	}
+	waitMetric(t, r, "ok", 7)
 }
 
 // A digit map collects the dialled string into one NTFY; the long timer
@@ -275,17 +286,13 @@ func TestNotifyRetransmitted(t *testing.T) {
 	wantNtfy(t, c, cc.ep, "re", "D/3")
 	r.send(r.ca, fmt.Sprintf("200 %d OK\r\n", c.TransID))
 	r.quiet(2500 * time.Millisecond) // the next copy was due 1.6 s after the fourth
-	if got := metricValue(t, r, "ok"); got != 1 {
-		t.Fatalf("ok = %v", got)
-	}
+	waitMetric(t, r, "ok", 1)
 	// An error answer ends it too, counted as an error.
 	cc.phones[0].dial("4")
 	c = r.ntfy(0)
 	r.send(r.ca, fmt.Sprintf("500 %d Endpoint unknown\r\n", c.TransID))
 	r.quiet(1500 * time.Millisecond)
-	if got := metricValue(t, r, "error"); got != 1 {
-		t.Fatalf("error = %v", got)
-	}
+	waitMetric(t, r, "error", 1)
 }
 
 // A call agent that never answers: the NTFY is given up (timeout), and
@@ -300,13 +307,8 @@ func TestNotifyTimeout(t *testing.T) {
 	wantNtfy(t, r.ntfy(0), cc.ep, "to", "D/1") // r.read skips its retransmissions
 	c := r.ntfy(200)                           // the second waited for the first to time out
 	wantNtfy(t, c, cc.ep, "to", "D/2")
-	deadline := time.Now().Add(5 * time.Second)
-	for metricValue(t, r, "ok") != 1 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if to, ok := metricValue(t, r, "timeout"), metricValue(t, r, "ok"); to != 1 || ok != 1 {
-		t.Fatalf("timeout = %v, ok = %v", to, ok)
-	}
+	waitMetric(t, r, "ok", 1)
+	waitMetric(t, r, "timeout", 1)
 }
 
 // A new RQNT replaces the request: its X: and its events.

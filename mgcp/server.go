@@ -71,11 +71,12 @@ type Server struct {
 	outMu sync.Mutex // guards out
 	out   map[uint32]*outTx
 
-	ntfyOut     map[uint32]*ntfyTx // NTFY in flight, by transaction ID (guarded by mu)
-	digitCh     chan session.Event // DigitReceived (and releases) for digitLoop
-	digitTimers digitTimers        // defaultDigitTimers; tests shorten them
-	ntfyBackoff ntfyBackoff        // defaultNtfyBackoff; tests shorten it
-	afterReply  []outDatagram      // NTFY to send after the current response (guarded by mu)
+	ntfyOut      map[uint32]*ntfyTx // NTFY in flight, by transaction ID (guarded by mu)
+	digitCh      chan session.Event // DigitReceived (and releases) for digitLoop
+	digitTimers  digitTimers        // defaultDigitTimers; tests shorten them
+	ntfyBackoff  ntfyBackoff        // defaultNtfyBackoff; tests shorten it
+	afterReply   []outDatagram      // NTFY to send after the current response (guarded by mu)
+	notifyClosed bool               // Serve has ended: no new NTFY or digit timer (guarded by mu)
 }
 
 // connInfo is what the MGCP front keeps of a connection it created: where
