@@ -41,5 +41,6 @@
 // SDP is accepted (the remote is latched from the first RTP packet;
 // osmo-mgw answers 527, which we keep for sendonly), and the cache is
 // consulted before the endpoint lookup so a repeated DLCX of a released
-// conference still gets its original answer.
+// conference still gets its original answer. osmo-mgw answers every RQNT
+// 200 and acts on none; we refuse what we cannot do (518, 513, 510...).
 package mgcp

@@ -24,7 +24,7 @@ type Config struct {
 	Listen         string   `yaml:"listen"`          // "udp://0.0.0.0:2427"
 	Domain         string   `yaml:"domain"`          // "mgw": endpoint names are <local>@<domain>
 	CallAgents     []string `yaml:"call_agents"`     // CIDRs allowed to send commands
-	NotifiedEntity string   `yaml:"notified_entity"` // host:port for RSIP and gateway DLCX; "" = none
+	NotifiedEntity string   `yaml:"notified_entity"` // host:port for RSIP, gateway DLCX and NTFY without N:; "" = none
 }
 
 // DefaultConfig is the built-in `mgcp` section (DESIGN §6).
