@@ -45,6 +45,9 @@ type notifyRequest struct {
 	dm        *DigitMap // nil: keep the endpoint's
 	dmText    string
 	q         Quarantine
+	detect    []reqEvent // T: (DetectEvents); nil with hasT false = R:'s events
+	detText   string
+	hasT      bool
 	notify    string // N: as sent; "" = keep the endpoint's
 	notifyDst netip.AddrPort
 }
@@ -92,6 +95,9 @@ type endpointState struct {
 	timerKind  int
 	gen        uint64 // bumped whenever timers or the request change
 	quarantine []digitEvent
+	detect     []reqEvent // T:: what is detected (quarantined) between requests
+	detText    string
+	hasDetect  bool
 	inflight   *ntfyTx
 	queue      []*Command
 }
@@ -138,8 +144,8 @@ func (s *Server) readRequest(c *Command, resolve connResolver, required bool) (*
 	dv, hasD := c.Params.Get("D")
 	qv, hasQ := c.Params.Get("Q")
 	if !required && !hasR && !hasS && !hasX {
-		if hasQ {
-			return nil, fail(codeProtocol, "Q: without a notification request (X:)")
+		if _, hasT := c.Params.Get("T"); hasQ || hasT {
+			return nil, fail(codeProtocol, "Q: or T: without a notification request (X:)")
 		}
 		if hasD { // a digit map alone configures the endpoint for later requests
 			dm, err := ParseDigitMap(dv)
@@ -178,6 +184,22 @@ func (s *Server) readRequest(c *Command, resolve connResolver, required bool) (*
 	sigs, err := ParseSignalRequests(sv)
 	if err != nil {
 		return nil, fail(codeProtocol, "S: %v", err)
+	}
+	if tv, ok := c.Params.Get("T"); ok { // DetectEvents: event names, no actions
+		det, err := ParseSignalRequests(tv)
+		if err != nil {
+			return nil, fail(codeProtocol, "T: %v", err)
+		}
+		for i := range det {
+			if det[i].HasParams {
+				return nil, fail(codeEventParam, "T: event %s takes no parameters", det[i].EventName)
+			}
+		}
+		var bad *Response
+		if nr.detect, bad = compileEvents(det, resolve); bad != nil {
+			return nil, bad
+		}
+		nr.detText, nr.hasT = FormatRequestedEvents(det), true
 	}
 	nr.rText = FormatRequestedEvents(evs) // no R: is the empty list: detection stops
 	if hasR {
@@ -331,6 +353,12 @@ func (s *Server) install(key string, nr *notifyRequest, newConn string, src neti
 		resolveNew(&nr.events[i], newConn)
 	}
 	st.requestID, st.events, st.rText, st.q = nr.requestID, nr.events, nr.rText, nr.q
+	if nr.hasT {
+		for i := range nr.detect {
+			resolveNew(&nr.detect[i], newConn)
+		}
+		st.detect, st.detText, st.hasDetect = nr.detect, nr.detText, true
+	}
 	st.queue = nil
 	st.observed = nil
 	st.active = true
@@ -441,19 +469,19 @@ func (s *Server) sendAll(out []outDatagram) {
 // holds mu; the datagrams returned are sent after it is dropped.
 func (s *Server) observe(key string, st *endpointState, ev digitEvent) []outDatagram {
 	if !st.active {
-		if len(st.quarantine) < maxQuarantine {
+		// Quarantine: the events of T: (DetectEvents), or when none was
+		// given those of the request that just ended, are kept for the
+		// next request; others are not detected.
+		list := st.events
+		if st.hasDetect {
+			list = st.detect
+		}
+		if matchEvent(list, ev) != nil && len(st.quarantine) < maxQuarantine {
 			st.quarantine = append(st.quarantine, ev)
 		}
 		return nil
 	}
-	var re *reqEvent
-	for i := range st.events {
-		e := &st.events[i]
-		if e.set.has(ev.sym) && (e.conn == "" || e.conn == "*" || e.conn == ev.conn) {
-			re = e
-			break
-		}
-	}
+	re := matchEvent(st.events, ev)
 	if re == nil {
 		return nil // not requested: ignored
 	}
@@ -518,6 +546,17 @@ func (s *Server) observe(key string, st *endpointState, ev digitEvent) []outData
 	case dmPartialLong:
 		if timers {
 			s.armTimer(key, st, timerLong, s.digitTimers.long)
+		}
+	}
+	return nil
+}
+
+// matchEvent is the first requested event that covers ev.
+func matchEvent(list []reqEvent, ev digitEvent) *reqEvent {
+	for i := range list {
+		e := &list[i]
+		if e.set.has(ev.sym) && (e.conn == "" || e.conn == "*" || e.conn == ev.conn) {
+			return e
 		}
 	}
 	return nil
@@ -774,6 +813,8 @@ func (st *endpointState) audit(item string) string {
 		return st.requestID
 	case "D":
 		return st.dmText
+	case "T":
+		return st.detText
 	}
 	return ""
 }

@@ -200,6 +200,29 @@ func TestNotifyEachDigit(t *testing.T) {
 	waitMetric(t, r, "ok", 7)
 }
 
+// T: (DetectEvents) says what is kept in quarantine between a step
+// notification and the next request: here # but not the digits.
+func TestNotifyDetectEvents(t *testing.T) {
+	r := newRig(t)
+	cc := newConfCall(t, r, 3)
+	r.command(fmt.Sprintf("RQNT 15 %s MGCP 1.0\r\nX: d1\r\nR: D/[0-9#](N)\r\nT: D/#\r\n", cc.ep))
+	cc.phones[0].dial("1")
+	wantNtfy(t, r.ntfy(200), cc.ep, "d1", "D/1")
+	cc.phones[0].dial("2#3")
+	time.Sleep(300 * time.Millisecond)
+	if aud := r.command(fmt.Sprintf("AUEP 16 %s MGCP 1.0\r\nF: T\r\n", cc.ep)); aud.Params.Value("T") != "D/#" {
+		t.Fatalf("AUEP T: %q", aud.Params.Value("T"))
+	}
+	got := r.exchange(r.ca, fmt.Sprintf("RQNT 17 %s MGCP 1.0\r\nX: d2\r\nR: D/[0-9#](N)\r\nQ: loop\r\n", cc.ep))
+	if len(got) != 2 {
+		t.Fatalf("after RQNT 17: %q", got)
+	}
+	c, _ := ParseCommand([]byte(got[1]))
+	wantNtfy(t, c, cc.ep, "d2", "D/#")
+	r.send(r.ca, fmt.Sprintf("200 %d OK\r\n", c.TransID))
+	r.quiet(300 * time.Millisecond)
+}
+
 // A digit map collects the dialled string into one NTFY; the long timer
 // ends a partial string with D/T; AUEP reports the request.
 func TestNotifyDigitMap(t *testing.T) {

@@ -423,11 +423,11 @@ func (s *Server) auep(c *Command, ep endpoint, src netip.AddrPort) *Response {
 	if !s.endpointExists(ep) {
 		return fail(codeUnknownEndpoint, "AUEP on %s: no such conference", ep.local())
 	}
-	var state struct{ notify, requestID, events, digitMap, bearer string }
+	var state struct{ notify, requestID, events, digitMap, detect, bearer string }
 	s.mu.Lock()
 	if st := s.endpoints[ep.local()]; st != nil {
 		state.notify, state.bearer = st.notify, st.bearer
-		state.requestID, state.events, state.digitMap = st.audit("X"), st.audit("R"), st.audit("D")
+		state.requestID, state.events, state.digitMap, state.detect = st.audit("X"), st.audit("R"), st.audit("D"), st.audit("T")
 	}
 	s.mu.Unlock()
 	for _, item := range strings.Split(c.Params.Value("F"), ",") {
@@ -459,7 +459,9 @@ func (s *Server) auep(c *Command, ep endpoint, src netip.AddrPort) *Response {
 			r.Params = append(r.Params, Param{"D", state.digitMap})
 		case "B":
 			r.Params = append(r.Params, Param{"B", state.bearer})
-		case "ES", "O", "T", "RM", "RD", "E", "Q", "VS":
+		case "T":
+			r.Params = append(r.Params, Param{"T", state.detect})
+		case "ES", "O", "RM", "RD", "E", "Q", "VS":
 			r.Params = append(r.Params, Param{item, ""})
 		default:
 			return fail(codeBadParam, "F: %q", clip(item))
