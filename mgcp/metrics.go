@@ -22,7 +22,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"verb", "code"}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mediagw_mgcp_dropped_total",
-			Help: "MGCP datagrams or messages dropped unanswered, by reason (call_agent, malformed_response, unexpected_response).",
+			Help: "MGCP datagrams, messages or digit events dropped, by reason (call_agent, malformed_response, unexpected_response, digit_queue_full).",
 		}, []string{"reason"}),
 		sent: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mediagw_mgcp_gateway_commands_total",
