@@ -619,6 +619,10 @@ func (s *Server) startNtfy(key string, st *endpointState, cmd *Command) []outDat
 	s.ntfyOut[tx.tid] = tx
 	s.scheduleNtfy(tx)
 	s.met.sent.WithLabelValues("NTFY").Inc()
+	if s.log.Logger.IsLevelEnabled(logrus.DebugLevel) {
+		s.log.WithFields(logrus.Fields{"endpoint": key, "trans_id": tx.tid, "remote": dst.String(),
+			"observed": cmd.Params.Value("O")}).Debug("NTFY sent")
+	}
 	return []outDatagram{{tx.data, dst}}
 }
 
@@ -815,6 +819,20 @@ func (st *endpointState) audit(item string) string {
 		return st.dmText
 	case "T":
 		return st.detText
+	case "O": // accumulated, not yet notified
+		return strings.Join(st.observed, ",")
+	case "Q":
+		if st.requestID == "" {
+			return ""
+		}
+		q := "process,step"
+		if st.q.Discard {
+			q = "discard,step"
+		}
+		if st.q.Loop {
+			q = strings.Replace(q, "step", "loop", 1)
+		}
+		return q
 	}
 	return ""
 }

@@ -387,8 +387,11 @@ func TestNotifyEmbeddedRequest(t *testing.T) {
 	cc.phones[0].dial("#")
 	deadline := time.Now().Add(5 * time.Second)
 	for tid := 810; ; tid++ { // a new transaction ID each time: responses are cached
-		aud := r.command(fmt.Sprintf("AUEP %d %s MGCP 1.0\r\nF: R\r\n", tid, cc.ep))
+		aud := r.command(fmt.Sprintf("AUEP %d %s MGCP 1.0\r\nF: R, O, Q\r\n", tid, cc.ep))
 		if aud.Params.Value("R") == "D/[0-9](N), D/*(I)" {
+			if o, q := aud.Params.Value("O"), aud.Params.Value("Q"); o != "D/#" || q != "process,step" {
+				t.Fatalf("AUEP O: %q Q: %q, want D/# (accumulated) and process,step", o, q)
+			}
 			break
 		}
 		if time.Now().After(deadline) {

@@ -423,11 +423,12 @@ func (s *Server) auep(c *Command, ep endpoint, src netip.AddrPort) *Response {
 	if !s.endpointExists(ep) {
 		return fail(codeUnknownEndpoint, "AUEP on %s: no such conference", ep.local())
 	}
-	var state struct{ notify, requestID, events, digitMap, detect, bearer string }
+	var state struct{ notify, requestID, events, digitMap, detect, observed, quarantine, bearer string }
 	s.mu.Lock()
 	if st := s.endpoints[ep.local()]; st != nil {
 		state.notify, state.bearer = st.notify, st.bearer
 		state.requestID, state.events, state.digitMap, state.detect = st.audit("X"), st.audit("R"), st.audit("D"), st.audit("T")
+		state.observed, state.quarantine = st.audit("O"), st.audit("Q")
 	}
 	s.mu.Unlock()
 	for _, item := range strings.Split(c.Params.Value("F"), ",") {
@@ -461,7 +462,11 @@ func (s *Server) auep(c *Command, ep endpoint, src netip.AddrPort) *Response {
 			r.Params = append(r.Params, Param{"B", state.bearer})
 		case "T":
 			r.Params = append(r.Params, Param{"T", state.detect})
-		case "ES", "O", "RM", "RD", "E", "Q", "VS":
+		case "O":
+			r.Params = append(r.Params, Param{"O", state.observed})
+		case "Q":
+			r.Params = append(r.Params, Param{"Q", state.quarantine})
+		case "ES", "RM", "RD", "E", "VS":
 			r.Params = append(r.Params, Param{item, ""})
 		default:
 			return fail(codeBadParam, "F: %q", clip(item))
