@@ -37,6 +37,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "NTFY transactions ended, by result: ok (2xx answer), timeout (no answer after the RFC 3435 retransmissions), error (an error answer, no notified entity, or dropped behind an unanswered one).",
 		}, []string{"result"}),
 	}
+	for _, result := range []string{"ok", "timeout", "error"} {
+		m.notify.WithLabelValues(result) // exposed at 0 from the start, for rate() and alerts
+	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.commands, m.dropped, m.sent, m.retransmissions, m.notify} {
 			if err := reg.Register(c); err != nil {
