@@ -67,17 +67,19 @@ func (p *dtmfPhone) dial(digits string) {
 	}
 }
 
-// ntfys waits until the call agent has received n NTFY commands and
-// returns their X: and O: values.
+// ntfys waits until the call agent has received n NTFY commands (not
+// counting retransmissions) and returns their X: and O: values.
 func (ca *callAgent) ntfys(n int, within time.Duration) []string {
 	ca.t.Helper()
 	deadline := time.Now().Add(within)
 	for {
 		var got []string
+		seen := map[string]bool{}
 		for _, c := range ca.commands() {
-			if !strings.HasPrefix(c, "NTFY ") {
-				continue
+			if !strings.HasPrefix(c, "NTFY ") || seen[c] {
+				continue // a retransmission sent before our 200 arrived
 			}
+			seen[c] = true
 			var x, o string
 			for _, l := range strings.Split(c, "\r\n") {
 				if v, ok := strings.CutPrefix(l, "X: "); ok {
