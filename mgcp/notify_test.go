@@ -475,3 +475,17 @@ func TestNotifyEndpointLifecycleAndRefusals(t *testing.T) {
 		t.Fatalf("refused CRCXs left %d connections", n-before)
 	}
 }
+
+// RFC 3435 §4.3: 200 ms, doubling, at most 4 s between copies.
+func TestNtfyBackoff(t *testing.T) {
+	var got []time.Duration
+	for n := 0; n <= defaultNtfyBackoff.retries; n++ {
+		got = append(got, defaultNtfyBackoff.wait(n))
+	}
+	want := []time.Duration{200, 400, 800, 1600, 3200, 4000, 4000, 4000}
+	for i := range want {
+		if got[i] != want[i]*time.Millisecond {
+			t.Fatalf("waits %v, want %v ms", got, want)
+		}
+	}
+}
