@@ -11,7 +11,8 @@ import (
 //
 // Notification requests (R:, S:, Q:, D: in RQNT, CRCX, MDCX, DLCX; see
 // request.go, packages.go, notify.go) are refused with:
-//   - 510 when R:, S: or D: does not parse, or X: is missing;
+//   - 510 when R:, S:, T: or D: does not parse, X: is missing, or Q:/T:
+//     come without a request;
 //   - 518 for a package RFC 3660 does not define for these endpoints
 //     (only D, G, L and A are known);
 //   - 522 for an event or signal name the package does not define;
