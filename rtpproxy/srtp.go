@@ -1,6 +1,7 @@
 package rtpproxy
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -60,7 +61,8 @@ func srtpProfile(suite string) (srtp.ProtectionProfile, bool) {
 
 // srtpState is one keying of a leg, replaced whole by SetSRTP.
 type srtpState struct {
-	suite string
+	suite               string
+	localKey, remoteKey []byte
 	// Receive side: rx is owned by the RTP reader, rxc by the RTCP reader
 	// (one poll loop reads both sockets of a leg; goroutine readers have
 	// one each).
@@ -68,20 +70,27 @@ type srtpState struct {
 	rxHdr   rtp.Header
 	rxcHdr  rtcp.Header
 
-	// Send side: the mixer, a relay peer's reader and an echo may send
-	// through one leg; in practice one at a time, so the lock is uncontended.
-	txMu   sync.Mutex // guards tx, txHdr, txBuf
-	tx     *srtp.Context
-	txHdr  rtp.Header
-	txBuf  []byte
-	txcMu  sync.Mutex // guards txc, txcHdr, txcBuf
-	txc    *srtp.Context
-	txcHdr rtcp.Header
-	txcBuf []byte
+	// Send side, RTP and RTCP: shared with the next keying when the local
+	// key stays (SetSRTP).
+	tx, txc *srtpSender
+}
+
+// srtpSender encrypts for one direction. The mixer, a relay peer's reader
+// and an echo may send through one leg; in practice one at a time, so the
+// lock is uncontended.
+type srtpSender struct {
+	mu      sync.Mutex // guards everything below
+	ctx     *srtp.Context
+	rtpHdr  rtp.Header
+	rtcpHdr rtcp.Header
+	buf     []byte // tag, MKI and padding room: 2048 + 64 is more than any packet we read
 }
 
 // SetSRTP sets the leg's keying; the zero SRTP makes it plain RTP again.
 // Packets already being handled finish with the keying they started with.
+// A direction whose suite and key are unchanged keeps its crypto context
+// (rollover counter, replay window: RFC 4568 §7.1.4), so a re-INVITE that
+// keeps the keys of a long call does not lose the stream's index.
 func (l *Leg) SetSRTP(s SRTP) error {
 	if s.Suite == "" {
 		l.srtp.Store(nil)
@@ -90,6 +99,15 @@ func (l *Leg) SetSRTP(s SRTP) error {
 	st, err := newSRTPState(s)
 	if err != nil {
 		return err
+	}
+	if old := l.srtp.Load(); old != nil && old.suite == s.Suite {
+		// rx/rxc are used by the readers only; tx/txc carry their lock.
+		if bytes.Equal(old.remoteKey, s.RemoteKey) {
+			st.rx, st.rxc = old.rx, old.rxc
+		}
+		if bytes.Equal(old.localKey, s.LocalKey) {
+			st.tx, st.txc = old.tx, old.txc
+		}
 	}
 	l.srtp.Store(st)
 	return nil
@@ -131,13 +149,12 @@ func newSRTPState(s SRTP) (*srtpState, error) {
 		c, err = srtp.CreateContext(key[:16], key[16:], profile, opts...)
 		return c
 	}
-	st := &srtpState{suite: s.Suite,
-		// tag, MKI and padding room: 2048 + 64 is more than any packet we read
-		txBuf: make([]byte, rtpBufSize+64), txcBuf: make([]byte, rtpBufSize+64)}
+	st := &srtpState{suite: s.Suite, localKey: bytes.Clone(s.LocalKey), remoteKey: bytes.Clone(s.RemoteKey),
+		tx: &srtpSender{buf: make([]byte, rtpBufSize+64)}, txc: &srtpSender{buf: make([]byte, rtpBufSize+64)}}
 	st.rx = ctx(s.RemoteKey, srtp.SRTPReplayProtection(srtpReplayWindow))
 	st.rxc = ctx(s.RemoteKey, srtp.SRTCPReplayProtection(srtpReplayWindow))
-	st.tx = ctx(s.LocalKey)
-	st.txc = ctx(s.LocalKey)
+	st.tx.ctx = ctx(s.LocalKey)
+	st.txc.ctx = ctx(s.LocalKey)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrSRTP, err)
 	}
@@ -155,7 +172,7 @@ func srtpReplaySentinel() error {
 		return nil
 	}
 	pkt := []byte{0x80, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0xff}
-	enc, err := st.tx.EncryptRTP(nil, pkt, nil)
+	enc, err := st.tx.ctx.EncryptRTP(nil, pkt, nil)
 	if err != nil {
 		return nil
 	}
@@ -201,9 +218,10 @@ func (st *srtpState) decryptRTCP(c *counters, pkt []byte) ([]byte, bool) {
 // sendRTP encrypts pkt into the state's buffer (pkt is the caller's, and may
 // go to other legs too) and sends it.
 func (st *srtpState) sendRTP(tx *sender, pkt []byte, to netip.AddrPort) error {
-	st.txMu.Lock()
-	defer st.txMu.Unlock()
-	out, err := st.tx.EncryptRTP(st.txBuf[:0], pkt, &st.txHdr)
+	s := st.tx
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out, err := s.ctx.EncryptRTP(s.buf[:0], pkt, &s.rtpHdr)
 	if err != nil {
 		return err
 	}
@@ -212,9 +230,10 @@ func (st *srtpState) sendRTP(tx *sender, pkt []byte, to netip.AddrPort) error {
 
 // sendRTCP is sendRTP for SRTCP.
 func (st *srtpState) sendRTCP(tx *sender, pkt []byte, to netip.AddrPort) error {
-	st.txcMu.Lock()
-	defer st.txcMu.Unlock()
-	out, err := st.txc.EncryptRTCP(st.txcBuf[:0], pkt, &st.txcHdr)
+	s := st.txc
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out, err := s.ctx.EncryptRTCP(s.buf[:0], pkt, &s.rtcpHdr)
 	if err != nil {
 		return err
 	}

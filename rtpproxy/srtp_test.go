@@ -230,3 +230,40 @@ func FuzzSRTPReceive(f *testing.F) {
 		l.handleRTCP(bytes.Clone(b), src, &sum)
 	})
 }
+
+// TestSRTPRekeyKeepsIndex: keying a leg again with the same keys (a
+// re-INVITE of a long call) keeps both directions' rollover counters; a
+// new remote key starts the receive side afresh.
+func TestSRTPRekeyKeepsIndex(t *testing.T) {
+	_, a, b, pa, pb := relayPair(t)
+	keys := SRTP{Suite: SuiteAES128SHA1_32, LocalKey: testKey(1), RemoteKey: testKey(100)}
+	if err := a.SetSRTP(keys); err != nil {
+		t.Fatal(err)
+	}
+	far := newSRTPPeer(t, keys)
+	// Both directions cross a sequence number rollover (ROC 0 -> 1).
+	for _, seq := range []uint16{65534, 65535, 0} {
+		enc, _ := far.enc.EncryptRTP(nil, rtpPacket(0, seq, uint32(seq)*160, 7, 20), nil)
+		pa.send(t, legAddr(a), enc)
+		expectSeq(t, pb, seq, "in")
+		pb.send(t, legAddr(b), rtpPacket(0, seq, uint32(seq)*160, 8, 20))
+		got, _ := recv(t, pa.rtp)
+		if _, err := far.dec.DecryptRTP(nil, got, nil); err != nil {
+			t.Fatalf("out seq %d: %v", seq, err)
+		}
+	}
+	if err := a.SetSRTP(SRTP{Suite: keys.Suite, LocalKey: bytes.Clone(keys.LocalKey), RemoteKey: bytes.Clone(keys.RemoteKey)}); err != nil {
+		t.Fatal(err)
+	}
+	enc, _ := far.enc.EncryptRTP(nil, rtpPacket(0, 1, 160, 7, 20), nil)
+	pa.send(t, legAddr(a), enc)
+	expectSeq(t, pb, 1, "in after rekeying with the same keys")
+	pb.send(t, legAddr(b), rtpPacket(0, 1, 160, 8, 20))
+	got, _ := recv(t, pa.rtp)
+	if _, err := far.dec.DecryptRTP(nil, got, nil); err != nil {
+		t.Fatalf("out after rekeying with the same keys: %v", err)
+	}
+	if d := a.Drops(); d[DropSRTPAuth] != 0 {
+		t.Fatalf("drops %v", d)
+	}
+}

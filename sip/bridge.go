@@ -55,7 +55,7 @@ func (l *leg) answerBridge(tx gosip.ServerTransaction, inv *gosip.Request, offer
 	var keysA *session.SRTP
 	var cryptoA []crypto
 	if offer != nil {
-		if keysA, cryptoA, err = answerSRTP(s.table.SRTPMode(), offer); err != nil {
+		if keysA, cryptoA, err = answerSRTP(s.table.SRTPMode(), offer, nil); err != nil {
 			l.failInvite(tx, inv, err)
 			return
 		}

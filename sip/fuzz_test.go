@@ -53,7 +53,7 @@ func FuzzSDP(f *testing.F) {
 		}
 		local := localMedia{SessID: 7, Version: 9, Addr: netip.MustParseAddrPort("127.0.0.1:33000"),
 			Formats: formats, Dir: d.effectiveDir().reverse(), Ptime: 20 * time.Millisecond}
-		_, cryptos, serr := answerSRTP("optional", d)
+		_, cryptos, serr := answerSRTP("optional", d, nil)
 		if serr != nil && (!d.Secure || len(d.Cryptos) > 0 || !errors.Is(serr, errSDPNotAcceptable)) {
 			t.Fatalf("answerSRTP refused %+v: %v", d, serr)
 		}

@@ -278,7 +278,7 @@ func (l *leg) answerLocal(tx gosip.ServerTransaction, inv *gosip.Request, offer 
 	var cryptos []crypto
 	if offer != nil {
 		var err error
-		if keys, cryptos, err = answerSRTP(s.table.SRTPMode(), offer); err != nil {
+		if keys, cryptos, err = answerSRTP(s.table.SRTPMode(), offer, nil); err != nil {
 			l.failInvite(tx, inv, err)
 			return
 		}

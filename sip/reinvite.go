@@ -136,7 +136,7 @@ func (l *leg) renegotiate(offer *description, src netip.Addr) ([]byte, error) {
 	if t, ok := telephoneEvent(offer.Formats); ok {
 		te = &t
 	}
-	keys, cryptos, err := answerSRTP(l.s.table.SRTPMode(), offer)
+	keys, cryptos, err := answerSRTP(l.s.table.SRTPMode(), offer, l.media.crypto)
 	if err != nil {
 		return nil, err
 	}

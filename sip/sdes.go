@@ -92,8 +92,10 @@ func newKey() []byte {
 
 // answerSRTP decides the keying of a leg that answers offer under mode:
 // the connection's SRTP (a zero SRTP for plain RTP) and the a=crypto line
-// of our answer (none for plain). Refusals wrap errSDPNotAcceptable (488).
-func answerSRTP(mode string, offer *description) (*session.SRTP, []crypto, error) {
+// of our answer (none for plain). prev is our current line in the dialog:
+// when the offer keeps its tag and suite we keep our key (and the leg its
+// crypto context). Refusals wrap errSDPNotAcceptable (488).
+func answerSRTP(mode string, offer *description, prev []crypto) (*session.SRTP, []crypto, error) {
 	if !offer.Secure {
 		if mode == session.SRTPRequired {
 			return nil, nil, fmt.Errorf("%w: plain RTP offered, rtp.srtp is required", errSDPNotAcceptable)
@@ -107,7 +109,12 @@ func answerSRTP(mode string, offer *description) (*session.SRTP, []crypto, error
 		return nil, nil, fmt.Errorf("%w: no usable a=crypto (AES_CM_128_HMAC_SHA1_80/32 with one inline key)", errSDPNotAcceptable)
 	}
 	theirs := offer.Cryptos[0]
-	ours := crypto{Tag: theirs.Tag, Suite: theirs.Suite, Key: newKey()}
+	ours := crypto{Tag: theirs.Tag, Suite: theirs.Suite}
+	if len(prev) == 1 && prev[0].Tag == theirs.Tag && prev[0].Suite == theirs.Suite {
+		ours.Key = prev[0].Key
+	} else {
+		ours.Key = newKey()
+	}
 	return &session.SRTP{Suite: ours.Suite, LocalKey: ours.Key, RemoteKey: theirs.Key}, []crypto{ours}, nil
 }
 

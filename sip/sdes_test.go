@@ -218,12 +218,19 @@ func TestSRTPBridgeOneSidePlain(t *testing.T) {
 	if s := suites(g.table); len(s) != 1 || !s[""] {
 		t.Fatalf("after the plain re-INVITE: suites %v", s)
 	}
-	res := c.reinvite(caller.srtpOffer(session.SuiteAES128SHA1_32), nil)
+	offer32 := caller.srtpOffer(session.SuiteAES128SHA1_32)
+	res := c.reinvite(offer32, nil)
 	if res.StatusCode != 200 || !strings.Contains(string(res.Body()), "AES_CM_128_HMAC_SHA1_32") {
 		t.Fatalf("SRTP re-INVITE: %d\n%s", res.StatusCode, res.Body())
 	}
 	if s := suites(g.table); !s[session.SuiteAES128SHA1_32] {
 		t.Fatalf("after the SRTP re-INVITE: suites %v", s)
+	}
+	// The same crypto again (a hold, a refresh): our key stays too.
+	res2 := c.reinvite(offer32, nil)
+	k1, k2 := answerCrypto.FindStringSubmatch(string(res.Body())), answerCrypto.FindStringSubmatch(string(res2.Body()))
+	if res2.StatusCode != 200 || k1 == nil || k2 == nil || k1[3] != k2[3] {
+		t.Fatalf("re-INVITE with unchanged crypto changed our key: %v then %v", k1, k2)
 	}
 	c.hangup()
 	callee.expectBye(t)
