@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
+	"net/http"
 	"regexp"
 	"strings"
 	"sync"
@@ -148,6 +150,20 @@ func TestSRTPConferenceWithPlainMembers(t *testing.T) {
 	plainHTTP.Run(rxAddr(t, res), true, freqs...)
 	all := []*TonePeer{sec80, sec32, plainSIP, plainHTTP}
 	const amp = toneAmplitude
+	resp, err := http.Get(g.HTTP + "/v1/connections")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list struct{ Connections []struct{ SRTP string } }
+	err = json.NewDecoder(resp.Body).Decode(&list)
+	resp.Body.Close()
+	shown := map[string]int{}
+	for _, c := range list.Connections {
+		shown[c.SRTP]++
+	}
+	if err != nil || shown["AES_CM_128_HMAC_SHA1_80"] != 1 || shown["AES_CM_128_HMAC_SHA1_32"] != 1 || shown[""] != 2 {
+		t.Errorf("/v1/connections SRTP suites %v (%v), want one of each suite and two plain", shown, err)
+	}
 	waitPackets(t, 25, all...)
 	time.Sleep(300 * time.Millisecond) // jitter buffers settle
 	for _, p := range all {
