@@ -390,6 +390,11 @@ func (t *Table) ModifyConnection(id string, p ConnectionParams) (Connection, err
 	if p.Remote.IsValid() && p.Remote.Port() == 0 {
 		return Connection{}, fmt.Errorf("%w: remote port 0", ErrInvalidParam)
 	}
+	if p.SRTP != nil {
+		if err := p.SRTP.Validate(); err != nil {
+			return Connection{}, fmt.Errorf("%w: %v", ErrInvalidParam, err)
+		}
+	}
 
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -406,9 +411,7 @@ func (t *Table) ModifyConnection(id string, p ConnectionParams) (Connection, err
 		c.Ptime = p.Ptime
 	}
 	if p.SRTP != nil {
-		if err := c.leg.SetSRTP(*p.SRTP); err != nil {
-			return Connection{}, fmt.Errorf("%w: %v", ErrInvalidParam, err)
-		}
+		_ = c.leg.SetSRTP(*p.SRTP) // validated above
 	}
 	if p.SignalingIP.IsValid() {
 		c.leg.SetSignalingIP(p.SignalingIP)
