@@ -53,8 +53,11 @@ func OpenFile(path string, opt Options) (Store, error) {
 		}
 	}
 	f, err := openFile(path, opt)
-	if err == nil || opt.ReadOnly || !errors.Is(err, ErrCorrupt) {
-		return f, err
+	if err == nil {
+		return f, nil
+	}
+	if opt.ReadOnly || !errors.Is(err, ErrCorrupt) {
+		return nil, err
 	}
 	aside := asideName(path)
 	if rerr := os.Rename(path, aside); rerr != nil {
@@ -87,12 +90,36 @@ func (e *corruptError) Is(target error) bool { return target == ErrCorrupt }
 func (e *corruptError) Unwrap() error        { return e.cause }
 
 func openFile(path string, opt Options) (*File, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opt.LockTimeout, ReadOnly: opt.ReadOnly})
+	// bbolt panics on some damaged pages (a garbage freelist) and faults
+	// on pages past the end of a truncated file; guard turns both into
+	// ErrCorrupt, and the file it opened is closed here, which drops its
+	// lock. (The mapping of such a file stays until exit: once per start.)
+	var osf *os.File
+	var db *bolt.DB
+	err := guard(func() error {
+		var err error
+		db, err = bolt.Open(path, 0o600, &bolt.Options{
+			Timeout:  opt.LockTimeout,
+			ReadOnly: opt.ReadOnly,
+			OpenFile: func(name string, flag int, perm os.FileMode) (*os.File, error) {
+				f, err := os.OpenFile(name, flag, perm)
+				osf = f
+				return f, err
+			},
+		})
+		return err
+	})
+	var ce *corruptError
+	if errors.As(err, &ce) && osf != nil {
+		osf.Close()
+	}
 	if err != nil {
 		var pe *fs.PathError
 		switch {
 		case errors.Is(err, berrors.ErrTimeout):
 			return nil, fmt.Errorf("%w: state file %s is locked by another process", ErrOwned, path)
+		case errors.As(err, &ce):
+			return nil, fmt.Errorf("state file %s: %w", path, err)
 		case errors.As(err, &pe), errors.Is(err, fs.ErrPermission), errors.Is(err, fs.ErrNotExist):
 			return nil, fmt.Errorf("state file %s: %w", path, err)
 		}
