@@ -111,6 +111,7 @@ type Redis struct {
 // is ErrUnavailable; a prefix held by a live gateway is ErrOwned.
 func OpenRedis(cfg RedisConfig, opt Options) (Store, error) {
 	opt.defaults()
+	redisLogOnce.Do(func() { redis.SetLogger(redisLogger{opt.Log}) })
 	c := redis.NewClient(&redis.Options{
 		Addr:            cfg.Addr,
 		Password:        cfg.Password,
@@ -507,4 +508,15 @@ func (r *Redis) Close() error {
 	}
 	r.ctr.close()
 	return errors.Join(err, r.c.Close())
+}
+
+// go-redis logs every failed dial on its own (a line per retry while Redis is
+// down), process-wide. The store reports those failures itself, rate-limited,
+// so the library's lines go to the first opener's log at debug level.
+var redisLogOnce sync.Once
+
+type redisLogger struct{ log *logrus.Entry }
+
+func (l redisLogger) Printf(_ context.Context, format string, v ...any) {
+	l.log.Debugf("go-redis: "+format, v...)
 }
