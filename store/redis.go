@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -100,6 +101,10 @@ type Redis struct {
 
 	claimMu sync.Mutex // serialises claim (heartbeat and writer)
 
+	syncMu     sync.Mutex // serialises reclaim; guards runID and needResync
+	runID      string     // the server's run_id when this gateway last wrote everything
+	needResync bool
+
 	hiMu sync.Mutex        // guards his
 	his  map[string]uint64 // highest mark reserved per counter, rewritten after Redis lost it
 
@@ -146,14 +151,26 @@ func OpenRedis(cfg RedisConfig, opt Options) (Store, error) {
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:])
 	r.token = fmt.Sprintf("%s/%d/%s", host, os.Getpid(), hex.EncodeToString(rnd[:]))
-	if _, err := r.claim(ctx, true); err != nil {
+	var err error
+	if _, err = r.claim(ctx, true); err != nil {
 		return fail(err)
 	}
 	if err := r.checkSchema(ctx, true); err != nil {
 		releaseScript.Run(ctx, c, []string{r.p + "owner"}, r.token)
 		return fail(err)
 	}
+	if r.runID, err = r.serverRunID(ctx); err != nil {
+		releaseScript.Run(ctx, c, []string{r.p + "owner"}, r.token)
+		return fail(err)
+	}
 	r.w = newWriter(r, opt, true)
+	sctx, scancel := context.WithTimeout(context.Background(), time.Minute)
+	defer scancel()
+	if err := r.seedMirror(sctx); err != nil {
+		r.w.close()
+		releaseScript.Run(ctx, c, []string{r.p + "owner"}, r.token)
+		return fail(err)
+	}
 	r.ctr = newCounters(r.reserve, opt.CounterBlock)
 	go r.heartbeat()
 	return r, nil
@@ -232,17 +249,34 @@ func staleOwner(token string) bool {
 	return pid != os.Getpid() && errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)
 }
 
-// reclaim renews the claim; if Redis had lost it, everything this gateway
-// holds is written again (objects from the writer's mirror, counter marks).
+// reclaim renews the claim, and notices a Redis that restarted: the owner
+// key had to be created again (it came back empty, or the claim expired
+// while unreachable) or the server's run_id changed (it came back from an
+// older snapshot). Either way everything this gateway holds is written again
+// (objects from the writer's mirror, counter marks) and objects it deleted
+// meanwhile are deleted again. A resync that fails half way is done again by
+// the next reclaim.
 func (r *Redis) reclaim() error {
 	ctx, cancel := context.WithTimeout(context.Background(), redisTimeout)
 	defer cancel()
-	lost, err := r.claim(ctx, false)
-	if err != nil || !lost {
+	r.syncMu.Lock()
+	defer r.syncMu.Unlock()
+	recreated, err := r.claim(ctx, false)
+	if err != nil {
 		return err
 	}
+	id, err := r.serverRunID(ctx)
+	if err != nil {
+		return err
+	}
+	if recreated || id != r.runID {
+		r.needResync = true
+	}
+	if !r.needResync {
+		return nil
+	}
 	if err := r.c.SetNX(ctx, r.p+"schema", SchemaVersion, 0).Err(); err != nil {
-		return fmt.Errorf("%w: redis %s: %v", ErrUnavailable, r.cfg.Addr, err)
+		return r.unavailable(err)
 	}
 	r.hiMu.Lock()
 	his := make(map[string]uint64, len(r.his))
@@ -251,14 +285,57 @@ func (r *Redis) reclaim() error {
 	}
 	r.hiMu.Unlock()
 	for name, hi := range his {
-		if _, err := r.reserve(name, hi, 0); err != nil {
+		if _, err := r.reserveOnce(ctx, name, hi, 0); err != nil {
 			return err
 		}
 	}
+	kinds, err := r.c.SMembers(ctx, r.p+"kinds").Result()
+	if err != nil {
+		return r.unavailable(err)
+	}
+	stale := 0
+	for _, kind := range kinds {
+		ids, err := r.scanIDs(ctx, kind)
+		if err != nil {
+			return err
+		}
+		stale += r.w.sweep(kind, ids)
+	}
 	n := r.w.resync()
-	r.log.WithField("objects", n).WithField("counters", len(his)).
-		Warn("redis had lost this gateway's state (restarted without persistence, or the claim expired): writing it all again")
+	r.runID, r.needResync = id, false
+	r.log.WithField("objects", n).WithField("stale", stale).WithField("counters", len(his)).
+		Warn("redis restarted or lost this gateway's claim: writing its state again")
 	return nil
+}
+
+// serverRunID is the server's run_id: it changes when Redis restarts.
+func (r *Redis) serverRunID(ctx context.Context) (string, error) {
+	info, err := r.c.Info(ctx, "server").Result()
+	if err != nil {
+		return "", r.unavailable(err)
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(line, "run_id:"); ok {
+			return strings.TrimSpace(v), nil
+		}
+	}
+	return "", fmt.Errorf("%w: redis %s: INFO server has no run_id", ErrUnavailable, r.cfg.Addr)
+}
+
+// scanIDs lists the ids in kind's index.
+func (r *Redis) scanIDs(ctx context.Context, kind string) ([]string, error) {
+	var all []string
+	var cursor uint64
+	for {
+		ids, next, err := r.c.SScan(ctx, r.p+"idx:"+kind, cursor, "", 512).Result()
+		if err != nil {
+			return nil, r.unavailable(err)
+		}
+		all = append(all, ids...)
+		if cursor = next; cursor == 0 {
+			return all, nil
+		}
+	}
 }
 
 func (r *Redis) heartbeat() {
@@ -328,18 +405,10 @@ func (r *Redis) reserve(name string, floor, n uint64) (uint64, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), redisTimeout)
 	defer cancel()
-	keys := []string{r.p + "owner", r.p + "ctr:" + name, r.p + "ctrs"}
-	run := func() (uint64, error) {
-		s, err := reserveScript.Run(ctx, r.c, keys, r.token, name, floor, n).Text()
-		if err != nil {
-			return 0, err
-		}
-		return strconv.ParseUint(s, 10, 64)
-	}
-	hi, err := run()
+	hi, err := r.reserveOnce(ctx, name, floor, n)
 	if redis.HasErrorPrefix(err, "NOOWNER") {
 		if err = r.reclaim(); err == nil {
-			hi, err = run()
+			hi, err = r.reserveOnce(ctx, name, floor, n)
 		}
 	}
 	if err != nil {
@@ -350,6 +419,20 @@ func (r *Redis) reserve(name string, floor, n uint64) (uint64, error) {
 			return 0, err
 		}
 		return 0, fmt.Errorf("%w: redis %s: counter %s: %v", ErrUnavailable, r.cfg.Addr, name, err)
+	}
+	return hi, nil
+}
+
+// reserveOnce runs the reservation script and remembers the mark.
+func (r *Redis) reserveOnce(ctx context.Context, name string, floor, n uint64) (uint64, error) {
+	keys := []string{r.p + "owner", r.p + "ctr:" + name, r.p + "ctrs"}
+	s, err := reserveScript.Run(ctx, r.c, keys, r.token, name, floor, n).Text()
+	if err != nil {
+		return 0, err
+	}
+	hi, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, err
 	}
 	r.hiMu.Lock()
 	r.his[name] = max(r.his[name], hi)
@@ -396,54 +479,74 @@ func (r *Redis) Kinds() ([]string, error) {
 	return kinds, nil
 }
 
+type redisRecord struct {
+	id    string
+	value []byte
+}
+
+// scanKind reads every object of kind: SSCAN over its index, MGET of the
+// objects, sorted by id, each once. Records failing their checksum are named
+// in bad.
+func (r *Redis) scanKind(ctx context.Context, kind string) (recs []redisRecord, bad []string, err error) {
+	ids, err := r.scanIDs(ctx, kind)
+	if err != nil {
+		return nil, nil, err
+	}
+	sort.Strings(ids)
+	ids = slices.Compact(ids) // SSCAN may return an id twice
+	for start := 0; start < len(ids); start += 512 {
+		chunk := ids[start:min(start+512, len(ids))]
+		keys := make([]string, len(chunk))
+		for i, id := range chunk {
+			keys[i] = r.objKey(kind, id)
+		}
+		vals, err := r.c.MGet(ctx, keys...).Result()
+		if err != nil {
+			return nil, nil, r.unavailable(err)
+		}
+		for i, v := range vals {
+			s, ok := v.(string)
+			if !ok {
+				continue // deleted since the scan
+			}
+			val, err := decodeRecord([]byte(s))
+			if err != nil {
+				bad = append(bad, fmt.Sprintf("%s/%s: %v", kind, chunk[i], err))
+				continue
+			}
+			recs = append(recs, redisRecord{chunk[i], val})
+		}
+	}
+	return recs, bad, nil
+}
+
+// seedMirror loads what the prefix holds at open into the writer's mirror,
+// so that a resync rewrites restored objects the caller never touched again.
+func (r *Redis) seedMirror(ctx context.Context) error {
+	kinds, err := r.c.SMembers(ctx, r.p+"kinds").Result()
+	if err != nil {
+		return r.unavailable(err)
+	}
+	for _, kind := range kinds {
+		recs, _, err := r.scanKind(ctx, kind)
+		if err != nil {
+			return err
+		}
+		for _, rc := range recs {
+			r.w.seed(kind, rc.id, rc.value)
+		}
+	}
+	return nil
+}
+
 func (r *Redis) ForEach(kind string, fn func(id string, value []byte) error) error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	type rec struct {
-		id    string
-		value []byte
+	recs, bad, err := r.scanKind(ctx, kind)
+	if err != nil {
+		return err
 	}
-	var recs []rec
-	var bad []string
-	var cursor uint64
-	for {
-		ids, next, err := r.c.SScan(ctx, r.p+"idx:"+kind, cursor, "", 512).Result()
-		if err != nil {
-			return r.unavailable(err)
-		}
-		if len(ids) > 0 {
-			keys := make([]string, len(ids))
-			for i, id := range ids {
-				keys[i] = r.objKey(kind, id)
-			}
-			vals, err := r.c.MGet(ctx, keys...).Result()
-			if err != nil {
-				return r.unavailable(err)
-			}
-			for i, v := range vals {
-				s, ok := v.(string)
-				if !ok {
-					continue // deleted since the scan
-				}
-				val, err := decodeRecord([]byte(s))
-				if err != nil {
-					bad = append(bad, fmt.Sprintf("%s/%s: %v", kind, ids[i], err))
-					continue
-				}
-				recs = append(recs, rec{ids[i], val})
-			}
-		}
-		cursor = next
-		if cursor == 0 {
-			break
-		}
-	}
-	// SSCAN may return an id twice; hand each out once.
-	sort.Slice(recs, func(i, j int) bool { return recs[i].id < recs[j].id })
-	for i, rc := range recs {
-		if i > 0 && recs[i-1].id == rc.id {
-			continue
-		}
+	for _, rc := range recs {
 		if err := fn(rc.id, rc.value); err != nil {
 			return err
 		}
@@ -500,6 +603,7 @@ func (r *Redis) Close() error {
 		}
 		close(r.stop)
 		<-r.done
+		r.ctr.close() // no reservation may claim the prefix again after the release
 		ctx, cancel := context.WithTimeout(context.Background(), redisTimeout)
 		if rerr := releaseScript.Run(ctx, r.c, []string{r.p + "owner"}, r.token).Err(); rerr != nil && err == nil {
 			err = r.unavailable(rerr)

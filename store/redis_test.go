@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"reflect"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -251,5 +252,101 @@ func TestRedisSchema(t *testing.T) {
 			st.Close()
 		}
 		t.Fatalf("unstamped data: %v, want ErrSchema", err)
+	}
+}
+
+// waitState polls a read-only view of cfg until it holds want.
+func waitState(t *testing.T, cfg RedisConfig, what string, want map[string]map[string]string) {
+	t.Helper()
+	var got map[string]map[string]string
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ro, err := OpenRedis(cfg, Options{ReadOnly: true})
+		if err == nil {
+			got = dump(t, ro)
+			ro.Close()
+			if reflect.DeepEqual(got, want) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: redis holds %v (%v), want %v", what, got, err, want)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Objects restored at start and never written again by this process still
+// come back after Redis restarts empty.
+func TestRedisRestoredObjectsSurviveEmptyRestart(t *testing.T) {
+	srv := startRedis(t)
+	cfg := RedisConfig{Addr: srv.addr(), Prefix: srv.prefix()}
+	first, err := OpenRedis(cfg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]map[string]string{"conf": {}}
+	for i := 0; i < 20; i++ {
+		first.Put("conf", strconv.Itoa(i), []byte("restored"))
+		want["conf"][strconv.Itoa(i)] = "restored"
+	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := OpenRedis(cfg, Options{OwnerTTL: 1500 * time.Millisecond}) // the restarted gateway
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	srv.stop()
+	srv.start()
+	waitState(t, cfg, "after an empty restart", want)
+}
+
+// Redis comes back from a snapshot older than what the gateway wrote since
+// (the owner key in it is still this gateway's): the restart is noticed by
+// the server's run_id, later writes are written again and later deletions
+// deleted again.
+func TestRedisRestartFromOldSnapshot(t *testing.T) {
+	srv := startRedis(t)
+	cfg := RedisConfig{Addr: srv.addr(), Prefix: srv.prefix()}
+	st, err := OpenRedis(cfg, Options{OwnerTTL: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	st.Put("conn", "a1", []byte("old"))
+	st.Put("conn", "a2", []byte("old"))
+	var last uint64
+	for i := 0; i < 3000; i++ {
+		if last, err = st.Next("conn"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	flush(t, st)
+	c := srv.client()
+	if err := c.Save(context.Background()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	st.Delete("conn", "a1")
+	st.Put("conn", "a2", []byte("new"))
+	st.Put("conn", "b", []byte("new"))
+	for i := 0; i < 3000; i++ {
+		if last, err = st.Next("conn"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	flush(t, st)
+	srv.stop()
+	srv.start() // loads the snapshot
+	waitState(t, cfg, "after a restart from an old snapshot", map[string]map[string]string{"conn": {"a2": "new", "b": "new"}})
+	ro, err := OpenRedis(cfg, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	if m, err := ro.Counters(); err != nil || m["conn"] < last {
+		t.Fatalf("counter mark %v (%v) below the last id handed out %d", m, err, last)
 	}
 }

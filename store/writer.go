@@ -127,6 +127,34 @@ func (w *writer) resync() int {
 	return n
 }
 
+// sweep queues the deletion of the ids of kind that the backend holds and
+// this gateway does not (deleted while the backend was away).
+func (w *writer) sweep(kind string, ids []string) int {
+	w.mu.Lock()
+	n := 0
+	for _, id := range ids {
+		k := key{kind, id}
+		if _, live := w.mirror[k]; live {
+			continue
+		}
+		if _, queued := w.pending[k]; queued {
+			continue
+		}
+		w.pending[k] = op{kind: kind, id: id, del: true}
+		n++
+	}
+	w.seq++
+	w.mu.Unlock()
+	return n
+}
+
+// seed records what the backend holds at open as live.
+func (w *writer) seed(kind, id string, value []byte) {
+	w.mu.Lock()
+	w.mirror[key{kind, id}] = value
+	w.mu.Unlock()
+}
+
 func (w *writer) snapshot() Stats {
 	w.mu.Lock()
 	defer w.mu.Unlock()
