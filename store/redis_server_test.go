@@ -22,15 +22,16 @@ func requirePeers() bool {
 // redisServer is a Debian redis-server on a loopback port, without
 // persistence, in a temporary directory.
 type redisServer struct {
-	t    testing.TB
-	port int
-	dir  string
-	cmd  *exec.Cmd
+	t     testing.TB
+	port  int
+	dir   string
+	extra []string // more redis-server arguments
+	cmd   *exec.Cmd
 }
 
 func (s *redisServer) addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
 
-func startRedis(t testing.TB) *redisServer {
+func startRedis(t testing.TB, extra ...string) *redisServer {
 	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		if requirePeers() {
@@ -44,7 +45,7 @@ func startRedis(t testing.TB) *redisServer {
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	s := &redisServer{t: t, port: port, dir: t.TempDir()}
+	s := &redisServer{t: t, port: port, dir: t.TempDir(), extra: extra}
 	s.start()
 	t.Cleanup(s.stop)
 	return s
@@ -52,15 +53,16 @@ func startRedis(t testing.TB) *redisServer {
 
 func (s *redisServer) start() {
 	s.t.Helper()
-	cmd := exec.Command("redis-server", "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
+	args := append([]string{"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", s.dir,
-		"--rename-command", "KEYS", "") // the store must never need KEYS
+		"--rename-command", "KEYS", ""}, s.extra...) // the store must never need KEYS
+	cmd := exec.Command("redis-server", args...)
 	cmd.Dir = s.dir
 	if err := cmd.Start(); err != nil {
 		s.t.Fatalf("redis-server: %v", err)
 	}
 	s.cmd = cmd
-	c := redis.NewClient(&redis.Options{Addr: s.addr(), DisableIdentity: true, MaxRetries: -1})
+	c := s.client()
 	defer c.Close()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
@@ -88,8 +90,18 @@ func (s *redisServer) stop() {
 	s.cmd = nil
 }
 
+// password is the one given with --requirepass, if any.
+func (s *redisServer) password() string {
+	for i, a := range s.extra {
+		if a == "--requirepass" && i+1 < len(s.extra) {
+			return s.extra[i+1]
+		}
+	}
+	return ""
+}
+
 func (s *redisServer) client() *redis.Client {
-	return redis.NewClient(&redis.Options{Addr: s.addr(), DisableIdentity: true})
+	return redis.NewClient(&redis.Options{Addr: s.addr(), Password: s.password(), DisableIdentity: true, MaxRetries: -1})
 }
 
 var prefixSeq int

@@ -9,10 +9,13 @@ import (
 	"os/exec"
 	"reflect"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 func TestRedisDownAtStart(t *testing.T) {
@@ -348,5 +351,45 @@ func TestRedisRestartFromOldSnapshot(t *testing.T) {
 	defer ro.Close()
 	if m, err := ro.Counters(); err != nil || m["conn"] < last {
 		t.Fatalf("counter mark %v (%v) below the last id handed out %d", m, err, last)
+	}
+}
+
+// state.redis.password and state.redis.db are used.
+func TestRedisAuthAndDB(t *testing.T) {
+	srv := startRedis(t, "--requirepass", "s3cret")
+	cfg := RedisConfig{Addr: srv.addr(), Prefix: srv.prefix(), DB: 3}
+	if st, err := OpenRedis(cfg, Options{}); !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "NOAUTH") {
+		if st != nil {
+			st.Close()
+		}
+		t.Fatalf("no password: %v, want ErrUnavailable naming NOAUTH", err)
+	}
+	cfg.Password = "wrong"
+	if st, err := OpenRedis(cfg, Options{}); !errors.Is(err, ErrUnavailable) {
+		if st != nil {
+			st.Close()
+		}
+		t.Fatalf("wrong password: %v, want ErrUnavailable", err)
+	} else {
+		t.Log(err)
+	}
+	cfg.Password = "s3cret"
+	st, err := OpenRedis(cfg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Put("conn", "1", []byte("x"))
+	flush(t, st)
+	st.Close()
+	c := srv.client() // db 0
+	defer c.Close()
+	ctx := context.Background()
+	if n := c.Exists(ctx, cfg.Prefix+"obj:conn:1").Val(); n != 0 {
+		t.Fatal("written to db 0, not db 3")
+	}
+	c3 := redis.NewClient(&redis.Options{Addr: srv.addr(), Password: "s3cret", DB: 3, DisableIdentity: true})
+	defer c3.Close()
+	if n := c3.Exists(ctx, cfg.Prefix+"obj:conn:1").Val(); n != 1 {
+		t.Fatal("not in db 3")
 	}
 }

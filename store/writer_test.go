@@ -4,9 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sirupsen/logrus"
+	logtest "github.com/sirupsen/logrus/hooks/test"
 )
 
 // fakeCommitter records committed state; it fails while failing is set and
@@ -45,12 +49,18 @@ func (f *fakeCommitter) fail(err error) {
 }
 
 func newTestWriter(t *testing.T, max int) (*writer, *fakeCommitter) {
+	w, f, _ := newLoggedWriter(t, max)
+	return w, f
+}
+
+func newLoggedWriter(t *testing.T, max int) (*writer, *fakeCommitter, *logtest.Hook) {
 	f := &fakeCommitter{state: map[key]string{}}
-	opt := Options{MaxPending: max, CloseTimeout: 200 * time.Millisecond}
+	logger, hook := logtest.NewNullLogger()
+	opt := Options{MaxPending: max, CloseTimeout: 200 * time.Millisecond, Log: logrus.NewEntry(logger)}
 	opt.defaults()
 	w := newWriter(f, opt, false)
 	t.Cleanup(func() { w.close() })
-	return w, f
+	return w, f, hook
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -67,7 +77,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // A failing backend: Put never blocks, failures are counted, and when the
 // backend comes back everything queued meanwhile is written, latest values.
 func TestWriterRetriesUntilWritten(t *testing.T) {
-	w, f := newTestWriter(t, 0)
+	w, f, hook := newLoggedWriter(t, 0)
 	f.fail(errors.New("disk on fire"))
 	for i := 0; i < 100; i++ {
 		w.put("conn", fmt.Sprint(i%10), fmt.Appendf(nil, "v%d", i), false)
@@ -92,6 +102,15 @@ func TestWriterRetriesUntilWritten(t *testing.T) {
 	}
 	if _, ok := f.state[key{"conn", "3"}]; ok {
 		t.Fatal("the delete queued during the outage was lost")
+	}
+	// Logged once when it started failing and once when it resumed, not
+	// once per failed commit.
+	var msgs []string
+	for _, e := range hook.AllEntries() {
+		msgs = append(msgs, e.Level.String()+": "+e.Message)
+	}
+	if len(msgs) != 2 || !strings.Contains(msgs[0], "error: state write failed") || !strings.Contains(msgs[1], "info: state writes resumed") {
+		t.Fatalf("log lines %q", msgs)
 	}
 }
 
