@@ -1,6 +1,13 @@
 package store
 
-import "sync"
+import (
+	"sync"
+	"time"
+)
+
+// failFast is how long Next answers with the last reservation error
+// instead of trying the backend again.
+const failFast = time.Second
 
 // reserveFunc persists a counter's high-water mark as max(stored, floor)+n
 // and returns it: the caller owns the IDs (hi-n, hi].
@@ -14,10 +21,12 @@ type counters struct {
 	reserve reserveFunc
 	block   uint64
 
-	mu     sync.Mutex // guards m, closed and every *counter
-	m      map[string]*counter
-	closed bool
-	wg     sync.WaitGroup // background reservations
+	mu       sync.Mutex // guards m, closed, failedAt, failErr and every *counter
+	m        map[string]*counter
+	closed   bool
+	failedAt time.Time // the last failed synchronous reservation
+	failErr  error
+	wg       sync.WaitGroup // background reservations
 }
 
 type counter struct {
@@ -45,10 +54,17 @@ func (cs *counters) next(name string) (uint64, error) {
 		if c.spareHi != 0 {
 			c.next, c.limit, c.spareHi = c.spareLo, c.spareHi, 0
 		} else {
+			// While the backend is down, one caller a second waits for
+			// it; the others get the last error at once.
+			if cs.failErr != nil && time.Since(cs.failedAt) < failFast {
+				return 0, cs.failErr
+			}
 			hi, err := cs.reserve(name, c.limit, cs.block)
 			if err != nil {
+				cs.failedAt, cs.failErr = time.Now(), err
 				return 0, err
 			}
+			cs.failErr = nil
 			c.next, c.limit = hi-cs.block, hi
 		}
 	}

@@ -191,7 +191,10 @@ func (r *Redis) checkSchema(ctx context.Context, write bool) error {
 		if !write {
 			return fmt.Errorf("%w: redis %s prefix %q is empty", ErrNotFound, r.cfg.Addr, r.p)
 		}
-		return r.c.Set(ctx, r.p+"schema", SchemaVersion, 0).Err()
+		if err := r.c.Set(ctx, r.p+"schema", SchemaVersion, 0).Err(); err != nil {
+			return r.unavailable(err)
+		}
+		return nil
 	case err != nil:
 		return fmt.Errorf("%w: redis %s: %v", ErrUnavailable, r.cfg.Addr, err)
 	case v != strconv.Itoa(SchemaVersion):

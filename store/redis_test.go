@@ -128,11 +128,11 @@ func TestRedisRestartWhileWriting(t *testing.T) {
 func TestRedisOwnerRenewedAndReleased(t *testing.T) {
 	srv := startRedis(t)
 	cfg := RedisConfig{Addr: srv.addr(), Prefix: srv.prefix()}
-	a, err := OpenRedis(cfg, Options{OwnerTTL: 600 * time.Millisecond})
+	a, err := OpenRedis(cfg, Options{OwnerTTL: 1500 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(2 * time.Second) // > 3 TTLs: only the heartbeat keeps it
+	time.Sleep(4 * time.Second) // > 2 TTLs: only the heartbeat keeps it
 	if b, err := OpenRedis(cfg, Options{}); !errors.Is(err, ErrOwned) {
 		if b != nil {
 			b.Close()

@@ -201,3 +201,28 @@ func TestWriterCloseTimeout(t *testing.T) {
 	}
 	t.Log(err)
 }
+
+// While the backend is down, Next fails fast instead of every caller
+// waiting on it in turn.
+func TestCountersFailFast(t *testing.T) {
+	var calls int
+	var mu sync.Mutex
+	down := errors.New("down")
+	cs := newCounters(func(name string, floor, n uint64) (uint64, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		return 0, down
+	}, 16)
+	defer cs.close()
+	for i := 0; i < 100; i++ {
+		if _, err := cs.next("conn"); !errors.Is(err, down) {
+			t.Fatalf("Next with the backend down: %v", err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if calls > 5 {
+		t.Fatalf("%d reservations tried for 100 calls within a second", calls)
+	}
+}
