@@ -12,6 +12,7 @@ import (
 type metrics struct {
 	requests  *prometheus.CounterVec // by method
 	responses *prometheus.CounterVec // by status code
+	refused   *prometheus.CounterVec // by reason (refusal.go)
 
 	// The series in use, looked up once each: the label lookup hashes
 	// and allocates, and it ran three times per call.
@@ -40,9 +41,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "mediagw_sip_responses_total",
 			Help: "SIP responses sent, by status code.",
 		}, []string{"code"}),
+		refused: newRefusalMetric(),
+	}
+	for _, r := range refusalReasons {
+		m.refused.WithLabelValues(r) // every reason exposed from the start, at 0
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.requests, m.responses} {
+		for _, c := range []prometheus.Collector{m.requests, m.responses, m.refused} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
 
+	"github.com/mediagw/mediagw/ratelog"
 	"github.com/mediagw/mediagw/session"
 )
 
@@ -54,11 +55,13 @@ type Server struct {
 	met    *metrics
 	host   string // advertised in Via and Contact
 
-	ua       *sipgo.UserAgent
-	srv      *sipgo.Server
-	bg       work // BYEs, NOTIFYs and transfers in flight
-	lim      limiter
-	answered *answered // final responses sent on UDP, for retransmitted requests
+	ua  *sipgo.UserAgent
+	srv *sipgo.Server
+	bg  work // BYEs, NOTIFYs and transfers in flight
+	lim limiter
+	// refusalLog lets one refusal line per source per interval through (refusal.go).
+	refusalLog *ratelog.Limiter
+	answered   *answered // final responses sent on UDP, for retransmitted requests
 
 	mu      sync.Mutex      // guards the fields below
 	legs    map[string]*leg // call legs by our dialog tag
@@ -111,7 +114,8 @@ func New(cfg Config, routes []Route, codecs []string, table *session.Table, log 
 		host:   advertisedHost(cfg),
 		legs:   make(map[string]*leg),
 
-		answered: newAnswered(),
+		answered:   newAnswered(),
+		refusalLog: newRefusalLog(),
 	}
 	slogger := newSlogLogger(log.WithField("component", "sipgo"))
 	setDefaultLogger.Do(func() { gosip.SetDefaultLogger(slogger) }) // sipgo logs some events through its package default
@@ -568,6 +572,10 @@ func (s *Server) onStrayResponse(res *gosip.Response) {
 
 // onOptions answers OPTIONS in and out of dialogs with our capabilities.
 func (s *Server) onOptions(req *gosip.Request, tx gosip.ServerTransaction) {
+	if s.table.Draining() { // probes (Kamailio's dispatcher) move new calls elsewhere
+		s.reply(tx, req, 503, gosip.NewHeader("Retry-After", "60"))
+		return
+	}
 	s.reply(tx, req, 200, gosip.NewHeader("Accept", "application/sdp"))
 }
 

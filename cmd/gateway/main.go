@@ -13,6 +13,8 @@ import (
 	"runtime/debug"
 	"runtime/pprof"
 	"syscall"
+
+	"github.com/mediagw/mediagw/ctl"
 )
 
 // gcPercent is the garbage collector's target unless GOGC is set.
@@ -32,6 +34,9 @@ func versionString() string {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "ctl" {
+		os.Exit(ctl.Main(os.Args[2:], os.Stdout, os.Stderr, os.Getenv))
+	}
 	configPath := flag.String("config", "", "YAML configuration file (default: built-in defaults)")
 	showVersion := flag.Bool("version", false, "print the version and exit")
 	checkOnly := flag.Bool("check-config", false, "load and validate the configuration, then exit")
