@@ -171,7 +171,9 @@ func TestConsole(t *testing.T) {
 			t.Fatalf("%s: %v\n%s", what, err, tail(g.Logs(), 20))
 		}
 	}
-	row := func(id string) string { return fmt.Sprintf(`document.querySelector('.row.member[data-conn="%s"]')`, id) }
+	row := func(id string) string {
+		return fmt.Sprintf(`document.querySelector('.row.member[data-conn="%s"]')`, id)
+	}
 	talking := func(id string) string { return row(id) + `.classList.contains('talking')` }
 
 	run("open the console", chromedp.Navigate(g.HTTP+"/"), chromedp.WaitVisible(chromedp.CSS("#login-form")))
@@ -214,7 +216,9 @@ func TestConsole(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var list struct{ Connections []struct{ ConnectionId string } }
+	var list struct {
+		Connections []struct{ ConnectionId string }
+	}
 	_ = json.NewDecoder(res.Body).Decode(&list)
 	res.Body.Close()
 	for _, cn := range list.Connections {
