@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the external test peers the suite drives, when they are missing:
 # SIPp (sip-tester), osmo-mgw (MGCP oracle), tshark (wire checks),
-# systemd-analyze (checks deploy/systemd), chromium (drives the web console).
+# systemd-analyze (checks deploy/systemd), chromium (drives the web console),
+# redis-server (the store package's Redis tests start their own, on a loopback port).
 set -euo pipefail
 need=()
 command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
@@ -9,6 +10,7 @@ command -v osmo-mgw >/dev/null 2>&1 || need+=(osmo-mgw)
 command -v tshark >/dev/null 2>&1 || need+=(tshark)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 if ((${#need[@]} == 0)); then
 	exit 0
 fi
