@@ -2,8 +2,9 @@
 # Installs the external test peers the suite drives, when they are missing:
 # SIPp (sip-tester), osmo-mgw (MGCP oracle), tshark (wire checks; editcap
 # comes with it), systemd-analyze (checks deploy/systemd), chromium (drives
-# the web console), Kamailio with its rtpengine module (the ng front's
-# proxy) and rtpengine (the ng oracle).
+# the web console), redis-server (the store package's Redis tests start their
+# own, on a loopback port), Kamailio with its rtpengine module (the ng
+# front's proxy) and rtpengine (the ng oracle).
 set -euo pipefail
 need=()
 command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
@@ -12,6 +13,7 @@ command -v tshark >/dev/null 2>&1 || need+=(tshark)
 command -v editcap >/dev/null 2>&1 || need+=(wireshark-common)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v kamailio >/dev/null 2>&1 || need+=(kamailio) # Debian's package has the rtpengine module
 command -v rtpengine >/dev/null 2>&1 || need+=(rtpengine-daemon)
 if ((${#need[@]} == 0)); then

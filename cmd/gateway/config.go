@@ -21,6 +21,7 @@ import (
 	"github.com/mediagw/mediagw/rtpproxy"
 	"github.com/mediagw/mediagw/session"
 	"github.com/mediagw/mediagw/sip"
+	"github.com/mediagw/mediagw/store"
 )
 
 // LogConfig is the yaml section `log`.
@@ -40,6 +41,7 @@ type Config struct {
 	Conference session.ConferenceConfig `yaml:"conference"`
 	Routes     []sip.Route              `yaml:"routes"`
 	HTTP       control.Config           `yaml:"http"`
+	State      store.Config             `yaml:"state"`
 	NG         ng.Config                `yaml:"ng"`
 }
 
@@ -55,6 +57,7 @@ func defaultConfig() Config {
 		Conference: session.DefaultConferenceConfig(),
 		Routes:     sip.DefaultRoutes(),
 		HTTP:       control.DefaultConfig(),
+		State:      store.DefaultConfig(),
 		NG:         ng.DefaultConfig(),
 	}
 }
@@ -178,7 +181,7 @@ func (c Config) validate() error {
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		return fmt.Errorf("log.format: %q is not text or json", c.Log.Format)
 	}
-	for _, v := range []any{c.SIP, c.MGCP, c.RTP, c.Resources, c.Conference, c.HTTP, c.NG} {
+	for _, v := range []any{c.SIP, c.MGCP, c.RTP, c.Resources, c.Conference, c.HTTP, c.State, c.NG} {
 		if val, ok := v.(validator); ok {
 			if err := val.Validate(); err != nil {
 				return err

@@ -40,6 +40,7 @@ func main() {
 	configPath := flag.String("config", "", "YAML configuration file (default: built-in defaults)")
 	showVersion := flag.Bool("version", false, "print the version and exit")
 	checkOnly := flag.Bool("check-config", false, "load and validate the configuration, then exit")
+	checkStateOnly := flag.Bool("check-state", false, "open the configured state store read-only, print what it holds, then exit")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile (go tool pprof) to this file until exit")
 	flag.Parse()
 	if flag.NArg() > 0 {
@@ -57,6 +58,13 @@ func main() {
 	}
 	if *checkOnly {
 		fmt.Println("configuration ok")
+		return
+	}
+	if *checkStateOnly {
+		if err := checkState(cfg.State, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "gateway: state:", err)
+			os.Exit(1)
+		}
 		return
 	}
 	if *cpuProfile != "" {
