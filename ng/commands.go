@@ -153,7 +153,9 @@ func (s *Server) offer(req *Request) reply {
 	d, x := c.findDialog(req.FromTag, req.ToTag, req.ViaBranch)
 	if d != nil && d.deleteAt != nil {
 		// Deleted with a delay: that dialog is over; this offer starts anew.
-		s.releaseDialog(c, d, relFromNG)
+		if s.releaseDialog(c, d, relFromNG) {
+			s.totals.regular++
+		}
 		d = nil
 		if len(c.dialogs) == 0 && !newCall {
 			newCall = true
