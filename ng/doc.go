@@ -14,12 +14,13 @@
 //
 // An offer creates, per relayed m= section, two session connections (one
 // facing the offerer, one facing the answerer) bridged in the session
-// table (Table.Bridge): a kind-bridge conference that the HTTP API can list,
-// release or join to a conference. Re-offers from either side (hold, new
+// table (Table.Bridge): a kind-bridge conference that the HTTP API lists and
+// can release. Re-offers from either side (hold, new
 // address, codec change) and answers are ModifyConnection of the same
 // connections. A delete (whole call, one tag, one via-branch) releases them
 // through DeleteConnection after `delete delay` (ng.delete_delay, 30 s as
-// rtpengine's --delete-delay; the command's key overrides). A release by
+// rtpengine's --delete-delay; the command's key overrides) and answers with
+// the call's statistics as `query` does. A release by
 // anyone else (HTTP, MGCP, media timeout, shutdown) releases the other leg
 // too and drops the call. Our connections' mode is the inverse of the SDP
 // direction of the endpoint they face (a=sendonly from A: we only receive

@@ -39,7 +39,7 @@ type Request struct {
 	Ignored        []string
 }
 
-// errBadField marks a field of the wrong type (answered with result error).
+// fieldError is a key of the wrong type or value (answered with result error).
 type fieldError struct{ key, want string }
 
 func (e *fieldError) Error() string { return fmt.Sprintf("key %q must be %s", e.key, e.want) }
