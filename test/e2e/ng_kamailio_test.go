@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -154,6 +155,12 @@ func ngScenarios(t *testing.T, g *Gateway) string {
 // Kamailio for calls calls; both must exit 0.
 func sippPair(t *testing.T, dir string, kam, uacPort, uasPort int, uac, uas string, calls int, extra ...string) {
 	t.Helper()
+	sippPairArgs(t, dir, kam, uacPort, uasPort, uac, uas, calls, extra, []string{"-d", "1500"})
+}
+
+// sippPairArgs is sippPair with extra arguments for each side.
+func sippPairArgs(t *testing.T, dir string, kam, uacPort, uasPort int, uac, uas string, calls int, extra, uasExtra []string) {
+	t.Helper()
 	sipp := requireTool(t, "sipp")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -161,6 +168,7 @@ func sippPair(t *testing.T, dir string, kam, uacPort, uasPort int, uac, uas stri
 	uasCmd := exec.CommandContext(ctx, sipp, "-sf", filepath.Join(dir, uas), "-i", "127.0.0.1", "-p", strconv.Itoa(uasPort),
 		"-mp", strconv.Itoa(uasMediaPort), "-m", strconv.Itoa(calls), "-nostdin", "-timeout", "120s", "-timeout_error",
 		"-trace_err", "-error_file", filepath.Join(dir, uas+".err"))
+	uasCmd.Args = append(uasCmd.Args, uasExtra...)
 	uasCmd.Stdout, uasCmd.Stderr = &uasOut, &uasOut
 	if err := uasCmd.Start(); err != nil {
 		t.Fatal(err)
@@ -390,4 +398,68 @@ func ngScenarios2(t *testing.T, g1, g2 *Gateway) string {
 		}
 	}
 	return dir
+}
+
+// A release by another front (the HTTP API) of a call Kamailio set up
+// drops the ng call: both legs go at once, and the BYE that follows is a
+// delete of an unknown call (result ok, with a warning), not an error.
+func TestKamailioCallReleasedOverHTTP(t *testing.T) {
+	requireTool(t, "kamailio")
+	requireTool(t, "sipp")
+	g, ng, sig := startNGGateway(t)
+	dir := ngScenarios(t, g)
+	kamPort, uacPort, uasPort := sig+65, sig+70, sig+71
+	startKamailio(t, kamPort, fmt.Sprintf("udp:127.0.0.1:%d", ng), uasPort)
+	start := g.Metrics(t)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		// The callee hangs up 8 s after answering.
+		sippPairArgs(t, dir, kamPort, uacPort, uasPort, "uac_wait_bye.xml", "uas_bye.xml", 1, nil, []string{"-d", "8000"})
+	}()
+	var conn string
+	deadline := time.Now().Add(20 * time.Second)
+	for conn == "" {
+		if time.Now().After(deadline) {
+			t.Fatal("the call's connections never appeared")
+		}
+		resp, err := http.Get(g.HTTP + "/v1/connections")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var list struct {
+			Connections []struct{ ConnectionId, Owner, ConferenceId, MediaTxPort string }
+		}
+		err = json.NewDecoder(resp.Body).Decode(&list)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Answered: both legs bridged and both remotes known.
+		if len(list.Connections) == 2 && list.Connections[0].ConferenceId != "" &&
+			list.Connections[0].MediaTxPort != "" && list.Connections[1].MediaTxPort != "" {
+			if list.Connections[0].Owner != "ng" {
+				t.Fatalf("connection owner %q, want ng", list.Connections[0].Owner)
+			}
+			conn = list.Connections[0].ConnectionId
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	released := time.Now()
+	g.MustAction(t, "DeleteConnection", map[string]any{"ConnectionId": conn})
+	g.WaitGaugesBack(t, start) // the other leg and the bridge too
+	if time.Since(released) > 6*time.Second {
+		t.Fatal("the legs went only with the BYE, not with the HTTP release")
+	}
+	if a := g.Metrics(t)[`mediagw_ng_calls_active`]; a != 0 {
+		t.Errorf("ng still holds %v calls after the HTTP release", a)
+	}
+	<-done
+	m := g.Metrics(t)
+	if n := ngCount(m, "delete", "ok") - ngCount(start, "delete", "ok"); n < 1 {
+		t.Errorf("the BYE's delete: %v ok answers, want 1 (a warning, not an error)", n)
+	}
+	if n := ngErrors(m) - ngErrors(start); n != 0 {
+		t.Errorf("%v ng commands answered with an error", n)
+	}
 }
