@@ -1,0 +1,206 @@
+package sip
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"strings"
+
+	gosip "github.com/emiago/sipgo/sip"
+	"github.com/sirupsen/logrus"
+
+	"github.com/mediagw/mediagw/ratelog"
+)
+
+// Admission: who may use the gateway. It is decided for every request in
+// counted, before a handler runs, so before anything is allocated (no port,
+// no table entry, no dialog) and before routing, so that a caller that is
+// not admitted learns nothing about which routes exist: `conf-1` and
+// `nosuchroute` get the same answer.
+//
+//   - ACK is never answered and passes (it matches a leg or is dropped).
+//   - A request that is not SIP/2.0 gets 505 (RFC 3261 §21.5.21).
+//   - In-dialog requests (To-tag) and CANCEL pass: the handlers match them
+//     to a dialog or transaction of a caller that was admitted, and answer
+//     481 otherwise, which creates nothing and reveals nothing.
+//   - Every other request is out of dialog (INVITE, OPTIONS, REFER,
+//     REGISTER, MESSAGE, ...): with Max-Forwards 0 it gets 483 (except
+//     OPTIONS, which we answer as its final recipient, RFC 3261 §16.3).
+//     A source in sip.trusted passes; any other must authenticate with
+//     digest against sip.users_file (401 challenge, SHA-256 and MD5), and
+//     without a users file it gets 403. Wrong user or password, a forged
+//     nonce or a replayed nonce-count get 403; an expired nonce gets a new
+//     challenge with stale=true.
+//
+// A route's allow list is checked after routing (onInvite): an admitted
+// source outside it gets 404, the answer for a user no route matches.
+type admission struct {
+	trusted []netip.Prefix
+	auth    *verifier // nil without sip.users_file: untrusted sources are refused
+}
+
+// DefaultTrusted is sip.trusted's default: loopback and the private ranges.
+var DefaultTrusted = []string{"127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"}
+
+// DefaultRealm is sip.realm's default.
+const DefaultRealm = "mediagw"
+
+// parsePrefixes parses CIDRs (or single addresses) under a config key.
+func parsePrefixes(key string, list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for i, s := range list {
+		p, err := netip.ParsePrefix(strings.TrimSpace(s))
+		if err != nil {
+			a, aerr := netip.ParseAddr(strings.TrimSpace(s))
+			if aerr != nil {
+				return nil, fmt.Errorf("%s[%d]: %q is not a CIDR or an address", key, i, s)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+// validateAdmission checks sip.trusted, sip.realm and sip.users_file.
+func (c Config) validateAdmission() error {
+	if _, err := parsePrefixes("sip.trusted", c.Trusted); err != nil {
+		return err
+	}
+	if strings.ContainsAny(c.Realm, "\"\\\r\n") {
+		return fmt.Errorf("sip.realm: %q has a quote, backslash or line break", c.Realm)
+	}
+	if c.UsersFile != "" {
+		if _, err := loadUsers(c.UsersFile, c.realm()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// realm is sip.realm, DefaultRealm when empty.
+func (c Config) realm() string {
+	if c.Realm == "" {
+		return DefaultRealm
+	}
+	return c.Realm
+}
+
+func loadUsers(path, realm string) (map[string]userSecrets, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("sip.users_file: %v", err)
+	}
+	users, err := parseUsers(string(data), realm)
+	if err != nil {
+		return nil, fmt.Errorf("sip.users_file: %s: %v", path, err)
+	}
+	return users, nil
+}
+
+func newAdmission(cfg Config) (*admission, error) {
+	trusted, err := parsePrefixes("sip.trusted", cfg.Trusted)
+	if err != nil {
+		return nil, err
+	}
+	a := &admission{trusted: trusted}
+	if cfg.UsersFile == "" {
+		return a, nil
+	}
+	users, err := loadUsers(cfg.UsersFile, cfg.realm())
+	if err != nil {
+		return nil, err
+	}
+	n, err := newNonces()
+	if err != nil {
+		return nil, fmt.Errorf("sip: %w", err)
+	}
+	a.auth = &verifier{realm: cfg.realm(), users: users, nonces: n, book: newNonceBook(nonceBookSize)}
+	return a, nil
+}
+
+func contains(list []netip.Prefix, ip netip.Addr) bool {
+	for _, p := range list {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// sourceIP is the address a request came from (zero when unknown).
+func sourceIP(req *gosip.Request) netip.Addr {
+	ap, err := netip.ParseAddrPort(req.Source())
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
+
+// admit decides whether req goes on to its handler. When it does not, req
+// has been answered, counted and (rate-limited) logged.
+func (s *Server) admit(req *gosip.Request, tx gosip.ServerTransaction) bool {
+	if req.IsAck() {
+		return true
+	}
+	if req.SipVersion != sipVersion {
+		s.refuse(tx, req, RefusedVersion, 505, "SIP version not supported")
+		return false
+	}
+	if to := req.To(); to != nil && to.Params.Has("tag") || req.Method == gosip.CANCEL {
+		return true
+	}
+	if mf := req.MaxForwards(); mf != nil && *mf == 0 && req.Method != gosip.OPTIONS {
+		s.refuse(tx, req, RefusedHops, 483, "Max-Forwards exhausted")
+		return false
+	}
+	ip := sourceIP(req)
+	if contains(s.adm.trusted, ip) {
+		return true
+	}
+	if s.adm.auth == nil {
+		s.refuse(tx, req, RefusedUntrusted, 403, "untrusted source (no sip.users_file)")
+		return false
+	}
+	var creds []string
+	for _, h := range req.GetHeaders("Authorization") {
+		creds = append(creds, h.Value())
+	}
+	_, err := s.adm.auth.verify(creds, string(req.Method), ip)
+	switch {
+	case err == nil:
+		return true
+	case errors.Is(err, errNoCredentials):
+		s.refuse(tx, req, RefusedUntrusted, 401, "untrusted source challenged", s.challenge(ip, false)...)
+	case errors.Is(err, errStaleNonce):
+		s.refuse(tx, req, RefusedAuth, 401, err.Error(), s.challenge(ip, true)...)
+	default:
+		s.refuse(tx, req, RefusedAuth, 403, err.Error())
+	}
+	return false
+}
+
+// challenge is the WWW-Authenticate headers of a 401 to ip.
+func (s *Server) challenge(ip netip.Addr, stale bool) []gosip.Header {
+	vals := s.adm.auth.challenges(ip, stale)
+	hdrs := make([]gosip.Header, len(vals))
+	for i, v := range vals {
+		hdrs[i] = gosip.NewHeader("WWW-Authenticate", v)
+	}
+	return hdrs
+}
+
+// refuse answers req with code, counts it under reason and logs it (once
+// per source per interval).
+func (s *Server) refuse(tx gosip.ServerTransaction, req *gosip.Request, reason string, code int, msg string, hdrs ...gosip.Header) {
+	s.reject(reason, req.Source(), func() *logrus.Entry {
+		return s.log.WithFields(logrus.Fields{"call_id": ratelog.Truncate(callID(req), 64), "method": ratelog.Truncate(string(req.Method), 32), "code": code})
+	}, msg)
+	s.reply(tx, req, code, hdrs...)
+}
+
+// routeAllows reports whether the route m may be used from ip.
+func routeAllows(m match, ip netip.Addr) bool {
+	return len(m.allow) == 0 || contains(m.allow, ip)
+}
