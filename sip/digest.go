@@ -274,9 +274,12 @@ func (n *nonces) mac(ts []byte, ip netip.Addr) []byte {
 }
 
 // issue returns a nonce for a client at ip.
-func (n *nonces) issue(ip netip.Addr) string {
+func (n *nonces) issue(ip netip.Addr) string { return n.issueAt(ip, n.now()) }
+
+// issueAt returns a nonce for a client at ip issued at t.
+func (n *nonces) issueAt(ip netip.Addr, t time.Time) string {
 	var raw [8 + nonceMAC]byte
-	binary.BigEndian.PutUint64(raw[:8], uint64(n.now().UnixNano()))
+	binary.BigEndian.PutUint64(raw[:8], uint64(t.UnixNano()))
 	copy(raw[8:], n.mac(raw[:8], ip))
 	return base64.RawURLEncoding.EncodeToString(raw[:])
 }

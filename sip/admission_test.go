@@ -1,0 +1,344 @@
+package sip
+
+import (
+	"crypto/md5"
+	"crypto/sha256"
+	"fmt"
+	"hash"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// authUA is a SIP user agent over one UDP socket that writes its requests
+// by hand, so that a test controls every header (digest included).
+type authUA struct {
+	t     testing.TB
+	c     *net.UDPConn
+	local string
+	seq   int
+}
+
+func newAuthUA(t testing.TB, gw string) *authUA {
+	t.Helper()
+	raddr, err := net.ResolveUDPAddr("udp", gw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.DialUDP("udp", nil, raddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &authUA{t: t, c: c, local: c.LocalAddr().String(), seq: 1}
+}
+
+// sipReq is one request of a authUA.
+type sipReq struct {
+	method, user, callID, fromTag, toTag string
+	hdrs                                 []string // extra "Name: value" lines
+	body                                 string
+	version                              string // "SIP/2.0" when empty
+	maxForwards                          int    // 70 when 0; -1 writes 0
+}
+
+// send writes r and returns the first final response (and its headers).
+func (u *authUA) send(gw string, r sipReq) (int, string) {
+	u.t.Helper()
+	u.seq++
+	if r.version == "" {
+		r.version = "SIP/2.0"
+	}
+	mf := 70
+	if r.maxForwards == -1 {
+		mf = 0
+	}
+	to := fmt.Sprintf("<sip:%s@%s>", r.user, gw)
+	if r.toTag != "" {
+		to += ";tag=" + r.toTag
+	}
+	cseq := u.seq
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s sip:%s@%s %s\r\n", r.method, r.user, gw, r.version)
+	fmt.Fprintf(&b, "Via: SIP/2.0/UDP %s;branch=z9hG4bK-%s-%d;rport\r\n", u.local, r.callID, u.seq)
+	fmt.Fprintf(&b, "Max-Forwards: %d\r\nFrom: <sip:alice@%s>;tag=%s\r\nTo: %s\r\n", mf, u.local, r.fromTag, to)
+	fmt.Fprintf(&b, "Call-ID: %s\r\nCSeq: %d %s\r\nContact: <sip:alice@%s>\r\n", r.callID, cseq, r.method, u.local)
+	for _, h := range r.hdrs {
+		b.WriteString(h + "\r\n")
+	}
+	if r.body != "" {
+		b.WriteString("Content-Type: application/sdp\r\n")
+	}
+	fmt.Fprintf(&b, "Content-Length: %d\r\n\r\n%s", len(r.body), r.body)
+	if _, err := u.c.Write([]byte(b.String())); err != nil {
+		u.t.Fatal(err)
+	}
+	if r.method == "ACK" {
+		return 0, ""
+	}
+	buf := make([]byte, 8192)
+	for {
+		_ = u.c.SetReadDeadline(time.Now().Add(waitFor))
+		n, err := u.c.Read(buf)
+		if err != nil {
+			u.t.Fatalf("no final response to %s %s: %v", r.method, r.user, err)
+		}
+		res := string(buf[:n])
+		if !strings.Contains(res, fmt.Sprintf("CSeq: %d %s", cseq, r.method)) {
+			continue // a retransmission of an earlier answer
+		}
+		var code int
+		fmt.Sscanf(res, "SIP/2.0 %d", &code)
+		if code >= 200 {
+			return code, res
+		}
+	}
+}
+
+// header returns the values of the header name in a response.
+func header(res, name string) []string {
+	var out []string
+	for _, line := range strings.Split(res, "\r\n") {
+		if n, v, ok := strings.Cut(line, ":"); ok && strings.EqualFold(strings.TrimSpace(n), name) {
+			out = append(out, strings.TrimSpace(v))
+		}
+	}
+	return out
+}
+
+// headerNames is the shape of a response: its status line and the names of
+// its headers in order.
+func headerNames(res string) []string {
+	lines := strings.Split(strings.SplitN(res, "\r\n\r\n", 2)[0], "\r\n")
+	out := []string{lines[0]}
+	for _, l := range lines[1:] {
+		n, _, _ := strings.Cut(l, ":")
+		out = append(out, n)
+	}
+	return out
+}
+
+var challengeParam = regexp.MustCompile(`(\w+)=(?:"([^"]*)"|([^,\s]+))`)
+
+// authorize answers a digest challenge for method and user@gw with nc.
+func authorize(challenge, method, uri, user, pass string, nc int) string {
+	p := map[string]string{}
+	for _, m := range challengeParam.FindAllStringSubmatch(challenge, -1) {
+		p[m[1]] = m[2] + m[3]
+	}
+	var h hash.Hash = md5.New()
+	if p["algorithm"] == "SHA-256" {
+		h = sha256.New()
+	}
+	cnonce := "0a4f113b"
+	ncs := fmt.Sprintf("%08x", nc)
+	ha1 := hexHash(h, user, p["realm"], pass)
+	resp := hexHash(h, ha1, p["nonce"], ncs, cnonce, "auth", hexHash(h, method, uri))
+	return fmt.Sprintf(`Authorization: Digest username="%s", realm="%s", nonce="%s", uri="%s", response="%s", algorithm=%s, cnonce="%s", qop=auth, nc=%s`,
+		user, p["realm"], p["nonce"], uri, resp, p["algorithm"], cnonce, ncs)
+}
+
+const testOffer = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+
+// untrustedGateway is a gateway that trusts only 192.0.2.0/24, so the
+// tests' 127.0.0.1 is a stranger; users is the users file ("" = none).
+func untrustedGateway(t *testing.T, users string, routes []Route) *gateway {
+	t.Helper()
+	cfg := Config{Trusted: []string{"192.0.2.0/24"}}
+	if users != "" {
+		cfg.UsersFile = filepath.Join(t.TempDir(), "users")
+		if err := os.WriteFile(cfg.UsersFile, []byte(users), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return startGatewayConfig(t, cfg, routes)
+}
+
+// nothingAllocated checks that the gateway holds no call, connection or port.
+func nothingAllocated(t *testing.T, g *gateway) {
+	t.Helper()
+	if g.s.Calls() != 0 || len(g.table.Connections()) != 0 || len(g.table.Conferences()) != 0 || g.pool.FreePairs() != g.pool.Pairs() {
+		t.Fatalf("refused requests allocated: calls %d, connections %d, conferences %d, free pairs %d of %d",
+			g.s.Calls(), len(g.table.Connections()), len(g.table.Conferences()), g.pool.FreePairs(), g.pool.Pairs())
+	}
+}
+
+// Without a users file, a stranger gets 403 for every out-of-dialog
+// request, the same for a route that exists and one that does not.
+func TestUntrustedWithoutUsersFile(t *testing.T) {
+	g := untrustedGateway(t, "", nil)
+	u := newAuthUA(t, g.udp)
+	var shapes [][]string
+	for i, user := range []string{"conf-1", "nosuchroute", "echo"} {
+		code, res := u.send(g.udp, sipReq{method: "INVITE", user: user, callID: fmt.Sprintf("c%d", i), fromTag: "f", body: testOffer})
+		if code != 403 {
+			t.Fatalf("INVITE %s from a stranger: %d, want 403\n%s", user, code, res)
+		}
+		u.send(g.udp, sipReq{method: "ACK", user: user, callID: fmt.Sprintf("c%d", i), fromTag: "f", toTag: "x"})
+		shapes = append(shapes, headerNames(res))
+	}
+	for _, s := range shapes[1:] {
+		if !slices.Equal(s, shapes[0]) {
+			t.Errorf("answers differ between routes:\n%v\n%v", shapes[0], s)
+		}
+	}
+	for _, m := range []string{"OPTIONS", "REFER", "MESSAGE", "REGISTER"} {
+		if code, res := u.send(g.udp, sipReq{method: m, user: "conf-1", callID: "o" + m, fromTag: "f"}); code != 403 {
+			t.Errorf("%s from a stranger: %d, want 403\n%s", m, code, res)
+		}
+	}
+	nothingAllocated(t, g)
+	if n := g.metric("mediagw_sip_refused_total", "reason", RefusedUntrusted); n != 7 {
+		t.Errorf("refused{untrusted} = %v, want 7", n)
+	}
+}
+
+// With a users file: 401 with SHA-256 and MD5 challenges (the same for any
+// route), then an authenticated INVITE joins; wrong passwords, replayed
+// nonce-counts and forged nonces get 403, an expired nonce a stale 401.
+func TestDigestAdmission(t *testing.T) {
+	g := untrustedGateway(t, "# test users\nalice:s3cret:with:colons\nbob:other\n", nil)
+	u := newAuthUA(t, g.udp)
+	uri := "sip:conf-auth@" + g.udp
+
+	var shapes [][]string
+	for i, user := range []string{"conf-auth", "nosuchroute"} {
+		code, res := u.send(g.udp, sipReq{method: "INVITE", user: user, callID: fmt.Sprintf("shape%d", i), fromTag: "f", body: testOffer})
+		if code != 401 {
+			t.Fatalf("INVITE %s without credentials: %d, want 401\n%s", user, code, res)
+		}
+		ch := header(res, "WWW-Authenticate")
+		if len(ch) != 2 || !strings.Contains(ch[0], "algorithm=SHA-256") || !strings.Contains(ch[1], "algorithm=MD5") ||
+			!strings.Contains(ch[0], `qop="auth"`) || !strings.Contains(ch[0], `realm="mediagw"`) {
+			t.Fatalf("challenges: %q", ch)
+		}
+		shapes = append(shapes, headerNames(res))
+	}
+	if !slices.Equal(shapes[0], shapes[1]) {
+		t.Errorf("401s differ between an existing and a missing route:\n%v\n%v", shapes[0], shapes[1])
+	}
+	nothingAllocated(t, g)
+
+	for i, alg := range []int{0, 1} { // SHA-256, MD5
+		callID := fmt.Sprintf("auth%d", i)
+		_, res := u.send(g.udp, sipReq{method: "INVITE", user: "conf-auth", callID: callID, fromTag: "f", body: testOffer})
+		ch := header(res, "WWW-Authenticate")[alg]
+		auth := authorize(ch, "INVITE", uri, "alice", "s3cret:with:colons", 1)
+		code, res := u.send(g.udp, sipReq{method: "INVITE", user: "conf-auth", callID: callID, fromTag: "f", body: testOffer, hdrs: []string{auth}})
+		if code != 200 {
+			t.Fatalf("authenticated INVITE (%s): %d\n%s", ch, code, res)
+		}
+		toTag := regexp.MustCompile(`To: .*;tag=([^;\r\n]+)`).FindStringSubmatch(res)[1]
+		u.send(g.udp, sipReq{method: "ACK", user: "conf-auth", callID: callID, fromTag: "f", toTag: toTag})
+		eventually(t, "call up", func() bool { return g.s.Calls() == 1 })
+
+		// The same credentials again (a captured request played back): refused.
+		code, res = u.send(g.udp, sipReq{method: "INVITE", user: "conf-auth", callID: callID + "r", fromTag: "f", body: testOffer, hdrs: []string{auth}})
+		if code != 403 {
+			t.Fatalf("replayed nonce-count: %d, want 403\n%s", code, res)
+		}
+		// The next nonce-count with a correct response is a new use: fine
+		// (a client reusing its nonce), checked here on an OPTIONS.
+		auth2 := authorize(ch, "OPTIONS", uri, "alice", "s3cret:with:colons", 2)
+		if code, res := u.send(g.udp, sipReq{method: "OPTIONS", user: "conf-auth", callID: callID + "o", fromTag: "f", hdrs: []string{auth2}}); code != 200 {
+			t.Fatalf("nonce-count 2: %d\n%s", code, res)
+		}
+		if code, _ := u.send(g.udp, sipReq{method: "BYE", user: "conf-auth", callID: callID, fromTag: "f", toTag: toTag}); code != 200 {
+			t.Fatalf("BYE: %d", code)
+		}
+		g.idle(t)
+	}
+
+	refusedAuth := g.metric("mediagw_sip_refused_total", "reason", RefusedAuth)
+	_, res := u.send(g.udp, sipReq{method: "INVITE", user: "conf-auth", callID: "wrong", fromTag: "f", body: testOffer})
+	for i, c := range []struct{ user, pass string }{{"alice", "wrong"}, {"nobody", "s3cret:with:colons"}, {"bob", "s3cret:with:colons"}} {
+		auth := authorize(header(res, "WWW-Authenticate")[0], "INVITE", uri, c.user, c.pass, i+1)
+		if code, res := u.send(g.udp, sipReq{method: "INVITE", user: "conf-auth", callID: "wrong", fromTag: "f", body: testOffer, hdrs: []string{auth}}); code != 403 {
+			t.Fatalf("%s/%s: %d, want 403\n%s", c.user, c.pass, code, res)
+		}
+	}
+	// A nonce we did not issue, and one issued to another address.
+	ip := netip.MustParseAddr("127.0.0.1")
+	forged := strings.Replace(header(res, "WWW-Authenticate")[0], "nonce=\"", "nonce=\"AAAA", 1)
+	other := regexp.MustCompile(`nonce="[^"]*"`).ReplaceAllString(header(res, "WWW-Authenticate")[0],
+		`nonce="`+g.s.adm.auth.nonces.issue(netip.MustParseAddr("192.0.2.9"))+`"`)
+	for _, ch := range []string{forged, other} {
+		auth := authorize(ch, "INVITE", uri, "alice", "s3cret:with:colons", 1)
+		if code, res := u.send(g.udp, sipReq{method: "INVITE", user: "conf-auth", callID: "forged", fromTag: "f", body: testOffer, hdrs: []string{auth}}); code != 403 {
+			t.Fatalf("nonce not ours: %d, want 403\n%s", code, res)
+		}
+	}
+	if n := g.metric("mediagw_sip_refused_total", "reason", RefusedAuth) - refusedAuth; n != 5 {
+		t.Errorf("refused{auth} moved by %v, want 5", n)
+	}
+
+	// An expired nonce: a fresh challenge with stale=true.
+	old := regexp.MustCompile(`nonce="[^"]*"`).ReplaceAllString(header(res, "WWW-Authenticate")[1],
+		`nonce="`+g.s.adm.auth.nonces.issueAt(ip, time.Now().Add(-nonceTTL-time.Second))+`"`)
+	auth := authorize(old, "INVITE", uri, "alice", "s3cret:with:colons", 1)
+	code, res := u.send(g.udp, sipReq{method: "INVITE", user: "conf-auth", callID: "stale", fromTag: "f", body: testOffer, hdrs: []string{auth}})
+	if ch := header(res, "WWW-Authenticate"); code != 401 || len(ch) != 2 || !strings.Contains(ch[0], "stale=true") {
+		t.Fatalf("expired nonce: %d %q, want 401 with stale=true", code, ch)
+	}
+	nothingAllocated(t, g)
+}
+
+// A route's allow list: an admitted source outside it gets the answer of
+// a route that does not exist.
+func TestRouteAllow(t *testing.T) {
+	routes := []Route{
+		{Match: `^conf-(?P<id>[a-z0-9]+)$`, Action: ActionConference, Allow: []string{"192.0.2.0/24"}},
+		{Match: `^echo$`, Action: ActionEcho, Allow: []string{"127.0.0.1"}},
+	}
+	g := startGateway(t, routes)
+	u := newAuthUA(t, g.udp)
+	codeA, resA := u.send(g.udp, sipReq{method: "INVITE", user: "conf-1", callID: "acl1", fromTag: "f", body: testOffer})
+	codeB, resB := u.send(g.udp, sipReq{method: "INVITE", user: "nosuchroute", callID: "acl2", fromTag: "f", body: testOffer})
+	if codeA != 404 || codeB != 404 || !slices.Equal(headerNames(resA), headerNames(resB)) {
+		t.Fatalf("route outside its allow list: %d %v; no route: %d %v", codeA, headerNames(resA), codeB, headerNames(resB))
+	}
+	nothingAllocated(t, g)
+	if n := g.metric("mediagw_sip_refused_total", "reason", RefusedRouteACL); n != 1 {
+		t.Errorf("refused{route_acl} = %v, want 1", n)
+	}
+	code, res := u.send(g.udp, sipReq{method: "INVITE", user: "echo", callID: "acl3", fromTag: "f", body: testOffer})
+	if code != 200 {
+		t.Fatalf("allowed route: %d\n%s", code, res)
+	}
+	toTag := regexp.MustCompile(`To: .*;tag=([^;\r\n]+)`).FindStringSubmatch(res)[1]
+	u.send(g.udp, sipReq{method: "ACK", user: "echo", callID: "acl3", fromTag: "f", toTag: toTag})
+	u.send(g.udp, sipReq{method: "BYE", user: "echo", callID: "acl3", fromTag: "f", toTag: toTag})
+	g.idle(t)
+}
+
+// Finding 8: another SIP version gets 505 (in SIP/2.0), Max-Forwards 0 gets
+// 483 except on OPTIONS, which we answer as its final recipient.
+func TestVersionAndMaxForwards(t *testing.T) {
+	g := startGateway(t, nil)
+	u := newAuthUA(t, g.udp)
+	for _, m := range []string{"INVITE", "OPTIONS"} {
+		_, res := u.send(g.udp, sipReq{method: m, user: "conf-v", callID: "v" + m, fromTag: "f", version: "SIP/9.9", body: testOffer})
+		if !strings.HasPrefix(res, "SIP/2.0 505 Version Not Supported\r\n") {
+			t.Errorf("%s SIP/9.9: %q", m, strings.SplitN(res, "\r\n", 2)[0])
+		}
+	}
+	if code, res := u.send(g.udp, sipReq{method: "INVITE", user: "conf-mf", callID: "mf", fromTag: "f", maxForwards: -1, body: testOffer}); code != 483 {
+		t.Errorf("INVITE Max-Forwards 0: %d\n%s", code, res)
+	}
+	if code, res := u.send(g.udp, sipReq{method: "OPTIONS", user: "conf-mf", callID: "mfo", fromTag: "f", maxForwards: -1}); code != 200 {
+		t.Errorf("OPTIONS Max-Forwards 0: %d\n%s", code, res)
+	}
+	nothingAllocated(t, g)
+	if n := g.metric("mediagw_sip_refused_total", "reason", RefusedVersion); n != 2 {
+		t.Errorf("refused{version} = %v, want 2", n)
+	}
+	if n := g.metric("mediagw_sip_refused_total", "reason", RefusedHops); n != 1 {
+		t.Errorf("refused{max_forwards} = %v, want 1", n)
+	}
+}
