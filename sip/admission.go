@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"time"
 
 	gosip "github.com/emiago/sipgo/sip"
 	"github.com/sirupsen/logrus"
@@ -71,12 +72,23 @@ func (c Config) validateAdmission() error {
 	if strings.ContainsAny(c.Realm, "\"\\\r\n") {
 		return fmt.Errorf("sip.realm: %q has a quote, backslash or line break", c.Realm)
 	}
+	if c.NonceTTL < 0 {
+		return fmt.Errorf("sip.nonce_ttl: %v is negative", c.NonceTTL)
+	}
 	if c.UsersFile != "" {
 		if _, err := loadUsers(c.UsersFile, c.realm()); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// nonceTTL is sip.nonce_ttl, DefaultNonceTTL when 0.
+func (c Config) nonceTTL() time.Duration {
+	if c.NonceTTL == 0 {
+		return DefaultNonceTTL
+	}
+	return c.NonceTTL
 }
 
 // realm is sip.realm, DefaultRealm when empty.
@@ -112,7 +124,7 @@ func newAdmission(cfg Config) (*admission, error) {
 	if err != nil {
 		return nil, err
 	}
-	n, err := newNonces()
+	n, err := newNonces(cfg.nonceTTL())
 	if err != nil {
 		return nil, fmt.Errorf("sip: %w", err)
 	}

@@ -280,7 +280,7 @@ func TestDigestAdmission(t *testing.T) {
 
 	// An expired nonce: a fresh challenge with stale=true.
 	old := regexp.MustCompile(`nonce="[^"]*"`).ReplaceAllString(header(res, "WWW-Authenticate")[1],
-		`nonce="`+g.s.adm.auth.nonces.issueAt(ip, time.Now().Add(-nonceTTL-time.Second))+`"`)
+		`nonce="`+g.s.adm.auth.nonces.issueAt(ip, time.Now().Add(-DefaultNonceTTL-time.Second))+`"`)
 	auth := authorize(old, "INVITE", uri, "alice", "s3cret:with:colons", 1)
 	code, res := u.send(g.udp, sipReq{method: "INVITE", user: "conf-auth", callID: "stale", fromTag: "f", body: testOffer, hdrs: []string{auth}})
 	if ch := header(res, "WWW-Authenticate"); code != 401 || len(ch) != 2 || !strings.Contains(ch[0], "stale=true") {

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"time"
 
 	gosip "github.com/emiago/sipgo/sip"
 
@@ -15,11 +16,12 @@ import (
 
 // Config is the yaml section `sip`.
 type Config struct {
-	Listen       []string `yaml:"listen"`        // ["udp://0.0.0.0:5060", "tcp://0.0.0.0:5060"]
-	ExternalHost string   `yaml:"external_host"` // host for Contact/Via; "" = listen address or primary IP
-	Trusted      []string `yaml:"trusted"`       // CIDRs that need no authentication (admission.go)
-	UsersFile    string   `yaml:"users_file"`    // "user:password" lines for digest; "" = untrusted sources get 403
-	Realm        string   `yaml:"realm"`         // digest realm
+	Listen       []string      `yaml:"listen"`        // ["udp://0.0.0.0:5060", "tcp://0.0.0.0:5060"]
+	ExternalHost string        `yaml:"external_host"` // host for Contact/Via; "" = listen address or primary IP
+	Trusted      []string      `yaml:"trusted"`       // CIDRs that need no authentication (admission.go)
+	UsersFile    string        `yaml:"users_file"`    // "user:password" lines for digest; "" = untrusted sources get 403
+	Realm        string        `yaml:"realm"`         // digest realm
+	NonceTTL     time.Duration `yaml:"nonce_ttl"`     // how long a digest nonce is good for
 }
 
 // Route is one entry of the yaml top-level `routes`, tried in order on the
@@ -43,7 +45,7 @@ const (
 // DefaultConfig is the built-in `sip` section.
 func DefaultConfig() Config {
 	return Config{Listen: []string{"udp://0.0.0.0:5060", "tcp://0.0.0.0:5060"},
-		Trusted: append([]string(nil), DefaultTrusted...), Realm: DefaultRealm}
+		Trusted: append([]string(nil), DefaultTrusted...), Realm: DefaultRealm, NonceTTL: DefaultNonceTTL}
 }
 
 // DefaultRoutes are the built-in routes: conf-<id> joins conference <id>,

@@ -24,7 +24,7 @@ import (
 // qop=auth. A nonce is stateless: its issue time and an HMAC over that time
 // and the client's IP address under a per-process secret, so a challenge
 // costs no memory and a nonce works only from the address it was issued to
-// and only for nonceTTL. What a nonce has been used for is remembered once
+// and only for sip.nonce_ttl. What a nonce has been used for is remembered once
 // it is used (nonceBook): each use must carry a higher nonce-count than the
 // last, so a captured request cannot be played again.
 
@@ -54,8 +54,11 @@ type credentials struct {
 // when it is not a Digest header or a parameter is malformed.
 func parseCredentials(v string) (c credentials, ok bool) {
 	v = strings.TrimSpace(v)
-	scheme, rest, found := strings.Cut(v, " ")
-	if !found || !strings.EqualFold(scheme, "Digest") {
+	scheme, rest := v, ""
+	if i := strings.IndexAny(v, " \t"); i >= 0 {
+		scheme, rest = v[:i], v[i+1:]
+	}
+	if !strings.EqualFold(scheme, "Digest") {
 		return c, false
 	}
 	params, ok := parseAuthParams(rest)
@@ -242,9 +245,10 @@ func parseUsers(data, realm string) (map[string]userSecrets, error) {
 	return users, nil
 }
 
-// nonceTTL is how long a nonce is accepted after it was issued; a request
+// DefaultNonceTTL is sip.nonce_ttl's default: how long a nonce is accepted
+// after it was issued (Kamailio's auth nonce_expire has the same); a request
 // with an older one gets a fresh challenge with stale=true.
-const nonceTTL = 30 * time.Second
+const DefaultNonceTTL = 5 * time.Minute
 
 // nonceMAC is how many bytes of the HMAC a nonce carries.
 const nonceMAC = 16
@@ -254,11 +258,12 @@ const nonceMAC = 16
 // truncated to nonceMAC bytes.
 type nonces struct {
 	secret [32]byte
+	ttl    time.Duration
 	now    func() time.Time
 }
 
-func newNonces() (*nonces, error) {
-	n := &nonces{now: time.Now}
+func newNonces(ttl time.Duration) (*nonces, error) {
+	n := &nonces{now: time.Now, ttl: ttl}
 	if _, err := rand.Read(n.secret[:]); err != nil {
 		return nil, fmt.Errorf("nonce secret: %w", err)
 	}
@@ -285,7 +290,7 @@ func (n *nonces) issueAt(ip netip.Addr, t time.Time) string {
 }
 
 // check verifies that nonce is ours and was issued to ip; it returns the
-// issue time. errStaleNonce when it is ours but older than nonceTTL;
+// issue time. errStaleNonce when it is ours but older than its ttl;
 // errBadCredentials when it is not ours (forged, or issued to another
 // address).
 func (n *nonces) check(nonce string, ip netip.Addr) (time.Time, error) {
@@ -297,7 +302,7 @@ func (n *nonces) check(nonce string, ip netip.Addr) (time.Time, error) {
 		return time.Time{}, errBadCredentials
 	}
 	issued := time.Unix(0, int64(binary.BigEndian.Uint64(raw[:8])))
-	if age := n.now().Sub(issued); age > nonceTTL || age < -time.Second {
+	if age := n.now().Sub(issued); age > n.ttl || age < -time.Second {
 		return issued, errStaleNonce
 	}
 	return issued, nil
@@ -331,7 +336,7 @@ func newNonceBook(size int) *nonceBook {
 // use records nonce-count nc for nonce (issued at issued, checked fresh at
 // now). errReplayed when nc is not above the last count used with it;
 // errStaleNonce when the nonce was issued before the floor.
-func (b *nonceBook) use(nonce string, issued time.Time, nc uint32, now time.Time) error {
+func (b *nonceBook) use(nonce string, issued time.Time, nc uint32, now time.Time, ttl time.Duration) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if !issued.After(b.floor) {
@@ -347,7 +352,7 @@ func (b *nonceBook) use(nonce string, issued time.Time, nc uint32, now time.Time
 	if len(b.order) == b.size {
 		old := b.order[b.head]
 		delete(b.last, old.nonce)
-		if now.Sub(old.issued) <= nonceTTL && old.issued.After(b.floor) {
+		if now.Sub(old.issued) <= ttl && old.issued.After(b.floor) {
 			b.floor = old.issued // pushed out while still valid
 		}
 		b.order[b.head] = bookEntry{nonce: nonce, issued: issued}
@@ -425,7 +430,7 @@ func (v *verifier) verify(hdrs []string, method string, ip netip.Addr) (user str
 	}
 	// Only a correct response counts as a use of the nonce: a forged one
 	// must not push real entries out of the book.
-	if err := v.book.use(c.nonce, issued, uint32(nc), v.nonces.now()); err != nil {
+	if err := v.book.use(c.nonce, issued, uint32(nc), v.nonces.now(), v.nonces.ttl); err != nil {
 		return "", err
 	}
 	return c.username, nil

@@ -58,7 +58,7 @@ func TestDigestResponseKnownAnswer(t *testing.T) {
 }
 
 func TestNonces(t *testing.T) {
-	n, err := newNonces()
+	n, err := newNonces(time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,10 +71,10 @@ func TestNonces(t *testing.T) {
 	if _, err := n.check(fresh, netip.MustParseAddr("198.51.100.8")); !errors.Is(err, errBadCredentials) {
 		t.Fatalf("nonce from another address: %v", err)
 	}
-	if _, err := n.check(n.issueAt(ip, now.Add(-nonceTTL-time.Second)), ip); !errors.Is(err, errStaleNonce) {
+	if _, err := n.check(n.issueAt(ip, now.Add(-time.Minute-time.Second)), ip); !errors.Is(err, errStaleNonce) {
 		t.Fatalf("old nonce: %v", err)
 	}
-	other, _ := newNonces()
+	other, _ := newNonces(time.Minute)
 	if _, err := other.check(fresh, ip); !errors.Is(err, errBadCredentials) {
 		t.Fatalf("nonce of another process: %v", err)
 	}
@@ -91,27 +91,27 @@ func TestNonceBook(t *testing.T) {
 	b := newNonceBook(4)
 	now := time.Now()
 	issued := func(i int) time.Time { return now.Add(time.Duration(i) * time.Millisecond) }
-	if err := b.use("n0", issued(0), 1, now); err != nil {
+	if err := b.use("n0", issued(0), 1, now, time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.use("n0", issued(0), 1, now); !errors.Is(err, errReplayed) {
+	if err := b.use("n0", issued(0), 1, now, time.Minute); !errors.Is(err, errReplayed) {
 		t.Fatalf("same nc: %v", err)
 	}
-	if err := b.use("n0", issued(0), 2, now); err != nil {
+	if err := b.use("n0", issued(0), 2, now, time.Minute); err != nil {
 		t.Fatalf("nc 2: %v", err)
 	}
 	for i := 1; i <= 4; i++ { // pushes n0 out
-		if err := b.use(fmt.Sprintf("n%d", i), issued(i), 1, now); err != nil {
+		if err := b.use(fmt.Sprintf("n%d", i), issued(i), 1, now, time.Minute); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if b.len() != 4 {
 		t.Fatalf("book holds %d, want 4", b.len())
 	}
-	if err := b.use("n0", issued(0), 1, now); !errors.Is(err, errStaleNonce) {
+	if err := b.use("n0", issued(0), 1, now, time.Minute); !errors.Is(err, errStaleNonce) {
 		t.Fatalf("replay of a nonce pushed out: %v, want stale", err)
 	}
-	if err := b.use("n4", issued(4), 2, now); err != nil {
+	if err := b.use("n4", issued(4), 2, now, time.Minute); err != nil {
 		t.Fatalf("nonce still in the book: %v", err)
 	}
 }
