@@ -91,6 +91,11 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"bad http listen", "http:\n  listen: nowhere\n", "http.listen"},
 		{"bad call agent", "mgcp:\n  call_agents: [banana]\n", "mgcp.call_agents"},
 		{"bad sip listen", "sip:\n  listen: [\"sctp://0.0.0.0:5060\"]\n", "sip.listen"},
+		{"bad trusted CIDR", "sip:\n  trusted: [\"10.0.0.0/33\"]\n", "sip.trusted[0]"},
+		{"missing users file", "sip:\n  users_file: /nonexistent/users\n", "sip.users_file"},
+		{"realm with a quote", "sip:\n  realm: 'a\"b'\n", "sip.realm"},
+		{"negative nonce ttl", "sip:\n  nonce_ttl: -1s\n", "sip.nonce_ttl"},
+		{"bad route allow", "routes:\n  - {match: '^x$', action: echo, allow: [\"nowhere\"]}\n", "routes[0].allow[0]"},
 		{"not a mapping", "- 1\n- 2\n", "mapping"},
 	}
 	for _, tc := range tests {
