@@ -72,6 +72,16 @@ func (c Config) validateAdmission() error {
 	if strings.ContainsAny(c.Realm, "\"\\\r\n") {
 		return fmt.Errorf("sip.realm: %q has a quote, backslash or line break", c.Realm)
 	}
+	for i, a := range c.AuthAlgorithms {
+		if !strings.EqualFold(a, algSHA256) && !strings.EqualFold(a, algMD5) {
+			return fmt.Errorf("sip.auth_algorithms[%d]: %q (want SHA-256 or MD5)", i, a)
+		}
+		for _, b := range c.AuthAlgorithms[:i] {
+			if strings.EqualFold(a, b) {
+				return fmt.Errorf("sip.auth_algorithms[%d]: %q given twice", i, a)
+			}
+		}
+	}
 	if c.NonceTTL < 0 {
 		return fmt.Errorf("sip.nonce_ttl: %v is negative", c.NonceTTL)
 	}
@@ -89,6 +99,22 @@ func (c Config) nonceTTL() time.Duration {
 		return DefaultNonceTTL
 	}
 	return c.NonceTTL
+}
+
+// authAlgorithms is sip.auth_algorithms in canonical spelling,
+// DefaultAuthAlgorithms when empty.
+func (c Config) authAlgorithms() []string {
+	if len(c.AuthAlgorithms) == 0 {
+		return DefaultAuthAlgorithms
+	}
+	out := make([]string, len(c.AuthAlgorithms))
+	for i, a := range c.AuthAlgorithms {
+		out[i] = algMD5
+		if strings.EqualFold(a, algSHA256) {
+			out[i] = algSHA256
+		}
+	}
+	return out
 }
 
 // realm is sip.realm, DefaultRealm when empty.
@@ -128,7 +154,7 @@ func newAdmission(cfg Config) (*admission, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sip: %w", err)
 	}
-	a.auth = &verifier{realm: cfg.realm(), users: users, nonces: n, book: newNonceBook(nonceBookSize)}
+	a.auth = &verifier{algs: cfg.authAlgorithms(), realm: cfg.realm(), users: users, nonces: n, book: newNonceBook(nonceBookSize)}
 	return a, nil
 }
 
@@ -204,11 +230,26 @@ func (s *Server) challenge(ip netip.Addr, stale bool) []gosip.Header {
 }
 
 // refuse answers req with code, counts it under reason and logs it (once
-// per source per interval).
+// per source per interval). On UDP the answer is stateless, an INVITE's
+// too (as Kamailio's sl_send_reply answers challenges): no transaction is
+// kept for a request we refuse, a retransmission of the request is
+// answered again from s.answered, and the ACK of a refused INVITE finds no
+// transaction and is dropped. A scanner then costs a few bytes in the
+// answered ring per request, not a sipgo transaction for 32 s.
 func (s *Server) refuse(tx gosip.ServerTransaction, req *gosip.Request, reason string, code int, msg string, hdrs ...gosip.Header) {
 	s.reject(reason, req.Source(), func() *logrus.Entry {
 		return s.log.WithFields(logrus.Fields{"call_id": ratelog.Truncate(callID(req), 64), "method": ratelog.Truncate(string(req.Method), 32), "code": code})
 	}, msg)
+	r := response{code: code, hdrs: hdrs}
+	if !gosip.IsReliable(req.Transport()) {
+		if sent, err := s.sendDirect(tx, req, r); sent {
+			s.met.response(code)
+			if err != nil {
+				s.log.WithError(err).WithField("call_id", callID(req)).Debug("sending a refusal failed")
+			}
+			return
+		}
+	}
 	s.reply(tx, req, code, hdrs...)
 }
 

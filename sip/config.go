@@ -22,6 +22,9 @@ type Config struct {
 	UsersFile    string        `yaml:"users_file"`    // "user:password" lines for digest; "" = untrusted sources get 403
 	Realm        string        `yaml:"realm"`         // digest realm
 	NonceTTL     time.Duration `yaml:"nonce_ttl"`     // how long a digest nonce is good for
+	// AuthAlgorithms are the digest challenges offered, most preferred
+	// first (SHA-256, MD5); only these are accepted.
+	AuthAlgorithms []string `yaml:"auth_algorithms"`
 }
 
 // Route is one entry of the yaml top-level `routes`, tried in order on the
@@ -45,7 +48,8 @@ const (
 // DefaultConfig is the built-in `sip` section.
 func DefaultConfig() Config {
 	return Config{Listen: []string{"udp://0.0.0.0:5060", "tcp://0.0.0.0:5060"},
-		Trusted: append([]string(nil), DefaultTrusted...), Realm: DefaultRealm, NonceTTL: DefaultNonceTTL}
+		Trusted: append([]string(nil), DefaultTrusted...), Realm: DefaultRealm, NonceTTL: DefaultNonceTTL,
+		AuthAlgorithms: append([]string(nil), DefaultAuthAlgorithms...)}
 }
 
 // DefaultRoutes are the built-in routes: conf-<id> joins conference <id>,

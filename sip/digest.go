@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"hash"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -34,8 +35,9 @@ const (
 	algMD5    = "MD5"
 )
 
-// digestAlgorithms are offered in this order (RFC 8760 §2.4: most preferred first).
-var digestAlgorithms = [...]string{algSHA256, algMD5}
+// DefaultAuthAlgorithms is sip.auth_algorithms' default: the challenges
+// offered, in this order (RFC 8760 §2.4: most preferred first).
+var DefaultAuthAlgorithms = []string{algSHA256, algMD5}
 
 // Credential verdicts.
 var (
@@ -373,6 +375,7 @@ func (b *nonceBook) len() int {
 
 // verifier checks digest credentials against the users file.
 type verifier struct {
+	algs   []string // offered in this order; only these are accepted
 	realm  string
 	users  map[string]userSecrets
 	nonces *nonces
@@ -403,9 +406,13 @@ func (v *verifier) verify(hdrs []string, method string, ip netip.Addr) (user str
 	if !found {
 		return "", errNoCredentials
 	}
-	h := newDigestHash(c.algorithm)
+	alg := c.algorithm
+	if alg == "" {
+		alg = algMD5 // RFC 7616 §3.3
+	}
+	h := newDigestHash(alg)
 	switch {
-	case h == nil:
+	case h == nil || !slices.ContainsFunc(v.algs, func(a string) bool { return strings.EqualFold(a, alg) }):
 		return "", fmt.Errorf("%w: algorithm %q", errBadCredentials, c.algorithm)
 	case c.qop != "auth":
 		return "", fmt.Errorf("%w: qop %q (want auth)", errBadCredentials, c.qop)
@@ -439,8 +446,8 @@ func (v *verifier) verify(hdrs []string, method string, ip netip.Addr) (user str
 // challenges are the WWW-Authenticate values for ip: one per algorithm,
 // SHA-256 first, each with its own nonce.
 func (v *verifier) challenges(ip netip.Addr, stale bool) []string {
-	out := make([]string, 0, len(digestAlgorithms))
-	for _, alg := range digestAlgorithms {
+	out := make([]string, 0, len(v.algs))
+	for _, alg := range v.algs {
 		var b strings.Builder
 		b.WriteString("Digest realm=")
 		b.WriteString(quote(v.realm))

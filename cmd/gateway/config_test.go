@@ -94,6 +94,7 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"bad trusted CIDR", "sip:\n  trusted: [\"10.0.0.0/33\"]\n", "sip.trusted[0]"},
 		{"missing users file", "sip:\n  users_file: /nonexistent/users\n", "sip.users_file"},
 		{"realm with a quote", "sip:\n  realm: 'a\"b'\n", "sip.realm"},
+		{"unknown digest algorithm", "sip:\n  auth_algorithms: [SHA-512-256]\n", "sip.auth_algorithms[0]"},
 		{"negative nonce ttl", "sip:\n  nonce_ttl: -1s\n", "sip.nonce_ttl"},
 		{"bad route allow", "routes:\n  - {match: '^x$', action: echo, allow: [\"nowhere\"]}\n", "routes[0].allow[0]"},
 		{"not a mapping", "- 1\n- 2\n", "mapping"},
