@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Installs the external test peers the suite drives, when they are missing:
-# SIPp (sip-tester), osmo-mgw (MGCP oracle), tshark (wire checks).
+# SIPp (sip-tester), osmo-mgw (MGCP oracle), tshark (wire checks),
+# sipvicious (svmap/svwar/svcrack: admission under scanning), python3 (the
+# digest UA in test/auth).
 set -euo pipefail
 need=()
 command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
 command -v osmo-mgw >/dev/null 2>&1 || need+=(osmo-mgw)
 command -v tshark >/dev/null 2>&1 || need+=(tshark)
+command -v svwar >/dev/null 2>&1 || need+=(sipvicious)
+command -v python3 >/dev/null 2>&1 || need+=(python3)
 if ((${#need[@]} == 0)); then
 	exit 0
 fi
