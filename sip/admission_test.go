@@ -23,6 +23,7 @@ type authUA struct {
 	c     *net.UDPConn
 	local string
 	seq   int
+	last  []byte // the last request sent
 }
 
 func newAuthUA(t testing.TB, gw string) *authUA {
@@ -76,21 +77,28 @@ func (u *authUA) send(gw string, r sipReq) (int, string) {
 		b.WriteString("Content-Type: application/sdp\r\n")
 	}
 	fmt.Fprintf(&b, "Content-Length: %d\r\n\r\n%s", len(r.body), r.body)
-	if _, err := u.c.Write([]byte(b.String())); err != nil {
+	u.last = []byte(b.String())
+	if _, err := u.c.Write(u.last); err != nil {
 		u.t.Fatal(err)
 	}
 	if r.method == "ACK" {
 		return 0, ""
 	}
+	return u.read(cseq, r.method)
+}
+
+// read returns the next final response to the request with cseq.
+func (u *authUA) read(cseq int, method string) (int, string) {
+	u.t.Helper()
 	buf := make([]byte, 8192)
 	for {
 		_ = u.c.SetReadDeadline(time.Now().Add(waitFor))
 		n, err := u.c.Read(buf)
 		if err != nil {
-			u.t.Fatalf("no final response to %s %s: %v", r.method, r.user, err)
+			u.t.Fatalf("no final response to %s: %v", method, err)
 		}
 		res := string(buf[:n])
-		if !strings.Contains(res, fmt.Sprintf("CSeq: %d %s", cseq, r.method)) {
+		if !strings.Contains(res, fmt.Sprintf("CSeq: %d %s", cseq, method)) {
 			continue // a retransmission of an earlier answer
 		}
 		var code int
@@ -341,4 +349,46 @@ func TestVersionAndMaxForwards(t *testing.T) {
 	if n := g.metric("mediagw_sip_refused_total", "reason", RefusedHops); n != 1 {
 		t.Errorf("refused{max_forwards} = %v, want 1", n)
 	}
+}
+
+// sip.auth_algorithms limits what is offered and accepted; a refusal on UDP
+// is stateless: a retransmitted INVITE gets the same bytes again and its
+// ACK is taken without a transaction.
+func TestAuthAlgorithmsAndStatelessRefusal(t *testing.T) {
+	g := startGatewayConfig(t, Config{Trusted: []string{"192.0.2.0/24"}, AuthAlgorithms: []string{"md5"},
+		UsersFile: func() string {
+			p := filepath.Join(t.TempDir(), "users")
+			_ = os.WriteFile(p, []byte("alice:pw\n"), 0o600)
+			return p
+		}()}, nil)
+	u := newAuthUA(t, g.udp)
+	uri := "sip:conf-md5@" + g.udp
+	code, res := u.send(g.udp, sipReq{method: "INVITE", user: "conf-md5", callID: "alg", fromTag: "f", body: testOffer})
+	ch := header(res, "WWW-Authenticate")
+	if code != 401 || len(ch) != 1 || !strings.Contains(ch[0], "algorithm=MD5") {
+		t.Fatalf("MD5-only challenge: %d %q", code, ch)
+	}
+	// The INVITE again, byte for byte: the same answer, from the ring.
+	if _, err := u.c.Write(u.last); err != nil {
+		t.Fatal(err)
+	}
+	if _, again := u.read(u.seq, "INVITE"); again != res {
+		t.Fatalf("retransmission answered differently:\n%s\n%s", res, again)
+	}
+	u.send(g.udp, sipReq{method: "ACK", user: "conf-md5", callID: "alg", fromTag: "f", toTag: "x"})
+
+	sha := strings.Replace(ch[0], "algorithm=MD5", "algorithm=SHA-256", 1)
+	auth := authorize(sha, "INVITE", uri, "alice", "pw", 1)
+	if code, res := u.send(g.udp, sipReq{method: "INVITE", user: "conf-md5", callID: "alg", fromTag: "f", body: testOffer, hdrs: []string{auth}}); code != 403 {
+		t.Fatalf("SHA-256 answer to an MD5-only gateway: %d, want 403\n%s", code, res)
+	}
+	auth = authorize(ch[0], "INVITE", uri, "alice", "pw", 1)
+	code, res = u.send(g.udp, sipReq{method: "INVITE", user: "conf-md5", callID: "alg", fromTag: "f", body: testOffer, hdrs: []string{auth}})
+	if code != 200 {
+		t.Fatalf("MD5 answer: %d\n%s", code, res)
+	}
+	toTag := regexp.MustCompile(`To: .*;tag=([^;\r\n]+)`).FindStringSubmatch(res)[1]
+	u.send(g.udp, sipReq{method: "ACK", user: "conf-md5", callID: "alg", fromTag: "f", toTag: toTag})
+	u.send(g.udp, sipReq{method: "BYE", user: "conf-md5", callID: "alg", fromTag: "f", toTag: toTag})
+	g.idle(t)
 }
