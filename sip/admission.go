@@ -257,3 +257,25 @@ func (s *Server) refuse(tx gosip.ServerTransaction, req *gosip.Request, reason s
 func routeAllows(m match, ip netip.Addr) bool {
 	return len(m.allow) == 0 || contains(m.allow, ip)
 }
+
+// referAllowed applies admission to a REFER's target, which the gateway
+// would call on the referrer's behalf (0: allowed, else the status that
+// refuses the REFER). A target at this gateway goes through the routes as
+// if the REFER's source had dialled it: no route, or a route whose allow
+// list excludes the source, is 404 alike. Any other target needs a trusted
+// source (403): a caller that only authenticated must not make the gateway
+// call out wherever it likes (an open relay by another door).
+func (s *Server) referAllowed(req *gosip.Request, target gosip.Uri) int {
+	ip := sourceIP(req)
+	if s.isOurAddress(target.Host, target.Port) {
+		m, ok, err := route(s.rules, target.User)
+		if !ok || err != nil || !routeAllows(m, ip) {
+			return 404
+		}
+		return 0
+	}
+	if !contains(s.adm.trusted, ip) {
+		return 403
+	}
+	return 0
+}

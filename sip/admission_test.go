@@ -392,3 +392,45 @@ func TestAuthAlgorithmsAndStatelessRefusal(t *testing.T) {
 	u.send(g.udp, sipReq{method: "BYE", user: "conf-md5", callID: "alg", fromTag: "f", toTag: toTag})
 	g.idle(t)
 }
+
+// A REFER is admission for the target it names: an own route the source may
+// not use and a missing route get 404 alike; a target elsewhere needs a
+// trusted source, so a caller that only authenticated cannot make the
+// gateway call out.
+func TestReferAdmission(t *testing.T) {
+	routes := append(DefaultRoutes(), Route{Match: `^secret$`, Action: ActionConference, Allow: []string{"192.0.2.0/24"}})
+	usersPath := filepath.Join(t.TempDir(), "users")
+	if err := os.WriteFile(usersPath, []byte("alice:pw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g := startGatewayConfig(t, Config{Trusted: []string{"192.0.2.0/24"}, UsersFile: usersPath}, routes)
+	u := newAuthUA(t, g.udp)
+	uri := "sip:conf-r@" + g.udp
+	_, res := u.send(g.udp, sipReq{method: "INVITE", user: "conf-r", callID: "ref", fromTag: "f", body: testOffer})
+	auth := authorize(header(res, "WWW-Authenticate")[0], "INVITE", uri, "alice", "pw", 1)
+	code, res := u.send(g.udp, sipReq{method: "INVITE", user: "conf-r", callID: "ref", fromTag: "f", body: testOffer, hdrs: []string{auth}})
+	if code != 200 {
+		t.Fatalf("authenticated INVITE: %d\n%s", code, res)
+	}
+	toTag := regexp.MustCompile(`To: .*;tag=([^;\r\n]+)`).FindStringSubmatch(res)[1]
+	u.send(g.udp, sipReq{method: "ACK", user: "conf-r", callID: "ref", fromTag: "f", toTag: toTag})
+	eventually(t, "call confirmed", func() bool { return g.s.Calls() == 1 })
+	for target, want := range map[string]int{
+		"<sip:secret@" + g.udp + ">":      404,
+		"<sip:nosuchroute@" + g.udp + ">": 404,
+		"<sip:900123@192.0.2.55:5060>":    403,
+	} {
+		code, res := u.send(g.udp, sipReq{method: "REFER", user: "conf-r", callID: "ref", fromTag: "f", toTag: toTag, hdrs: []string{"Refer-To: " + target}})
+		if code != want {
+			t.Errorf("REFER to %s: %d, want %d\n%s", target, code, want, res)
+		}
+	}
+	if n := g.metric("mediagw_sip_refused_total", "reason", RefusedRouteACL); n != 3 {
+		t.Errorf("refused{route_acl} = %v, want 3", n)
+	}
+	if len(g.table.Connections()) != 1 {
+		t.Errorf("refused REFERs allocated: %d connections", len(g.table.Connections()))
+	}
+	u.send(g.udp, sipReq{method: "BYE", user: "conf-r", callID: "ref", fromTag: "f", toTag: toTag})
+	g.idle(t)
+}
