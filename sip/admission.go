@@ -182,7 +182,7 @@ func (s *Server) admit(req *gosip.Request, tx gosip.ServerTransaction) bool {
 	if req.IsAck() {
 		return true
 	}
-	if req.SipVersion != sipVersion {
+	if !strings.EqualFold(req.SipVersion, sipVersion) { // case-insensitive (RFC 3261 §7.1)
 		s.refuse(tx, req, RefusedVersion, 505, "SIP version not supported")
 		return false
 	}

@@ -336,6 +336,9 @@ func TestVersionAndMaxForwards(t *testing.T) {
 			t.Errorf("%s SIP/9.9: %q", m, strings.SplitN(res, "\r\n", 2)[0])
 		}
 	}
+	if code, res := u.send(g.udp, sipReq{method: "OPTIONS", user: "conf-v", callID: "vlower", fromTag: "f", version: "sip/2.0"}); code != 200 {
+		t.Errorf("OPTIONS sip/2.0 (the version is case-insensitive): %d\n%s", code, res)
+	}
 	if code, res := u.send(g.udp, sipReq{method: "INVITE", user: "conf-mf", callID: "mf", fromTag: "f", maxForwards: -1, body: testOffer}); code != 483 {
 		t.Errorf("INVITE Max-Forwards 0: %d\n%s", code, res)
 	}
