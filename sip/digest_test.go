@@ -177,3 +177,31 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+// The cost of a challenge (two nonces) and of checking an answer to one.
+func BenchmarkDigest(b *testing.B) {
+	n, _ := newNonces(time.Minute)
+	ip := netip.MustParseAddr("198.51.100.7")
+	users, _ := parseUsers("alice:pw\n", "mediagw")
+	v := &verifier{algs: DefaultAuthAlgorithms, realm: "mediagw", users: users, nonces: n, book: newNonceBook(nonceBookSize)}
+	b.Run("challenge", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			_ = v.challenges(ip, false)
+		}
+	})
+	b.Run("verify", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			ch := v.challenges(ip, false)[0]
+			h := strings.Replace(ch, "Digest ", "", 1)
+			p, _ := parseAuthParams(h)
+			ha1 := users["alice"].sha256
+			resp := digestResponse(newDigestHash("SHA-256"), ha1, "INVITE", "sip:conf-1@h", p["nonce"], "00000001", "c")
+			auth := fmt.Sprintf(`Digest username="alice", realm="mediagw", nonce="%s", uri="sip:conf-1@h", response="%s", algorithm=SHA-256, cnonce="c", qop=auth, nc=00000001`, p["nonce"], resp)
+			if _, err := v.verify([]string{auth}, "INVITE", ip); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
