@@ -338,6 +338,13 @@ cat "$REPORT"
 echo
 cat "$NV"
 
+# The pictures: loss and p99 added latency against the offered rate, per system.
+PLOT=
+if part relay && go run ./bench/cmd/benchplot -out "$OUT" relay "$OUT" >/dev/null 2>"$OUT/benchplot.log"; then
+  PLOT=$OUT/relay.png
+  echo "relay plot: $PLOT"
+fi
+
 if [[ $RECORD == 1 ]]; then
   RES=$ROOT/bench/RESULTS.md
   ENTRY=$OUT/results-entry.md
@@ -357,6 +364,13 @@ if [[ $RECORD == 1 ]]; then
     echo '```'
     cat "$NV"
     echo '```'
+    if [[ -n $PLOT ]]; then
+      mkdir -p "$ROOT/bench/plots"
+      cp "$PLOT" "$ROOT/bench/plots/relay-$STAMP.png"
+      cp "$PLOT" "$ROOT/bench/relay.png"
+      echo
+      echo "![relay: loss and p99 added latency against offered rate](plots/relay-$STAMP.png)"
+    fi
     echo
   } >"$ENTRY"
   [[ -f $RES ]] || printf '# Benchmark results\n\n' >"$RES"

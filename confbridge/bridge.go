@@ -21,6 +21,11 @@ type Options struct {
 	// when an event starts (end false) and once when it ends (end true). It is
 	// called from the member's receive goroutine and must not block.
 	OnDigit func(memberID string, event byte, end bool)
+	// OnTalk reports a member starting (true) or stopping (false) to talk,
+	// by the talker detector below with its hang-over. It is called from
+	// the mixer's goroutine after the tick, outside the bridge's lock, and
+	// must not block (talk.go).
+	OnTalk func(memberID string, talking bool)
 	// TalkThreshold is the mean absolute sample level (0..32767) from which a
 	// member counts as talking; 0 means the default (150), a negative value
 	// makes every unmuted member with audio a talker.
@@ -67,6 +72,7 @@ type Bridge struct {
 	coachSum   [maxFrame]int32
 	mix        [maxFrame]int32
 	shared     [2]sharedMix // the mix for members whose own audio is not in it, per law
+	talkOut    []talkChange // talker changes of the last tick, reported after unlock (talk.go)
 }
 
 type sharedMix struct {
@@ -363,10 +369,18 @@ func (b *Bridge) unlink() {
 	b.hairpin = false
 }
 
-// tick mixes one period. Called by the engine's shard goroutine.
+// tick mixes one period and then reports talker changes. Called by the
+// engine's shard goroutine.
 func (b *Bridge) tick(now int64) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
+	b.mixLocked(now)
+	changes := b.talkChangesLocked()
+	b.mu.Unlock()
+	b.reportTalk(changes)
+}
+
+// mixLocked mixes one period (mu held).
+func (b *Bridge) mixLocked(now int64) {
 	if b.closed || b.hairpin || len(b.members) == 0 {
 		return
 	}

@@ -46,6 +46,7 @@ type Member struct {
 
 	// Owned by the tick (under b.mu).
 	talking bool
+	told    bool // the talking state last reported through Options.OnTalk
 	inMix   bool // its audio is in this tick's sum
 	hang    int
 

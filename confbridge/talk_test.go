@@ -225,3 +225,35 @@ func TestTelephoneEventsReportedNotMixed(t *testing.T) {
 		}
 	}
 }
+
+func TestOnTalkReportsChangesOnce(t *testing.T) {
+	var got []string
+	h := newHarness(t, Options{Hangover: 100 * 1e6, OnTalk: func(id string, talking bool) {
+		if talking {
+			got = append(got, "start "+id)
+		} else {
+			got = append(got, "stop "+id)
+		}
+	}})
+	ps := addParties(t, h, []Codec{PCMU, PCMU, PCMA}, []float64{440, 0, 660})
+	ps[1].s.amp, ps[2].s.amp = 0, 0
+	run(h, ps, 10)
+	if !h.b.Talking("m0") || h.b.Talking("m1") {
+		t.Errorf("Talking: m0 %v m1 %v, want true false", h.b.Talking("m0"), h.b.Talking("m1"))
+	}
+	ps[0].s.amp = 0
+	ps[2].s.amp = 8000
+	run(h, ps, 20)
+	want := []string{"start m0", "start m2", "stop m0"}
+	if len(got) != len(want) {
+		t.Fatalf("OnTalk calls %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("OnTalk calls %v, want %v", got, want)
+		}
+	}
+	if h.b.Talking("nobody") {
+		t.Error("an unknown member talks")
+	}
+}

@@ -21,6 +21,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/mediagw/mediagw/session"
+	"github.com/mediagw/mediagw/web"
 )
 
 // Config is the yaml section `http`.
@@ -74,7 +75,11 @@ func New(cfg Config, table *session.Table, log *logrus.Entry, reg prometheus.Reg
 	s.mux.HandleFunc("POST /v1/actions/{action}", s.auth(s.handleAction))
 	s.mux.HandleFunc("GET /v1/connections", s.auth(s.handleConnections))
 	s.mux.HandleFunc("GET /v1/conferences", s.auth(s.handleConferences))
+	s.mux.HandleFunc("POST /v1/drain", s.auth(s.handleDrain))
 	s.mux.HandleFunc("GET /healthz", s.handleHealth)
+	// The console's files hold no data (every call they make carries the
+	// token), so they load before the login box asks for it.
+	s.mux.Handle("GET /", web.Handler())
 	s.mux.Handle("GET /metrics", s.auth(promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}).ServeHTTP))
 	return s, nil
 }

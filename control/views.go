@@ -52,6 +52,7 @@ type memberView struct {
 	ReceiveOnly  bool   `json:"ReceiveOnly"`
 	Coach        bool   `json:"Coach"`
 	Pupil        bool   `json:"Pupil"`
+	Talking      bool   `json:"Talking"`
 }
 
 type conferenceView struct {
@@ -59,6 +60,7 @@ type conferenceView struct {
 	Kind         string       `json:"Kind"`
 	Mixing       bool         `json:"Mixing"`
 	Members      []memberView `json:"Members"`
+	Created      string       `json:"Created"`
 }
 
 func (s *Server) handleConnections(w http.ResponseWriter, _ *http.Request) {
@@ -74,9 +76,10 @@ func (s *Server) handleConferences(w http.ResponseWriter, _ *http.Request) {
 	confs := s.table.Conferences()
 	out := make([]conferenceView, len(confs))
 	for i, cf := range confs {
-		v := conferenceView{ConferenceID: cf.ID, Kind: string(cf.Kind), Mixing: cf.Mixing, Members: make([]memberView, len(cf.Members))}
+		v := conferenceView{ConferenceID: cf.ID, Kind: string(cf.Kind), Mixing: cf.Mixing, Members: make([]memberView, len(cf.Members)),
+			Created: cf.Created.UTC().Format("2006-01-02T15:04:05.000Z07:00")}
 		for j, m := range cf.Members {
-			v.Members[j] = memberView{m.ConnectionID, m.Muted, m.ReceiveOnly, m.Coach, m.Pupil}
+			v.Members[j] = memberView{m.ConnectionID, m.Muted, m.ReceiveOnly, m.Coach, m.Pupil, m.Talking}
 		}
 		out[i] = v
 	}

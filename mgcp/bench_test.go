@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/mediagw/mediagw/session"
 )
 
 const benchCRCX = "CRCX 1234 rtpbridge/$@mgw MGCP 1.0\r\nC: 5a1\r\nM: sendrecv\r\nL: p:20, a:PCMU\r\n" +
@@ -162,4 +164,30 @@ func BenchmarkUDPCRCXDLCX(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(2*b.N)/time.Since(start).Seconds(), "transactions/s")
+}
+
+// BenchmarkDigitEvent is what a DigitReceived costs the media goroutine
+// that announces it: a non-blocking hand-off to the MGCP digit loop.
+func BenchmarkDigitEvent(b *testing.B) {
+	table := newTable(b)
+	s, err := New(DefaultConfig(), table, testLogger(b), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-s.digitCh:
+			case <-done:
+				return
+			}
+		}
+	}()
+	defer close(done)
+	ev := session.Event{Type: session.DigitReceived, Connection: session.Connection{ID: "7"}, ConferenceID: "1", Digit: 5}
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		s.onEvent(ev)
+	}
 }

@@ -13,6 +13,18 @@
 //     free one (Z:); a third connection is 540.
 //   - `*` in AUEP (lists the endpoints in use), DLCX, EPCF.
 //
+// A cnf/<id> exists while conference <id> does: every verb but CRCX on one
+// that does not is 500 (endpoint unknown); rtpbridge/<n> always exist (an
+// idle one answers DLCX with 515, as osmo-mgw does).
+//
+// Notification requests (RQNT, and R:/S:/X:/D:/Q: embedded in CRCX, MDCX,
+// DLCX) are parsed in request.go, checked against the RFC 3660 packages in
+// packages.go (DTMF digits and the timer T are detected; other events,
+// every signal and unknown packages are refused with the codes listed in
+// codes.go), matched against digit maps in digitmap.go and acted on in
+// notify.go: digits from the session table's DigitReceived events become
+// NTFY with X: and O:, retransmitted with RFC 3435 backoff until answered.
+//
 // The request pipeline follows osmo-mgw: drop responses (they complete
 // gateway commands or acknowledge a final response with 000), look up the
 // verb (504), parse the header (510), check the version (528), answer a
@@ -29,5 +41,6 @@
 // SDP is accepted (the remote is latched from the first RTP packet;
 // osmo-mgw answers 527, which we keep for sendonly), and the cache is
 // consulted before the endpoint lookup so a repeated DLCX of a released
-// conference still gets its original answer.
+// conference still gets its original answer. osmo-mgw answers every RQNT
+// 200 and acts on none; we refuse what we cannot do (518, 513, 510...).
 package mgcp

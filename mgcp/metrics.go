@@ -11,6 +11,7 @@ type metrics struct {
 	dropped         *prometheus.CounterVec // reason
 	sent            *prometheus.CounterVec // verb of gateway-initiated commands
 	retransmissions prometheus.Counter
+	notify          *prometheus.CounterVec // result: ok, timeout, error
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -21,19 +22,26 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"verb", "code"}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mediagw_mgcp_dropped_total",
-			Help: "MGCP datagrams or messages dropped unanswered, by reason (call_agent, malformed_response, unexpected_response).",
+			Help: "MGCP datagrams, messages or digit events dropped, by reason (call_agent, malformed_response, unexpected_response, digit_queue_full).",
 		}, []string{"reason"}),
 		sent: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mediagw_mgcp_gateway_commands_total",
-			Help: "Gateway-initiated MGCP commands (RSIP, DLCX) sent, by verb.",
+			Help: "Gateway-initiated MGCP commands (RSIP, DLCX, NTFY) sent, by verb (first sends, not retransmissions).",
 		}, []string{"verb"}),
 		retransmissions: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "mediagw_mgcp_retransmissions_total",
 			Help: "Repeated MGCP commands answered from the response cache.",
 		}),
+		notify: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mediagw_mgcp_notify_total",
+			Help: "NTFY transactions ended, by result: ok (2xx answer), timeout (no answer after the RFC 3435 retransmissions), error (an error answer, no notified entity, or dropped behind an unanswered one).",
+		}, []string{"result"}),
+	}
+	for _, result := range []string{"ok", "timeout", "error"} {
+		m.notify.WithLabelValues(result) // exposed at 0 from the start, for rate() and alerts
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.commands, m.dropped, m.sent, m.retransmissions} {
+		for _, c := range []prometheus.Collector{m.commands, m.dropped, m.sent, m.retransmissions, m.notify} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

@@ -125,6 +125,7 @@ var compareScript = []step{
 	{"second CRCX on that bridge", "CRCX 2 {ep} MGCP 1.0\r\nC: 5a1\r\nM: sendrecv\r\nL: p:20, a:PCMU\r\n" + fmt.Sprintf(compareSDP, 4002), "200"},
 	{"third CRCX: per-endpoint limit", "CRCX 3 {ep} MGCP 1.0\r\nC: 5a1\r\nM: sendrecv\r\n" + fmt.Sprintf(compareSDP, 4006), "540"},
 	{"MDCX new remote", "MDCX 4 {ep} MGCP 1.0\r\nC: 5a1\r\nI: {i1}\r\nM: sendrecv\r\n" + fmt.Sprintf(compareSDP, 4004), "200"},
+	{"RQNT for digits", "RQNT 40 {ep} MGCP 1.0\r\nX: 1\r\nR: D/[0-9#*](N)\r\n", "200"},
 	{"DLCX endpoint+C+I", "DLCX 5 {ep} MGCP 1.0\r\nC: 5a1\r\nI: {i2}\r\n", "250"},
 	{"the same DLCX datagram again", "DLCX 5 {ep} MGCP 1.0\r\nC: 5a1\r\nI: {i2}\r\n", "250"},
 	{"DLCX of the deleted (unknown) connection", "DLCX 6 {ep} MGCP 1.0\r\nC: 5a1\r\nI: {i2}\r\n", "515"},
@@ -146,7 +147,11 @@ var differences = []struct {
 	{"unknown verb: RFC 3435 says 504; osmo-mgw does not answer", "XYZW 20 rtpbridge/1@mgw MGCP 1.0\r\n", "504", ""},
 	{"K: response acknowledgement: we honour it, osmo-mgw refuses it", "CRCX 21 {any} MGCP 1.0\r\nC: k1\r\nM: recvonly\r\nK: 5-7\r\n", "200", "539"},
 	{"piggybacking: we answer each message, osmo-mgw refuses it", "CRCX 22 {any} MGCP 1.0\r\nC: p1\r\nM: recvonly\r\n.\r\nAUEP 23 rtpbridge/1@mgw MGCP 1.0\r\n", "200", "539"},
-	{"conference endpoints: ours, unknown to osmo-mgw", "AUEP 24 cnf/1@mgw MGCP 1.0\r\n", "200", "500"},
+	{"conference endpoints: ours (a CRCX creates cnf/<id>), unknown to osmo-mgw", "CRCX 24 cnf/1@mgw MGCP 1.0\r\nC: c1\r\nM: confrnce\r\n", "200", "500"},
+	{"RQNT for a package RFC 3660 does not define: we refuse it, osmo-mgw accepts (and ignores) every RQNT", "RQNT 26 rtpbridge/1@mgw MGCP 1.0\r\nX: 1\r\nR: Z/1(N)\r\n", "518", "200"},
+	{"RQNT with a signal: we cannot generate it yet and say so, osmo-mgw answers 200", "RQNT 27 rtpbridge/1@mgw MGCP 1.0\r\nX: 1\r\nS: L/rg\r\n", "513", "200"},
+	{"RQNT without X: (RFC 3435 requires it): 510, osmo-mgw answers 200", "RQNT 28 rtpbridge/1@mgw MGCP 1.0\r\nR: D/1(N)\r\n", "510", "200"},
+	{"an unknown endpoint is 500 for both, a cnf/<id> without its conference included", "AUEP 25 cnf/404@mgw MGCP 1.0\r\n", "500", "500"},
 }
 
 // TestCompareOsmoMGW runs one two-party rtpbridge script against osmo-mgw

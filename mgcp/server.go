@@ -24,7 +24,7 @@ type Config struct {
 	Listen         string   `yaml:"listen"`          // "udp://0.0.0.0:2427"
 	Domain         string   `yaml:"domain"`          // "mgw": endpoint names are <local>@<domain>
 	CallAgents     []string `yaml:"call_agents"`     // CIDRs allowed to send commands
-	NotifiedEntity string   `yaml:"notified_entity"` // host:port for RSIP and gateway DLCX; "" = none
+	NotifiedEntity string   `yaml:"notified_entity"` // host:port for RSIP, gateway DLCX and NTFY without N:; "" = none
 }
 
 // DefaultConfig is the built-in `mgcp` section (DESIGN §6).
@@ -63,13 +63,20 @@ type Server struct {
 	pc        atomic.Pointer[net.PacketConn]
 	nextTID   atomic.Uint32
 
-	mu         sync.Mutex // guards conns, endpoints and nextBridge
+	mu         sync.Mutex // guards conns, endpoints, nextBridge, ntfyOut and every endpointState
 	conns      map[string]connInfo
 	endpoints  map[string]*endpointState
 	nextBridge uint32
 
 	outMu sync.Mutex // guards out
 	out   map[uint32]*outTx
+
+	ntfyOut      map[uint32]*ntfyTx // NTFY in flight, by transaction ID (guarded by mu)
+	digitCh      chan session.Event // DigitReceived (and releases) for digitLoop
+	digitTimers  digitTimers        // defaultDigitTimers; tests shorten them
+	ntfyBackoff  ntfyBackoff        // defaultNtfyBackoff; tests shorten it
+	afterReply   []outDatagram      // NTFY to send after the current response (guarded by mu)
+	notifyClosed bool               // Serve has ended: no new NTFY or digit timer (guarded by mu)
 }
 
 // connInfo is what the MGCP front keeps of a connection it created: where
@@ -78,14 +85,6 @@ type connInfo struct {
 	endpoint string         // local name, e.g. "cnf/7"
 	notify   netip.AddrPort // N: of the CRCX; zero = the endpoint's or the configured one
 	src      netip.AddrPort // the call agent that created it (last resort)
-}
-
-// endpointState is what RQNT and EPCF stored for an endpoint.
-type endpointState struct {
-	notify            string // N: as sent
-	requestID, events string // X:, R:
-	signals, digitMap string // S:, D:
-	bearer            string // B: (EPCF)
 }
 
 // maxEndpointStates bounds the RQNT/EPCF store.
@@ -119,6 +118,11 @@ func New(cfg Config, table *session.Table, log *logrus.Entry, reg prometheus.Reg
 		conns:     map[string]connInfo{},
 		endpoints: map[string]*endpointState{},
 		out:       map[uint32]*outTx{},
+
+		ntfyOut:     map[uint32]*ntfyTx{},
+		digitCh:     make(chan session.Event, 1024),
+		digitTimers: defaultDigitTimers,
+		ntfyBackoff: defaultNtfyBackoff,
 	}
 	for _, c := range cfg.CallAgents {
 		p, err := netip.ParsePrefix(strings.TrimSpace(c))
@@ -177,10 +181,16 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 	if !s.pc.CompareAndSwap(nil, &conn) {
 		return errors.New("mgcp: Serve called twice")
 	}
+	digitsDone := make(chan struct{})
+	loopDone := make(chan struct{})
+	go func() { defer close(loopDone); s.digitLoop(digitsDone) }()
 	defer func() {
+		close(digitsDone)
+		<-loopDone
 		s.pc.Store(nil) // nothing is sent once Serve has returned
 		s.cache.stop()
 		s.stopOutgoing()
+		s.stopNotify()
 	}()
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
@@ -218,6 +228,7 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 		if out := s.handle(src, buf[:n]); out != nil {
 			s.write(out, src)
 		}
+		s.sendAll(s.takeAfterReply())
 	}
 }
 
@@ -292,6 +303,7 @@ func (s *Server) allowed(a netip.Addr) bool {
 // to answer with (nil for none). Piggybacked commands are handled in order
 // and their responses piggybacked in the same order.
 func (s *Server) handle(src netip.AddrPort, data []byte) []byte {
+	s.takeAfterReply() // left by a caller that is not Serve (tests, benchmarks)
 	if !s.allowed(src.Addr()) {
 		s.met.dropped.WithLabelValues("call_agent").Inc()
 		if s.limit.allow() {
@@ -335,7 +347,7 @@ func (s *Server) handleResponse(src netip.AddrPort, msg []byte) {
 	if r.Code < 200 {
 		return // provisional: keep waiting
 	}
-	if !s.completeOutgoing(r) {
+	if !s.completeNotify(r) && !s.completeOutgoing(r) {
 		s.met.dropped.WithLabelValues("unexpected_response").Inc()
 	}
 }

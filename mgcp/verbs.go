@@ -147,6 +147,10 @@ func (s *Server) crcx(c *Command, ep endpoint, src netip.AddrPort) *Response {
 	if bad != nil {
 		return bad
 	}
+	nr, bad := s.readRequest(c, s.resolverFor(ep, true), false)
+	if bad != nil {
+		return bad
+	}
 	if m.remote == nil && m.mode == session.ModeSendOnly {
 		return fail(codeMissingSDP, "sendonly without a remote descriptor")
 	}
@@ -186,6 +190,14 @@ func (s *Server) crcx(c *Command, ep endpoint, src netip.AddrPort) *Response {
 		return fail(codeBadConnID, "connection %s released during CRCX", conn.ID)
 	}
 	conn = cur
+	if nr != nil {
+		if bad := s.install(name, nr, conn.ID, src); bad != nil {
+			if _, derr := s.table.DeleteConnection(conn.ID, "", session.Release{By: session.FrontMGCP, Reason: "CRCX failed"}); derr != nil {
+				s.log.WithError(derr).WithField("conn_id", conn.ID).Error("releasing the connection of a failed CRCX")
+			}
+			return bad
+		}
+	}
 	var extra []Param
 	if ep.wild() {
 		extra = append(extra, Param{"Z", name + "@" + s.cfg.Domain})
@@ -242,7 +254,7 @@ func (s *Server) connectionOn(c *Command, ep endpoint) (session.Connection, *Res
 
 // mdcx changes a connection's mode, remote or codec.
 func (s *Server) mdcx(c *Command, ep endpoint, src netip.AddrPort) *Response {
-	if ep.wild() {
+	if ep.wild() || !s.endpointExists(ep) {
 		return fail(codeUnknownEndpoint, "MDCX on %s", ep.local())
 	}
 	conn, bad := s.connectionOn(c, ep)
@@ -250,6 +262,10 @@ func (s *Server) mdcx(c *Command, ep endpoint, src netip.AddrPort) *Response {
 		return bad
 	}
 	m, bad := s.readMedia(c, ep)
+	if bad != nil {
+		return bad
+	}
+	nr, bad := s.readRequest(c, s.resolverFor(ep, true), false)
 	if bad != nil {
 		return bad
 	}
@@ -269,6 +285,11 @@ func (s *Server) mdcx(c *Command, ep endpoint, src netip.AddrPort) *Response {
 		}
 		s.mu.Unlock()
 	}
+	if nr != nil {
+		if bad := s.install(ep.local(), nr, conn.ID, src); bad != nil {
+			return bad
+		}
+	}
 	return s.answer(conn, m)
 }
 
@@ -287,9 +308,27 @@ func statsParam(st session.Stats) Param {
 // endpoint+C+I (ConnectionId mode, 250 with statistics), endpoint+C (each
 // connection of the call), endpoint (ConferenceId mode) and `*`.
 func (s *Server) dlcx(c *Command, ep endpoint, src netip.AddrPort) *Response {
-	if ep.any {
+	if ep.any || !s.endpointExists(ep) {
 		return fail(codeUnknownEndpoint, "DLCX on %s", ep.local())
 	}
+	nr, bad := s.readRequest(c, s.resolverFor(ep, false), false)
+	if bad != nil {
+		return bad
+	}
+	if nr != nil && ep.all {
+		return fail(codeBadParam, "DLCX on %s with a notification request", ep.local())
+	}
+	resp := s.dlcxDelete(c, ep)
+	if nr != nil && resp.Code < 300 && s.endpointExists(ep) {
+		if bad := s.install(ep.local(), nr, "", src); bad != nil {
+			return bad
+		}
+	}
+	return resp
+}
+
+// dlcxDelete is DLCX's deletion at the scope its parameters give.
+func (s *Server) dlcxDelete(c *Command, ep endpoint) *Response {
 	if _, ok := c.Params.Get("I"); ok {
 		conn, bad := s.connectionOn(c, ep)
 		if bad != nil {
@@ -381,11 +420,15 @@ func (s *Server) auep(c *Command, ep endpoint, src netip.AddrPort) *Response {
 		}
 		return r
 	}
+	if !s.endpointExists(ep) {
+		return fail(codeUnknownEndpoint, "AUEP on %s: no such conference", ep.local())
+	}
+	var state struct{ notify, requestID, events, digitMap, detect, observed, quarantine, bearer string }
 	s.mu.Lock()
-	st := s.endpoints[ep.local()]
-	var state endpointState
-	if st != nil {
-		state = *st
+	if st := s.endpoints[ep.local()]; st != nil {
+		state.notify, state.bearer = st.notify, st.bearer
+		state.requestID, state.events, state.digitMap, state.detect = st.audit("X"), st.audit("R"), st.audit("D"), st.audit("T")
+		state.observed, state.quarantine = st.audit("O"), st.audit("Q")
 	}
 	s.mu.Unlock()
 	for _, item := range strings.Split(c.Params.Value("F"), ",") {
@@ -411,13 +454,19 @@ func (s *Server) auep(c *Command, ep endpoint, src netip.AddrPort) *Response {
 			r.Params = append(r.Params, Param{"X", state.requestID})
 		case "R":
 			r.Params = append(r.Params, Param{"R", state.events})
-		case "S":
-			r.Params = append(r.Params, Param{"S", state.signals})
+		case "S": // no signal is ever active: signal requests are refused (513)
+			r.Params = append(r.Params, Param{"S", ""})
 		case "D":
 			r.Params = append(r.Params, Param{"D", state.digitMap})
 		case "B":
 			r.Params = append(r.Params, Param{"B", state.bearer})
-		case "ES", "O", "T", "RM", "RD", "E", "Q", "VS":
+		case "T":
+			r.Params = append(r.Params, Param{"T", state.detect})
+		case "O":
+			r.Params = append(r.Params, Param{"O", state.observed})
+		case "Q":
+			r.Params = append(r.Params, Param{"Q", state.quarantine})
+		case "ES", "RM", "RD", "E", "VS":
 			r.Params = append(r.Params, Param{item, ""})
 		default:
 			return fail(codeBadParam, "F: %q", clip(item))
@@ -432,7 +481,7 @@ func bracket(ap netip.AddrPort) string {
 
 // aucx audits a connection: F: C, N, L, M, LC, RC, P.
 func (s *Server) aucx(c *Command, ep endpoint, src netip.AddrPort) *Response {
-	if ep.wild() {
+	if ep.wild() || !s.endpointExists(ep) {
 		return fail(codeUnknownEndpoint, "AUCX on %s", ep.local())
 	}
 	conn, bad := s.connectionOn(c, ep)
@@ -501,27 +550,31 @@ func (s *Server) storeEndpoint(ep endpoint, set func(*endpointState)) *Response 
 	return &Response{Code: codeOK}
 }
 
-// rqnt accepts and stores a notification request (no events are detected yet).
+// rqnt installs a notification request (notify.go): R:, S:, D:, Q:, N:, X:.
 func (s *Server) rqnt(c *Command, ep endpoint, src netip.AddrPort) *Response {
 	if ep.wild() {
 		return fail(codeUnknownEndpoint, "RQNT on %s", ep.local())
 	}
-	return s.storeEndpoint(ep, func(st *endpointState) {
-		if v, ok := c.Params.Get("N"); ok {
-			st.notify = v
-		}
-		st.requestID = c.Params.Value("X")
-		st.events = c.Params.Value("R")
-		st.signals = c.Params.Value("S")
-		if v, ok := c.Params.Get("D"); ok {
-			st.digitMap = v
-		}
-	})
+	if !s.endpointExists(ep) {
+		return fail(codeUnknownEndpoint, "RQNT on %s: no such conference", ep.local())
+	}
+	nr, bad := s.readRequest(c, s.resolverFor(ep, false), true)
+	if bad != nil {
+		return bad
+	}
+	if bad := s.install(ep.local(), nr, "", src); bad != nil {
+		return bad
+	}
+	if !s.endpointExists(ep) { // released meanwhile: its request goes with it
+		s.dropEndpoint(ep.local())
+		return fail(codeUnknownEndpoint, "RQNT on %s: released meanwhile", ep.local())
+	}
+	return &Response{Code: codeOK}
 }
 
 // epcf accepts and stores an endpoint configuration (B: bearer information).
 func (s *Server) epcf(c *Command, ep endpoint, src netip.AddrPort) *Response {
-	if ep.any {
+	if ep.any || !s.endpointExists(ep) {
 		return fail(codeUnknownEndpoint, "EPCF on %s", ep.local())
 	}
 	b, ok := c.Params.Get("B")
@@ -571,8 +624,25 @@ func (s *Server) forget(connID string) (connInfo, bool) {
 // DLCX with E: reason and P: statistics. It runs on the releaser's
 // goroutine and only sends a datagram.
 func (s *Server) onEvent(ev session.Event) {
-	if ev.Type != session.ConnectionReleased || ev.Connection.Owner != session.FrontMGCP {
+	switch ev.Type {
+	case session.DigitReceived:
+		s.queueDigit(ev)
 		return
+	case session.ConferenceReleased:
+		if name, _ := endpointOf(ev.ConferenceID); name != "" {
+			s.dropEndpoint(name) // its notification request ends with it
+		}
+		return
+	case session.ConnectionReleased:
+	default:
+		return
+	}
+	if ev.Connection.Owner != session.FrontMGCP {
+		return
+	}
+	select { // digitLoop forgets a digit under way on it (best effort)
+	case s.digitCh <- session.Event{Type: session.ConnectionReleased, Connection: session.Connection{ID: ev.Connection.ID}}:
+	default:
 	}
 	info, ok := s.forget(ev.Connection.ID)
 	if ev.By == session.FrontMGCP {

@@ -47,6 +47,7 @@ type Table struct {
 	inUse    [poolCount]int
 	draining bool
 	pending  [poolCount]int // reserved by creations whose sockets are being bound
+	refusing bool           // Drain(true): no new connections, the others go on (drain.go)
 }
 
 type pool int
@@ -228,7 +229,7 @@ func (t *Table) CreateConnection(p ConnectionParams) (Connection, error) {
 	enhanced := !mixable(p.Codec)
 
 	t.mu.Lock()
-	if t.draining {
+	if t.draining || t.refusing {
 		t.mu.Unlock()
 		return Connection{}, ErrDraining
 	}
@@ -599,6 +600,13 @@ func (t *Table) newConfWith(confID string, kind Kind, o ConferenceOptions) (*con
 			OnDigit: func(member string, event byte, end bool) {
 				t.announce(Event{Type: DigitReceived, Connection: Connection{ID: member, ConferenceID: id},
 					ConferenceID: id, Digit: event, DigitEnd: end})
+			},
+			OnTalk: func(member string, talking bool) {
+				typ := StopTalking
+				if talking {
+					typ = StartTalking
+				}
+				t.announce(Event{Type: typ, Connection: Connection{ID: member, ConferenceID: id}, ConferenceID: id})
 			},
 		})
 	}
@@ -983,6 +991,9 @@ func (cf *conf) snapshot() Conference {
 		Members: make([]Member, len(cf.members))}
 	for i, mb := range cf.members {
 		s.Members[i] = Member{ConnectionID: mb.c.ID, MemberAttrs: mb.attrs}
+		if cf.mixer != nil {
+			s.Members[i].Talking = cf.mixer.Talking(mb.c.ID)
+		}
 	}
 	return s
 }
@@ -990,11 +1001,12 @@ func (cf *conf) snapshot() Conference {
 // FreePorts reports how many RTP ports (RTP and RTCP) are free.
 func (t *Table) FreePorts() int { return 2 * t.ports.FreePairs() }
 
-// Draining reports whether Shutdown has begun.
+// Draining reports whether the table refuses new connections: Shutdown
+// has begun, or Drain(true) is in force.
 func (t *Table) Draining() bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.draining
+	return t.draining || t.refusing
 }
 
 // counts returns the numbers of connections, mixing-kind conferences and bridges.

@@ -106,6 +106,7 @@ type MemberAttrs struct {
 type Member struct {
 	ConnectionID string
 	MemberAttrs
+	Talking bool // the mixer hears it talking now (never while hairpinned)
 }
 
 // Conference is a snapshot of one conference or bridge.
@@ -148,6 +149,8 @@ const (
 	ConnectionReleased EventType = iota + 1
 	ConferenceReleased
 	DigitReceived // an RFC 4733 telephone-event from a conference member (never mixed)
+	StartTalking  // a conference member's level rose above the talker threshold
+	StopTalking   // ... and fell below it for the hang-over time
 )
 
 func (e EventType) String() string {
@@ -158,6 +161,10 @@ func (e EventType) String() string {
 		return "conference_released"
 	case DigitReceived:
 		return "digit_received"
+	case StartTalking:
+		return "start_talking"
+	case StopTalking:
+		return "stop_talking"
 	}
 	return "unknown"
 }

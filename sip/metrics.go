@@ -43,6 +43,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"code"}),
 		refused: newRefusalMetric(),
 	}
+	for _, r := range refusalReasons {
+		m.refused.WithLabelValues(r) // every reason exposed from the start, at 0
+	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.requests, m.responses, m.refused} {
 			if err := reg.Register(c); err != nil {

@@ -25,6 +25,10 @@ const (
 	RefusedHops        = "max_forwards" // Max-Forwards exhausted (483)
 )
 
+// refusalReasons lists every reason, so each series exists (at 0) from the start.
+var refusalReasons = []string{RefusedUntrusted, RefusedAuth, RefusedRouteACL, RefusedRate, RefusedMaxCalls,
+	RefusedUnconfirmed, RefusedSize, RefusedTCPLimit, RefusedVersion, RefusedHops}
+
 // refusalLogInterval is how often one source may add a refusal line to the log.
 const refusalLogInterval = 10 * time.Second
 

@@ -581,6 +581,10 @@ func (s *Server) onStrayResponse(res *gosip.Response) {
 
 // onOptions answers OPTIONS in and out of dialogs with our capabilities.
 func (s *Server) onOptions(req *gosip.Request, tx gosip.ServerTransaction) {
+	if s.table.Draining() { // probes (Kamailio's dispatcher) move new calls elsewhere
+		s.reply(tx, req, 503, gosip.NewHeader("Retry-After", "60"))
+		return
+	}
 	s.reply(tx, req, 200, gosip.NewHeader("Accept", "application/sdp"))
 }
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the external test peers the suite drives, when they are missing:
 # SIPp (sip-tester), osmo-mgw (MGCP oracle), tshark (wire checks),
+# systemd-analyze (checks deploy/systemd), chromium (drives the web console),
+# redis-server (the store package's Redis tests start their own, on a loopback port),
 # sipvicious (svmap/svwar/svcrack: admission under scanning), python3 (the
 # digest UA in test/auth).
 set -euo pipefail
@@ -8,6 +10,9 @@ need=()
 command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
 command -v osmo-mgw >/dev/null 2>&1 || need+=(osmo-mgw)
 command -v tshark >/dev/null 2>&1 || need+=(tshark)
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v svwar >/dev/null 2>&1 || need+=(sipvicious)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 if ((${#need[@]} == 0)); then

@@ -82,6 +82,13 @@ T0=$(date +%s)
 } | tee "$OUT/result.txt"
 T1=$(date +%s)
 
+# The picture: CPU per member-second and late ticks against the legs mixed.
+PLOT=
+if go run ./bench/cmd/benchplot -out "$OUT" conference "$OUT/result.txt" >/dev/null 2>"$OUT/benchplot.log"; then
+	PLOT=$OUT/conference.png
+	echo "conference plot: $PLOT"
+fi
+
 # Record the run at the end of the "Conference" section of bench/RESULTS.md
 # (RECORD=0 skips), leaving the other sections as they are.
 if [ "${RECORD:-1}" != 0 ]; then
@@ -96,6 +103,14 @@ if [ "${RECORD:-1}" != 0 ]; then
 		cat "$OUT/result.txt"
 		echo '```'
 		echo
+		if [ -n "$PLOT" ]; then
+			STAMP=$(date -u +%Y%m%d-%H%M%S)
+			mkdir -p bench/plots
+			cp "$PLOT" "bench/plots/conference-$STAMP.png"
+			cp "$PLOT" bench/conference.png
+			echo "![conference: CPU per member-second and late ticks against legs](plots/conference-$STAMP.png)"
+			echo
+		fi
 	} >"$ENTRY"
 	[ -f "$RES" ] || printf '# Benchmark results\n\n' >"$RES"
 	if ! grep -q '^## Conference' "$RES"; then

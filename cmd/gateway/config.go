@@ -20,6 +20,7 @@ import (
 	"github.com/mediagw/mediagw/rtpproxy"
 	"github.com/mediagw/mediagw/session"
 	"github.com/mediagw/mediagw/sip"
+	"github.com/mediagw/mediagw/store"
 )
 
 // LogConfig is the yaml section `log`.
@@ -39,6 +40,7 @@ type Config struct {
 	Conference session.ConferenceConfig `yaml:"conference"`
 	Routes     []sip.Route              `yaml:"routes"`
 	HTTP       control.Config           `yaml:"http"`
+	State      store.Config             `yaml:"state"`
 }
 
 // defaultConfig is the built-in configuration: what `go run ./cmd/gateway`
@@ -53,6 +55,7 @@ func defaultConfig() Config {
 		Conference: session.DefaultConferenceConfig(),
 		Routes:     sip.DefaultRoutes(),
 		HTTP:       control.DefaultConfig(),
+		State:      store.DefaultConfig(),
 	}
 }
 
@@ -175,7 +178,7 @@ func (c Config) validate() error {
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		return fmt.Errorf("log.format: %q is not text or json", c.Log.Format)
 	}
-	for _, v := range []any{c.SIP, c.MGCP, c.RTP, c.Resources, c.Conference, c.HTTP} {
+	for _, v := range []any{c.SIP, c.MGCP, c.RTP, c.Resources, c.Conference, c.HTTP, c.State} {
 		if val, ok := v.(validator); ok {
 			if err := val.Validate(); err != nil {
 				return err

@@ -13,6 +13,8 @@ import (
 	"runtime/debug"
 	"runtime/pprof"
 	"syscall"
+
+	"github.com/mediagw/mediagw/ctl"
 )
 
 // gcPercent is the garbage collector's target unless GOGC is set.
@@ -32,9 +34,13 @@ func versionString() string {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "ctl" {
+		os.Exit(ctl.Main(os.Args[2:], os.Stdout, os.Stderr, os.Getenv))
+	}
 	configPath := flag.String("config", "", "YAML configuration file (default: built-in defaults)")
 	showVersion := flag.Bool("version", false, "print the version and exit")
 	checkOnly := flag.Bool("check-config", false, "load and validate the configuration, then exit")
+	checkStateOnly := flag.Bool("check-state", false, "open the configured state store read-only, print what it holds, then exit")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile (go tool pprof) to this file until exit")
 	flag.Parse()
 	if flag.NArg() > 0 {
@@ -52,6 +58,13 @@ func main() {
 	}
 	if *checkOnly {
 		fmt.Println("configuration ok")
+		return
+	}
+	if *checkStateOnly {
+		if err := checkState(cfg.State, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "gateway: state:", err)
+			os.Exit(1)
+		}
 		return
 	}
 	if *cpuProfile != "" {

@@ -1,0 +1,169 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+var updateGolden = flag.Bool("update", false, "rewrite test/e2e/testdata/ctl/*.golden from the live output")
+
+// ctlRun runs `gateway ctl ARGS` against g and returns its output and exit status.
+func ctlRun(t *testing.T, g *Gateway, env []string, args ...string) (string, int) {
+	t.Helper()
+	cmd := exec.Command(gatewayBinary(t), append([]string{"ctl", "-addr", g.HTTP}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), code
+}
+
+var (
+	goldenPort = regexp.MustCompile(`\b34[1-8]\d\d\b`) // the gateway's RTP ports (block 1-8)
+	goldenTime = regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z`)
+)
+
+// golden compares out (RTP ports and times masked) with testdata/ctl/NAME.golden.
+func golden(t *testing.T, name, out string) {
+	t.Helper()
+	out = goldenTime.ReplaceAllString(goldenPort.ReplaceAllString(out, "PORT_"), "TIME____________________")
+	path := filepath.Join("testdata", "ctl", name+".golden")
+	if *updateGolden {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(out), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if out != string(want) {
+		t.Errorf("gateway ctl %s: output differs from %s\n--- got\n%s--- want\n%s", name, path, out, want)
+	}
+}
+
+func TestCtlGolden(t *testing.T) {
+	g := StartGateway(t, GatewayOptions{})
+	var ids []string
+	for i := 0; i < 3; i++ {
+		r := g.MustAction(t, "CreateConnection", map[string]any{"MediaTxIP": "127.0.0.1", "MediaTxPort": strconv.Itoa(4000 + 2*i), "MediaTxCodec": "PCMU"})
+		ids = append(ids, r["ConnectionId"])
+	}
+	g.MustAction(t, "CreateConference", map[string]any{"ConnectionId": ids[0], "ConferenceId": "ops"})
+	g.MustAction(t, "JoinConference", map[string]any{"ConnectionId": ids[1], "ConferenceId": "ops"})
+
+	cases := []struct {
+		name string
+		args []string
+		code int
+	}{
+		{"list", []string{"list"}, 0},
+		{"list-conferences-json", []string{"-o", "json", "list", "conferences"}, 0},
+		{"show-connection", []string{"show", ids[1]}, 0},
+		{"show-conference", []string{"show", "ops"}, 0},
+		{"show-unknown-connection", []string{"show", "999"}, 23},
+		{"show-unknown-conference", []string{"show", "nosuch"}, 24},
+		{"mute", []string{"mute", "ops", ids[1]}, 0},
+		{"list-after-mute", []string{"list", "conferences"}, 0},
+		{"mute-not-member", []string{"mute", "ops", ids[2]}, 24},
+		{"unmute-json", []string{"-o", "json", "mute", "ops", ids[1], "off"}, 0},
+		{"delete-unknown", []string{"delete", "999"}, 23},
+		{"delete-bad-id", []string{"delete", "x1"}, 22},
+		{"delete-member", []string{"delete", "-conference", "ops", ids[1]}, 0},
+		{"delete-conference", []string{"delete", "-conference", "ops"}, 0},
+		{"delete-connection", []string{"delete", ids[1]}, 0},
+		{"list-after-delete", []string{"list"}, 0},
+		{"usage-unknown-command", []string{"frobnicate"}, 2},
+		{"usage-bad-output", []string{"-o", "yaml", "list"}, 2},
+		{"usage-delete-nothing", []string{"delete"}, 2},
+	}
+	for _, c := range cases {
+		out, code := ctlRun(t, g, nil, c.args...)
+		if code != c.code {
+			t.Errorf("gateway ctl %v: exit %d, want %d\n%s", c.args, code, c.code, out)
+		}
+		golden(t, c.name, out)
+	}
+
+	// stats: the gauges the operator reads, as JSON for a script.
+	out, code := ctlRun(t, g, nil, "-o", "json", "stats")
+	var series map[string]float64
+	if err := json.Unmarshal([]byte(out), &series); code != 0 || err != nil {
+		t.Fatalf("stats -o json: exit %d, %v\n%s", code, err, out)
+	}
+	if series["mediagw_connections_active"] != 1 || series["mediagw_conferences_active"] != 0 {
+		t.Errorf("stats: connections %v conferences %v, want 1 and 0", series["mediagw_connections_active"], series["mediagw_conferences_active"])
+	}
+	if _, ok := series[`mediagw_resources_in_use{pool="rtp"}`]; !ok {
+		t.Errorf("stats lacks the resource pools: %v", series)
+	}
+	out, _ = ctlRun(t, g, nil, "stats")
+	if !regexp.MustCompile(`(?m)^mediagw_connections_active\s+1$`).MatchString(out) {
+		t.Errorf("stats table lacks mediagw_connections_active 1:\n%s", out)
+	}
+
+	// drain: new connections refused (ResultCode 5), the one in progress
+	// stays, /healthz 503; drain off resumes.
+	out, code = ctlRun(t, g, nil, "drain")
+	if code != 0 {
+		t.Fatalf("drain: exit %d\n%s", code, out)
+	}
+	golden(t, "drain", out)
+	if r := g.Action(t, "CreateConnection", map[string]any{"MediaTxIP": "127.0.0.1", "MediaTxPort": "4010"}); r["ResultCode"] != "5" {
+		t.Errorf("CreateConnection while draining: %v, want ResultCode 5", r)
+	}
+	if res, err := http.Get(g.HTTP + "/healthz"); err != nil || res.StatusCode != 503 {
+		t.Errorf("healthz while draining: %v %v, want 503", res.Status, err)
+	}
+	if _, code := ctlRun(t, g, nil, "show", ids[2]); code != 0 {
+		t.Errorf("the connection in progress is gone while draining")
+	}
+	out, code = ctlRun(t, g, nil, "drain", "off")
+	if code != 0 {
+		t.Fatalf("drain off: exit %d\n%s", code, out)
+	}
+	golden(t, "drain-off", out)
+	r := g.MustAction(t, "CreateConnection", map[string]any{"MediaTxIP": "127.0.0.1", "MediaTxPort": "4010"})
+	if out, code := ctlRun(t, g, nil, "delete", r["ConnectionId"]); code != 0 {
+		t.Errorf("delete after drain off: exit %d\n%s", code, out)
+	}
+	if out, code := ctlRun(t, g, nil, "delete", ids[2]); code != 0 {
+		t.Errorf("delete: exit %d\n%s", code, out)
+	}
+}
+
+func TestCtlToken(t *testing.T) {
+	g := StartGateway(t, GatewayOptions{ExtraYAML: "  token: \"s3cret\"\n"})
+	out, code := ctlRun(t, g, nil, "list")
+	if code != 1 || !strings.Contains(out, "401") {
+		t.Errorf("without the token: exit %d, want 1 and a 401\n%s", code, out)
+	}
+	if out, code := ctlRun(t, g, nil, "-token", "s3cret", "list"); code != 0 {
+		t.Errorf("-token: exit %d\n%s", code, out)
+	}
+	if out, code := ctlRun(t, g, []string{"MEDIAGW_TOKEN=s3cret"}, "list"); code != 0 {
+		t.Errorf("MEDIAGW_TOKEN: exit %d\n%s", code, out)
+	}
+	if out, code := ctlRun(t, g, []string{"MEDIAGW_TOKEN=wrong"}, "delete", "1"); code != 1 {
+		t.Errorf("wrong token: exit %d, want 1\n%s", code, out)
+	}
+}
