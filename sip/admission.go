@@ -239,7 +239,7 @@ func (s *Server) challenge(ip netip.Addr, stale bool) []gosip.Header {
 func (s *Server) refuse(tx gosip.ServerTransaction, req *gosip.Request, reason string, code int, msg string, hdrs ...gosip.Header) {
 	s.reject(reason, req.Source(), func() *logrus.Entry {
 		return s.log.WithFields(logrus.Fields{"call_id": ratelog.Truncate(callID(req), 64), "method": ratelog.Truncate(string(req.Method), 32), "code": code})
-	}, msg)
+	}, ratelog.Truncate(msg, 160)) // msg may quote what the remote sent (a user name, an algorithm)
 	r := response{code: code, hdrs: hdrs}
 	if !gosip.IsReliable(req.Transport()) {
 		if sent, err := s.sendDirect(tx, req, r); sent {

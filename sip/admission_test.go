@@ -196,6 +196,13 @@ func TestUntrustedWithoutUsersFile(t *testing.T) {
 			t.Errorf("answers differ between routes:\n%v\n%v", shapes[0], s)
 		}
 	}
+	// In-dialog requests pass admission and match no dialog: 481, nothing made.
+	for _, m := range []string{"INVITE", "BYE", "REFER"} {
+		if code, res := u.send(g.udp, sipReq{method: m, user: "conf-1", callID: "d" + m, fromTag: "f", toTag: "guessed", body: testOffer,
+			hdrs: []string{"Refer-To: <sip:conf-2@" + g.udp + ">"}}); code != 481 {
+			t.Errorf("in-dialog %s from a stranger matching no dialog: %d, want 481\n%s", m, code, res)
+		}
+	}
 	for _, m := range []string{"OPTIONS", "REFER", "MESSAGE", "REGISTER"} {
 		if code, res := u.send(g.udp, sipReq{method: m, user: "conf-1", callID: "o" + m, fromTag: "f"}); code != 403 {
 			t.Errorf("%s from a stranger: %d, want 403\n%s", m, code, res)
