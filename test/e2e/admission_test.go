@@ -170,6 +170,8 @@ func TestSipviciousCannotEnumerate(t *testing.T) {
 	svwar := requireTool(t, "svwar")
 	svcrack := requireTool(t, "svcrack")
 
+	t0 := time.Now()
+	phase := func(what string) { t.Logf("%s done after %v", what, time.Since(t0).Round(time.Millisecond)) }
 	// Control: against a gateway that trusts the scanner, svwar lists the
 	// routes (so the parsing below can see a leak).
 	open := StartGateway(t, GatewayOptions{})
@@ -185,6 +187,7 @@ func TestSipviciousCannotEnumerate(t *testing.T) {
 		}
 	}
 	open.Stop()
+	phase("control svwar")
 
 	// MD5 first: svcrack 0.3.3 reads only the first challenge and knows
 	// only MD5 (with the default, SHA-256 first, it stops at the first
@@ -211,6 +214,7 @@ func TestSipviciousCannotEnumerate(t *testing.T) {
 		t.Errorf("svmap did not find the gateway (err %v):\n%s", err, tail(out, 20))
 	}
 
+	phase("svmap")
 	for _, force := range []bool{false, true} {
 		args := []string{"-t", "0.002", "-p", port, "-m", "INVITE", "-d", dictionary(t, 1000), host}
 		if force {
@@ -231,6 +235,7 @@ func TestSipviciousCannotEnumerate(t *testing.T) {
 		}
 	}
 
+	phase("svwar")
 	words := []string{"password", "123456", "alice", "letmein", "qwerty", "secret", "admin", "1234", "0000", "mediagw"}
 	dict := filepath.Join(t.TempDir(), "passwords.txt")
 	if err := os.WriteFile(dict, []byte(strings.Join(words, "\n")+"\n"), 0o644); err != nil {
@@ -247,6 +252,7 @@ func TestSipviciousCannotEnumerate(t *testing.T) {
 		t.Errorf("refused{auth} moved by %v for %d guesses", d, len(words))
 	}
 
+	phase("svcrack")
 	select {
 	case err := <-load:
 		if err != nil {
@@ -256,6 +262,7 @@ func TestSipviciousCannotEnumerate(t *testing.T) {
 	case <-time.After(3 * time.Minute):
 		t.Fatal("SIPp load did not finish")
 	}
+	phase("SIPp load")
 	g.WaitGaugesBack(t, start)
 	end := g.Metrics(t)
 	if d := refused(end, "untrusted") - refused(start, "untrusted"); d < 2 {
