@@ -444,3 +444,40 @@ func TestReferAdmission(t *testing.T) {
 	u.send(g.udp, sipReq{method: "BYE", user: "conf-r", callID: "ref", fromTag: "f", toTag: toTag})
 	g.idle(t)
 }
+
+// Over TCP the refusals go through sipgo's transactions: the same codes.
+func TestAdmissionOverTCP(t *testing.T) {
+	g := untrustedGateway(t, "alice:pw\n", nil)
+	c, err := net.Dial("tcp", g.tcp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	local := c.LocalAddr().String()
+	req := func(version, callID string) string {
+		return fmt.Sprintf("INVITE sip:conf-1@%s %s\r\nVia: SIP/2.0/TCP %s;branch=z9hG4bK-%s\r\nMax-Forwards: 70\r\n"+
+			"From: <sip:a@%s>;tag=f\r\nTo: <sip:conf-1@%s>\r\nCall-ID: %s\r\nCSeq: 1 INVITE\r\nContact: <sip:a@%s;transport=tcp>\r\n"+
+			"Content-Type: application/sdp\r\nContent-Length: %d\r\n\r\n%s",
+			g.tcp, version, local, callID, local, g.tcp, callID, local, len(testOffer), testOffer)
+	}
+	buf := make([]byte, 8192)
+	for _, tc := range []struct {
+		version string
+		want    string
+	}{{"SIP/2.0", "SIP/2.0 401 Unauthorized\r\n"}, {"SIP/3.0", "SIP/2.0 505 Version Not Supported\r\n"}} {
+		if _, err := c.Write([]byte(req(tc.version, "tcp"+tc.version))); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(waitFor))
+		n, err := c.Read(buf)
+		if err != nil {
+			t.Fatalf("%s over TCP: %v", tc.version, err)
+		}
+		if res := string(buf[:n]); !strings.HasPrefix(res, tc.want) {
+			t.Errorf("%s over TCP: %q, want %q", tc.version, strings.SplitN(res, "\r\n", 2)[0], tc.want)
+		} else if tc.want[8:11] == "401" && len(header(res, "WWW-Authenticate")) != 2 {
+			t.Errorf("401 over TCP without two challenges:\n%s", res)
+		}
+	}
+	nothingAllocated(t, g)
+}
