@@ -301,6 +301,11 @@ func TestDigestAdmission(t *testing.T) {
 	if ch := header(res, "WWW-Authenticate"); code != 401 || len(ch) != 2 || !strings.Contains(ch[0], "stale=true") {
 		t.Fatalf("expired nonce: %d %q, want 401 with stale=true", code, ch)
 	}
+	// An expired nonce with a wrong password is a wrong password.
+	auth = authorize(old, "INVITE", uri, "alice", "wrong", 1)
+	if code, res := u.send(g.udp, sipReq{method: "INVITE", user: "conf-auth", callID: "stale2", fromTag: "f", body: testOffer, hdrs: []string{auth}}); code != 403 {
+		t.Fatalf("expired nonce, wrong password: %d, want 403\n%s", code, res)
+	}
 	nothingAllocated(t, g)
 }
 

@@ -423,9 +423,9 @@ func (v *verifier) verify(hdrs []string, method string, ip netip.Addr) (user str
 	if err != nil || nc == 0 {
 		return "", fmt.Errorf("%w: nc %q", errBadCredentials, c.nc)
 	}
-	issued, err := v.nonces.check(c.nonce, ip)
-	if err != nil {
-		return "", err
+	issued, nonceErr := v.nonces.check(c.nonce, ip)
+	if nonceErr != nil && !errors.Is(nonceErr, errStaleNonce) {
+		return "", nonceErr
 	}
 	secrets, known := v.users[c.username]
 	if !known {
@@ -434,6 +434,11 @@ func (v *verifier) verify(hdrs []string, method string, ip netip.Addr) (user str
 	want := digestResponse(h, secrets.ha1(c.algorithm), method, c.uri, c.nonce, c.nc, c.cnonce)
 	if subtle.ConstantTimeCompare([]byte(want), []byte(strings.ToLower(c.response))) != 1 || !known {
 		return "", fmt.Errorf("%w: user %q", errBadCredentials, c.username)
+	}
+	if nonceErr != nil {
+		// Stale only when the response was right for the old nonce (RFC
+		// 7616 §3.3): the client may retry without asking its user again.
+		return "", nonceErr
 	}
 	// Only a correct response counts as a use of the nonce: a forged one
 	// must not push real entries out of the book.
