@@ -486,3 +486,42 @@ func TestAdmissionOverTCP(t *testing.T) {
 	}
 	nothingAllocated(t, g)
 }
+
+// ReloadUsers swaps the users file in at once; a bad file keeps the old users.
+func TestReloadUsers(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "users")
+	if err := os.WriteFile(path, []byte("alice:pw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g := startGatewayConfig(t, Config{Trusted: []string{"192.0.2.0/24"}, UsersFile: path}, nil)
+	u := newAuthUA(t, g.udp)
+	uri := "sip:conf-rl@" + g.udp
+	login := func(user, pass string) int {
+		t.Helper()
+		_, res := u.send(g.udp, sipReq{method: "OPTIONS", user: "conf-rl", callID: "rl" + user + pass, fromTag: "f"})
+		auth := authorize(header(res, "WWW-Authenticate")[0], "OPTIONS", uri, user, pass, 1)
+		code, _ := u.send(g.udp, sipReq{method: "OPTIONS", user: "conf-rl", callID: "rl" + user + pass, fromTag: "f", hdrs: []string{auth}})
+		return code
+	}
+	if login("alice", "pw") != 200 || login("carol", "new") != 403 {
+		t.Fatal("before the reload")
+	}
+	if err := os.WriteFile(path, []byte("carol:new\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := g.s.ReloadUsers(); n != 1 || err != nil {
+		t.Fatalf("ReloadUsers: %d, %v", n, err)
+	}
+	if login("alice", "pw") != 403 || login("carol", "new") != 200 {
+		t.Fatal("after the reload")
+	}
+	if err := os.WriteFile(path, []byte("no colon here\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.s.ReloadUsers(); err == nil || !strings.Contains(err.Error(), "sip.users_file") {
+		t.Fatalf("bad users file: %v", err)
+	}
+	if login("carol", "new") != 200 {
+		t.Fatal("a bad file replaced the users")
+	}
+}

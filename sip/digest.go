@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -377,7 +378,7 @@ func (b *nonceBook) len() int {
 type verifier struct {
 	algs   []string // offered in this order; only these are accepted
 	realm  string
-	users  map[string]userSecrets
+	users  atomic.Pointer[map[string]userSecrets] // swapped whole by a reload
 	nonces *nonces
 	book   *nonceBook
 }
@@ -427,7 +428,7 @@ func (v *verifier) verify(hdrs []string, method string, ip netip.Addr) (user str
 	if nonceErr != nil && !errors.Is(nonceErr, errStaleNonce) {
 		return "", nonceErr
 	}
-	secrets, known := v.users[c.username]
+	secrets, known := (*v.users.Load())[c.username]
 	if !known {
 		secrets = dummySecrets
 	}

@@ -166,7 +166,8 @@ func FuzzVerify(f *testing.F) {
 	}
 	ip := netip.MustParseAddr("198.51.100.7")
 	users, _ := parseUsers("alice:pw\n", "mediagw")
-	v := &verifier{algs: DefaultAuthAlgorithms, realm: "mediagw", users: users, nonces: n, book: newNonceBook(64)}
+	v := &verifier{algs: DefaultAuthAlgorithms, realm: "mediagw", nonces: n, book: newNonceBook(64)}
+	v.users.Store(&users)
 	nonce := n.issue(ip)
 	f.Add(`Digest username="alice", realm="mediagw", nonce="` + nonce + `", uri="sip:conf-1@h", response="00", algorithm=SHA-256, cnonce="x", qop=auth, nc=00000001`)
 	f.Add(`Digest username="alice", realm="mediagw", nonce="` + nonce + `", uri="sip:x@h", response="0", cnonce="c", qop=auth, nc=ffffffff`)
@@ -183,7 +184,8 @@ func BenchmarkDigest(b *testing.B) {
 	n, _ := newNonces(time.Minute)
 	ip := netip.MustParseAddr("198.51.100.7")
 	users, _ := parseUsers("alice:pw\n", "mediagw")
-	v := &verifier{algs: DefaultAuthAlgorithms, realm: "mediagw", users: users, nonces: n, book: newNonceBook(nonceBookSize)}
+	v := &verifier{algs: DefaultAuthAlgorithms, realm: "mediagw", nonces: n, book: newNonceBook(nonceBookSize)}
+	v.users.Store(&users)
 	b.Run("challenge", func(b *testing.B) {
 		b.ReportAllocs()
 		for i := 0; i < b.N; i++ {

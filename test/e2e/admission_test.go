@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -76,7 +77,8 @@ func TestPythonUAAdmission(t *testing.T) {
 		t.Errorf("refused{untrusted} = %v, want ≥ 2", n)
 	}
 
-	g2 := StartGateway(t, GatewayOptions{SIPYAML: fmt.Sprintf("  trusted: [\"127.0.0.1/32\"]\n  users_file: %q\n  nonce_ttl: 2s", usersFile(t))})
+	users := usersFile(t)
+	g2 := StartGateway(t, GatewayOptions{SIPYAML: fmt.Sprintf("  trusted: [\"127.0.0.1/32\"]\n  users_file: %q\n  nonce_ttl: 2s", users)})
 	start := g2.Metrics(t)
 	out, err = run(t, time.Minute, py, script, "--gw", g2.SIP, "--bind", "127.0.0.2", "--http", g2.HTTP, "--mode", "users",
 		"--user", "alice", "--password", testPassword, "--nonce-ttl", "2")
@@ -88,6 +90,26 @@ func TestPythonUAAdmission(t *testing.T) {
 	end := g2.Metrics(t)
 	if d := refused(end, "auth") - refused(start, "auth"); d < 4 { // 2 replays, wrong password, stale
 		t.Errorf("refused{auth} moved by %v, want ≥ 4", d)
+	}
+
+	// A new users file, read on SIGHUP without a restart: carol can call.
+	if err := os.WriteFile(users, []byte("carol:n3w-pass\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := g2.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(g2.Logs(), "users file reloaded") {
+		if time.Now().After(deadline) {
+			t.Fatal("no reload logged after SIGHUP")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	out, err = run(t, time.Minute, py, script, "--gw", g2.SIP, "--bind", "127.0.0.2", "--http", g2.HTTP, "--mode", "users",
+		"--user", "carol", "--password", "n3w-pass", "--nonce-ttl", "2")
+	if err != nil {
+		t.Fatalf("digest_ua.py as carol after SIGHUP: %v\n%s", err, out)
 	}
 }
 
