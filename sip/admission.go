@@ -206,9 +206,13 @@ func (s *Server) admit(req *gosip.Request, tx gosip.ServerTransaction) bool {
 	for _, h := range req.GetHeaders("Authorization") {
 		creds = append(creds, h.Value())
 	}
-	_, err := s.adm.auth.verify(creds, string(req.Method), ip)
+	user, err := s.adm.auth.verify(creds, string(req.Method), ip)
 	switch {
 	case err == nil:
+		if s.log.Logger.IsLevelEnabled(logrus.DebugLevel) {
+			s.log.WithFields(logrus.Fields{"call_id": ratelog.Truncate(callID(req), 64), "user": user,
+				"remote": ip.String(), "method": string(req.Method)}).Debug("authenticated")
+		}
 		return true
 	case errors.Is(err, errNoCredentials):
 		s.refuse(tx, req, RefusedUntrusted, 401, "untrusted source challenged", s.challenge(ip, false)...)
