@@ -15,6 +15,7 @@ type connectionView struct {
 	MediaTxIP      string `json:"MediaTxIP,omitempty"`
 	MediaTxPort    string `json:"MediaTxPort,omitempty"`
 	Codec          string `json:"Codec"`
+	SRTP           string `json:"SRTP,omitempty"` // the SRTP suite; absent for plain RTP
 	FramesizeMs    int64  `json:"Framesize"`
 	Mode           string `json:"Mode"`
 	Owner          string `json:"Owner"`
@@ -33,7 +34,7 @@ func viewConnection(c session.Connection) connectionView {
 	v := connectionView{
 		ConnectionID: c.ID, ConferenceID: c.ConferenceID,
 		MediaRxIP: c.Local.Addr().String(), MediaRxPort: strconv.Itoa(int(c.Local.Port())),
-		Codec: c.Codec, FramesizeMs: c.Ptime.Milliseconds(), Mode: string(c.Mode),
+		Codec: c.Codec, SRTP: c.SRTPSuite, FramesizeMs: c.Ptime.Milliseconds(), Mode: string(c.Mode),
 		Owner: string(c.Owner), CallID: c.CallID,
 		PacketsSent: c.Stats.PacketsSent, OctetsSent: c.Stats.OctetsSent,
 		PacketsRecv: c.Stats.PacketsReceived, OctetsRecv: c.Stats.OctetsReceived,

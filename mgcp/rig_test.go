@@ -81,7 +81,7 @@ func newTable(t testing.TB, opts ...rigOption) *session.Table {
 			lo, hi = o.ports[0], o.ports[1]
 		}
 	}
-	pool, err := rtpproxy.NewPool(rtpproxy.Config{Bind: "127.0.0.1", PortMin: lo, PortMax: hi})
+	pool, err := rtpproxy.NewPool(testRTPConfig(lo, hi))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,4 +225,11 @@ func counter(t testing.TB, c prometheus.Counter) float64 {
 		t.Fatal(err)
 	}
 	return m.GetCounter().GetValue()
+}
+
+// testRTPConfig is the built-in rtp section on loopback ports lo..hi.
+func testRTPConfig(lo, hi int) rtpproxy.Config {
+	cfg := rtpproxy.DefaultConfig()
+	cfg.Bind, cfg.PortMin, cfg.PortMax = "127.0.0.1", lo, hi
+	return cfg
 }

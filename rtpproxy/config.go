@@ -14,7 +14,27 @@ type Config struct {
 	PortMin      int           `yaml:"port_min"`      // 20000
 	PortMax      int           `yaml:"port_max"`      // 29999
 	MediaTimeout time.Duration `yaml:"media_timeout"` // 60s; 0 disables (used by session)
+	// StrictSource: once a leg has latched its remote, packets from any
+	// other address are dropped (counted, reason "source"). false forwards
+	// them without re-latching (rtpengine's default).
+	StrictSource bool `yaml:"strict_source"` // true
+	// RelatchAfter: a latched remote silent this long may be replaced by a
+	// packet from an address signalling allowed (the SDP address, or any
+	// port of the signalling source's IP); 0 = only signalling re-latches.
+	RelatchAfter time.Duration `yaml:"relatch_after"` // 5s
+	// SRTP is how SIP legs negotiate SRTP with SDES (RTP/SAVP, a=crypto):
+	// "off" answers only RTP/AVP (SAVP offers get 488), "optional" answers
+	// SAVP with SAVP and AVP with AVP, "required" refuses plain offers (488)
+	// and offers SAVP itself. The pool keys legs as told (Leg.SetSRTP).
+	SRTP string `yaml:"srtp"` // "optional"
 }
+
+// SRTP modes of Config.SRTP.
+const (
+	SRTPOff      = "off"
+	SRTPOptional = "optional"
+	SRTPRequired = "required"
+)
 
 // DefaultConfig returns the built-in defaults of DESIGN §6.
 func DefaultConfig() Config {
@@ -23,6 +43,9 @@ func DefaultConfig() Config {
 		PortMin:      20000,
 		PortMax:      29999,
 		MediaTimeout: 60 * time.Second,
+		StrictSource: true,
+		RelatchAfter: 5 * time.Second,
+		SRTP:         SRTPOptional,
 	}
 }
 
@@ -40,6 +63,8 @@ type layout struct {
 	advertised netip.Addr
 	firstPort  int // even RTP port of pair 0
 	pairs      int
+	strict     bool  // rtp.strict_source
+	relatch    int64 // rtp.relatch_after in nanoseconds; 0 = never by silence
 }
 
 // Validate reports the first bad value, naming its yaml key.
@@ -93,6 +118,15 @@ func (c Config) layout(discover bool) (layout, error) {
 	}
 	if c.MediaTimeout < 0 {
 		return lo, fmt.Errorf("rtp.media_timeout: %v is negative", c.MediaTimeout)
+	}
+	if c.RelatchAfter < 0 {
+		return lo, fmt.Errorf("rtp.relatch_after: %v is negative", c.RelatchAfter)
+	}
+	lo.strict, lo.relatch = c.StrictSource, int64(c.RelatchAfter)
+	switch c.SRTP {
+	case "", SRTPOff, SRTPOptional, SRTPRequired:
+	default:
+		return lo, fmt.Errorf("rtp.srtp: %q is not off, optional or required", c.SRTP)
 	}
 
 	if !lo.advertised.IsValid() {

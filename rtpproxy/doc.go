@@ -14,9 +14,13 @@
 // The control side
 // (SetRemote, SetDirection, SetHandler, Relay) swaps immutable values through
 // atomic pointers, so the per-packet path takes no lock, does not log and
-// allocates nothing. Remotes are latched symmetrically (RFC 4961 style): the
-// first packet after SetRemote names the remote, later packets are accepted
-// only from it.
+// allocates nothing. Remotes are latched symmetrically (RFC 4961 style), but
+// only to a source signalling allowed (the SDP address, or any port of the
+// signalling source's IP; see latch.go); with strict_source, later packets
+// are accepted only from it. Packets thrown away are counted by reason (Drops).
+// A leg keyed with SetSRTP (SDES, srtp.go) decrypts SRTP/SRTCP before
+// anything else sees a packet (a packet latches only once authenticated)
+// and encrypts what it sends, so SRTP and plain legs relay and mix freely.
 //
 // Statistics follow RFC 3550: octets count payload only, loss comes from
 // extended sequence numbers (appendix A.1), jitter is the interarrival

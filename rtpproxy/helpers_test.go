@@ -40,7 +40,15 @@ func newTestPool(tb testing.TB, min, max int) *Pool {
 // cleanups of the legs opened later: they run first).
 func newBoundPool(tb testing.TB, bind string, min, max int) *Pool {
 	tb.Helper()
-	p, err := NewPool(Config{Bind: bind, PortMin: min, PortMax: max})
+	cfg := DefaultConfig()
+	cfg.Bind, cfg.PortMin, cfg.PortMax = bind, min, max
+	return newConfigPool(tb, cfg)
+}
+
+// newConfigPool is a pool made of cfg, closed when the test ends.
+func newConfigPool(tb testing.TB, cfg Config) *Pool {
+	tb.Helper()
+	p, err := NewPool(cfg)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -63,18 +71,24 @@ type peer struct {
 	rtp, rtcp *net.UDPConn
 }
 
-// newPeer binds an even/odd pair in the peer range.
+// newPeer binds an even/odd pair in the peer range on 127.0.0.1.
 func newPeer(tb testing.TB) *peer {
 	tb.Helper()
+	return newPeerOn(tb, net.IPv4(127, 0, 0, 1))
+}
+
+// newPeerOn binds an even/odd pair in the peer range on ip (a loopback address).
+func newPeerOn(tb testing.TB, ip net.IP) *peer {
+	tb.Helper()
 	for port := peerPortMin; port+1 <= peerPortMax; port += 2 {
-		rtp, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
+		rtp, err := net.ListenUDP("udp4", &net.UDPAddr{IP: ip, Port: port})
 		if err != nil {
 			if errors.Is(err, syscall.EADDRINUSE) {
 				continue
 			}
 			tb.Fatal(err)
 		}
-		rtcp, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port + 1})
+		rtcp, err := net.ListenUDP("udp4", &net.UDPAddr{IP: ip, Port: port + 1})
 		if err != nil {
 			rtp.Close()
 			continue

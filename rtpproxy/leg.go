@@ -28,13 +28,6 @@ var epoch = time.Now()
 // monoNow is nanoseconds on the monotonic clock since epoch, never 0.
 func monoNow() int64 { return int64(time.Since(epoch)) + 1 }
 
-// latch is a remote address and whether it was learned from (or confirmed
-// by) a received packet. Values are replaced whole, never changed in place.
-type latch struct {
-	addr    netip.AddrPort
-	latched bool
-}
-
 // route says where a leg's received RTP goes. Replaced whole on change.
 type route struct {
 	peer *Leg    // Relay: send out of peer (RTCP is forwarded to peer too)
@@ -73,7 +66,8 @@ type Leg struct {
 	rtcpRemote atomic.Pointer[latch] // RTCP remote; zero addr = RTP remote's port+1
 	dir        atomic.Uint32
 	route      atomic.Pointer[route]
-	dynRate    atomic.Uint32 // clock rate of dynamic payload types, Hz
+	dynRate    atomic.Uint32             // clock rate of dynamic payload types, Hz
+	srtp       atomic.Pointer[srtpState] // nil: plain RTP (srtp.go)
 
 	st counters
 	rx receiver // owned by the RTP reader
@@ -124,17 +118,6 @@ func (l *Leg) Port() int { return l.port }
 // LocalAddr is the address to advertise: AdvertisedIP:Port.
 func (l *Leg) LocalAddr() netip.AddrPort {
 	return netip.AddrPortFrom(l.pool.lay.advertised, uint16(l.port))
-}
-
-// SetRemote sets the remote address from SDP (the zero value for unknown).
-// Latching starts over: the first packet received may come from elsewhere
-// (a NAT) and becomes the remote; after it, only that source is accepted.
-func (l *Leg) SetRemote(ap netip.AddrPort) {
-	if ap.IsValid() {
-		ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-	}
-	l.remote.Store(&latch{addr: ap})
-	l.rtcpRemote.Store(&latch{})
 }
 
 // Remote is the current remote: the latched source, or the SDP address.
@@ -192,7 +175,13 @@ func (l *Leg) sendTo(pkt []byte, to netip.AddrPort) error {
 	octets := uint64(payloadLen(pkt))
 	l.st.pktsOut.Add(1)
 	l.st.octetsOut.Add(octets)
-	if err := l.rtpTx.sendTo(pkt, to); err != nil {
+	var err error
+	if sp := l.srtp.Load(); sp != nil {
+		err = sp.sendRTP(l.rtpTx, pkt, to)
+	} else {
+		err = l.rtpTx.sendTo(pkt, to)
+	}
+	if err != nil {
 		l.st.pktsOut.Add(^uint64(0))
 		l.st.octetsOut.Add(-octets)
 		return err
@@ -247,36 +236,41 @@ func (l *Leg) Close() error {
 	return l.closeErr
 }
 
-// accept applies symmetric latching to a packet from src on the socket whose
-// remote is r, and reports whether to take it.
-func accept(r *atomic.Pointer[latch], src netip.AddrPort) bool {
-	for {
-		cur := r.Load()
-		if cur.latched {
-			return cur.addr == src
-		}
-		// Not latched yet: the first packet names the remote, whatever
-		// the SDP said. A concurrent SetRemote wins and we look again.
-		if r.CompareAndSwap(cur, &latch{addr: src, latched: true}) {
-			return true
-		}
-	}
-}
-
 // handleRTP is the per-packet path: filter, count, forward. It allocates
 // nothing once the source is latched.
 func (l *Leg) handleRTP(pkt []byte, src netip.AddrPort) {
-	h, ok := parseRTP(pkt)
+	sp := l.srtp.Load()
+	var h rtpHeader
+	var ok bool
+	if sp == nil {
+		h, ok = parseRTP(pkt)
+	} else {
+		ok = srtpLooksRTP(pkt)
+	}
 	if !ok {
+		l.st.drops[DropMalformed].Add(1)
 		return // not RTP (or mangled): not ours to forward
 	}
 	if l.v6 {
 		src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
 	}
-	if !accept(&l.remote, src) {
+	now := monoNow()
+	if sp != nil {
+		// Authenticate before latching: see mayAcceptRTP.
+		if !l.mayAcceptRTP(src, now) {
+			return
+		}
+		if pkt, ok = sp.decryptRTP(&l.st, pkt); !ok {
+			return
+		}
+		if h, ok = parseRTP(pkt); !ok {
+			l.st.drops[DropMalformed].Add(1)
+			return
+		}
+	}
+	if !l.acceptRTP(src, now) {
 		return
 	}
-	now := monoNow()
 	l.st.lastRx.Store(now)
 	if l.dir.Load()&dirRecv == 0 {
 		return
@@ -320,16 +314,31 @@ func (l *Leg) readRTCP() {
 }
 
 func (l *Leg) handleRTCP(pkt []byte, src netip.AddrPort, sum *rtcpSummary) {
-	if !parseRTCP(pkt, sum) {
+	sp := l.srtp.Load()
+	if (sp == nil && !parseRTCP(pkt, sum)) || (sp != nil && !srtpLooksRTCP(pkt)) {
+		l.st.drops[DropMalformed].Add(1)
 		return
 	}
 	if l.v6 {
 		src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
 	}
-	if !accept(&l.rtcpRemote, src) {
+	now := monoNow()
+	if sp != nil {
+		if !l.mayAcceptRTCP(src, now) {
+			return
+		}
+		var ok bool
+		if pkt, ok = sp.decryptRTCP(&l.st, pkt); !ok {
+			return
+		}
+		if !parseRTCP(pkt, sum) {
+			l.st.drops[DropMalformed].Add(1)
+			return
+		}
+	}
+	if !l.acceptRTCP(src, now) {
 		return
 	}
-	now := monoNow()
 	l.st.lastRx.Store(now)
 	for i := range sum.n {
 		rr := &sum.reports[i]
@@ -361,7 +370,13 @@ func (l *Leg) sendRTCP(pkt []byte, sum *rtcpSummary, now int64) error {
 		}
 		to = netip.AddrPortFrom(rtp.Addr(), rtp.Port()+1)
 	}
-	if err := l.rtcpTx.sendTo(pkt, to); err != nil {
+	var err error
+	if sp := l.srtp.Load(); sp != nil {
+		err = sp.sendRTCP(l.rtcpTx, pkt, to)
+	} else {
+		err = l.rtcpTx.sendTo(pkt, to)
+	}
+	if err != nil {
 		return err
 	}
 	if sum.hasSR {

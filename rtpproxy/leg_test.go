@@ -128,80 +128,6 @@ func TestRelayPortableReader(t *testing.T) {
 	}
 }
 
-func TestLatching(t *testing.T) {
-	_, a, b, sdp, pb := relayPair(t)
-	nat := newPeer(t) // the phone really sends from here
-	other := newPeer(t)
-	_ = sdp
-
-	// Before any packet, a's remote is the SDP address.
-	if a.Remote() != sdp.addr() {
-		t.Fatalf("Remote = %v, want SDP %v", a.Remote(), sdp.addr())
-	}
-	nat.send(t, legAddr(a), rtpPacket(0, 1, 0, 1, 10))
-	recv(t, pb.rtp)
-	if a.Remote() != nat.addr() {
-		t.Fatalf("Remote = %v after first packet, want latched %v", a.Remote(), nat.addr())
-	}
-	// B's media now goes to the latched source, not to the SDP address.
-	pb.send(t, legAddr(b), rtpPacket(0, 1, 0, 2, 10))
-	if _, from := recv(t, nat.rtp); from != legAddr(a) {
-		t.Fatalf("from %v", from)
-	}
-	// Others (the SDP address included) are ignored once latched.
-	other.send(t, legAddr(a), rtpPacket(0, 99, 0, 9, 10))
-	sdp.send(t, legAddr(a), rtpPacket(0, 98, 0, 9, 10))
-	nat.send(t, legAddr(a), rtpPacket(0, 2, 160, 1, 10))
-	if got, _ := recv(t, pb.rtp); seqOf(got) != 2 {
-		t.Fatalf("after latching got seq %d, want 2 (others dropped)", seqOf(got))
-	}
-	if a.Remote() != nat.addr() {
-		t.Fatalf("Remote moved to %v", a.Remote())
-	}
-	// SetRemote starts over: the next sender latches.
-	a.SetRemote(sdp.addr())
-	other.send(t, legAddr(a), rtpPacket(0, 3, 320, 3, 10))
-	if got, _ := recv(t, pb.rtp); seqOf(got) != 3 {
-		t.Fatalf("after SetRemote got seq %d", seqOf(got))
-	}
-	if a.Remote() != other.addr() {
-		t.Fatalf("Remote = %v, want relatched %v", a.Remote(), other.addr())
-	}
-	nat.send(t, legAddr(a), rtpPacket(0, 4, 480, 1, 10))
-	other.send(t, legAddr(a), rtpPacket(0, 5, 640, 3, 10))
-	if got, _ := recv(t, pb.rtp); seqOf(got) != 5 {
-		t.Fatalf("got seq %d, want 5 (old source dropped)", seqOf(got))
-	}
-}
-
-func TestLatchingWithoutRemote(t *testing.T) {
-	p := newTestPool(t, testPortMin, testPortMax)
-	l := openLeg(t, p)
-	ph := newPeer(t)
-	if l.Remote().IsValid() {
-		t.Fatalf("new leg has remote %v", l.Remote())
-	}
-	if err := l.Send(rtpPacket(0, 1, 0, 1, 10)); err != nil {
-		t.Fatalf("Send with no remote: %v, want a silent drop", err)
-	}
-	got := make(chan []byte, 1)
-	l.SetHandler(HandlerFunc(func(pkt []byte) { got <- bytes.Clone(pkt) }))
-	ph.send(t, legAddr(l), rtpPacket(0, 1, 0, 1, 10))
-	<-got
-	if l.Remote() != ph.addr() {
-		t.Fatalf("Remote = %v, want %v", l.Remote(), ph.addr())
-	}
-	if err := l.Send(rtpPacket(0, 2, 0, 5, 10)); err != nil {
-		t.Fatal(err)
-	}
-	if pkt, _ := recv(t, ph.rtp); seqOf(pkt) != 2 {
-		t.Fatalf("got seq %d", seqOf(pkt))
-	}
-	if s := l.Stats(); s.PacketsSent != 1 || s.OctetsSent != 10 {
-		t.Fatalf("stats %+v", s)
-	}
-}
-
 // HandlerFunc adapts a function for tests.
 type HandlerFunc func(pkt []byte)
 
@@ -270,6 +196,7 @@ func TestLoopback(t *testing.T) {
 	p := newTestPool(t, testPortMin, testPortMax)
 	l := openLeg(t, p)
 	ph := newPeer(t)
+	l.SetRemote(ph.addr())
 	Loopback(l)
 	for i := range 20 {
 		pkt := rtpPacket(8, uint16(i), uint32(i*160), 42, 160)
@@ -460,6 +387,7 @@ func TestIPv6Leg(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
+	l.SetRemote(c.LocalAddr().(*net.UDPAddr).AddrPort())
 	Loopback(l)
 	pkt := rtpPacket(0, 1, 0, 1, 10)
 	to := netip.AddrPortFrom(netip.IPv6Loopback(), uint16(l.Port()))
@@ -614,6 +542,7 @@ func TestReaderBursts(t *testing.T) {
 			p := newTestPool(t, testPortMin, testPortMax)
 			l := openLeg(t, p)
 			ph := newPeer(t)
+			l.SetRemote(ph.addr())
 			Loopback(l)
 			seq := uint16(0)
 			for round := range 30 {
@@ -659,6 +588,7 @@ func TestDualStackLeg(t *testing.T) {
 	}
 	defer l.Close()
 	ph := newPeer(t)
+	l.SetSignalingIP(loopback) // the mapped source must match the plain IPv4 address
 	Loopback(l)
 	pkt := rtpPacket(0, 1, 0, 1, 10)
 	ph.send(t, legAddr(l), pkt)

@@ -25,7 +25,7 @@ type Pool struct {
 	// events: its open leg, or its last leg (closed) while idle.
 	byPair []atomic.Pointer[Leg]
 
-	mu sync.Mutex // guards free, pos, idle, closed, live, closedIn, closedOut, pollers, nextPoller
+	mu sync.Mutex // guards free, pos, idle, closed, live, closedIn, closedOut, closedDrops, pollers, nextPoller
 	// free holds the indices of the free pairs in no particular order; pos[i]
 	// is the position of pair i in free, or -1 while pair i is taken. A pick
 	// swaps the chosen entry with the last one, so both ends are O(1).
@@ -37,11 +37,12 @@ type Pool struct {
 	// sockets (ten system calls, the costliest part of a CRCX+DLCX). There
 	// is no cap: a pair is open, idle or unbound, so idle pairs never hold
 	// more descriptors than a full pool of open legs. Close closes them.
-	idle      []idlePair
-	closed    bool // Close was called: released pairs are not kept bound
-	live      map[*Leg]struct{}
-	closedIn  uint64 // packets received by legs already closed
-	closedOut uint64 // packets sent by legs already closed
+	idle        []idlePair
+	closed      bool // Close was called: released pairs are not kept bound
+	live        map[*Leg]struct{}
+	closedIn    uint64 // packets received by legs already closed
+	closedOut   uint64 // packets sent by legs already closed
+	closedDrops Drops  // packets dropped by legs already closed
 	// pollers are the poll loop slots (one per GOMAXPROCS at NewPool);
 	// new legs go to them round robin.
 	pollers    []poller
@@ -315,6 +316,7 @@ func (p *Pool) release(l *Leg) error {
 	delete(p.live, l)
 	p.closedIn += l.st.pktsIn.Load()
 	p.closedOut += l.st.pktsOut.Load()
+	l.st.addDrops(&p.closedDrops)
 	if l.run != nil && !p.closed {
 		p.idle = append(p.idle, idlePair{pair: l.pair, s: l.s, run: l.run, last: l})
 		p.mu.Unlock()

@@ -38,7 +38,9 @@ func relayServer() int {
 		sinks = append(sinks, netip.MustParseAddrPort(s))
 	}
 	readMode = f[3]
-	p, err := NewPool(Config{Bind: "127.0.0.1", PortMin: benchPortMin, PortMax: benchPortMax})
+	cfg := DefaultConfig()
+	cfg.Bind, cfg.PortMin, cfg.PortMax = "127.0.0.1", benchPortMin, benchPortMax
+	p, err := NewPool(cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

@@ -96,7 +96,8 @@ type counters struct {
 	lost             atomic.Int64
 	jitter           atomic.Int64 // nanoseconds
 	lastRx           atomic.Int64 // monotonic nanoseconds since epoch of the last packet; 0 = none
-	_                [64]byte     // keep the sender's counters off the reader's cache line
+	drops            [NumDropReasons]atomic.Uint64
+	_                [64]byte // keep the sender's counters off the reader's cache line
 	pktsOut          atomic.Uint64
 	octetsOut        atomic.Uint64
 	rttSum, rttN     atomic.Int64 // RTCP round trips measured, in nanoseconds

@@ -23,6 +23,7 @@ type Config struct {
 	Resources    Resources
 	Conference   ConferenceConfig
 	MediaTimeout time.Duration // 0 disables the media-timeout sweeper
+	SRTP         string        // rtp.srtp: off | optional | required ("" = optional), for the SIP front's negotiation
 }
 
 // DefaultResources are the built-in pool capacities (DESIGN §6).

@@ -3,6 +3,7 @@ package session
 import (
 	"encoding/binary"
 	"net"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -18,7 +19,12 @@ func TestDigitEvent(t *testing.T) {
 	}
 	defer phone.Close()
 	cid, ids := f.conference(t, "dtmf", 3)
-	c, _ := f.Connection(ids[0])
+	// The phone sends from its own port, not the SDP remote: the signalling
+	// source's IP lets it latch (any port of it), as for a phone behind a NAT.
+	c, err := f.ModifyConnection(ids[0], ConnectionParams{SignalingIP: netip.MustParseAddr("127.0.0.1")})
+	if err != nil {
+		t.Fatal(err)
+	}
 	pkt := make([]byte, 16)
 	pkt[0], pkt[1] = 0x80, 101
 	binary.BigEndian.PutUint32(pkt[8:], 0xd7f)

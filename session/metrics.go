@@ -5,6 +5,8 @@ import (
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mediagw/mediagw/rtpproxy"
 )
 
 type metrics struct {
@@ -90,6 +92,13 @@ func (t *Table) Register(reg prometheus.Registerer) error {
 			}
 			return float64(o)
 		}))
+	}
+	for r := range rtpproxy.NumDropReasons {
+		cs = append(cs, prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "mediagw_rtp_dropped_total",
+			Help:        "Received RTP/RTCP packets dropped: from a source the leg does not accept (source), not RTP or RTCP (malformed), SRTP authentication failed (srtp_auth) or replayed (srtp_replay).",
+			ConstLabels: prometheus.Labels{"reason": r.String()},
+		}, func() float64 { return float64(t.ports.Drops()[r]) }))
 	}
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {

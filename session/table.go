@@ -22,6 +22,7 @@ type PortPool interface {
 	FreePairs() int
 	Pairs() int
 	Packets() (in, out uint64)
+	Drops() rtpproxy.Drops
 }
 
 // MixerFactory makes conference mixers (*confbridge.Engine).
@@ -226,6 +227,11 @@ func (t *Table) CreateConnection(p ConnectionParams) (Connection, error) {
 	if p.Remote.IsValid() && p.Remote.Port() == 0 {
 		return Connection{}, fmt.Errorf("%w: remote port 0", ErrInvalidParam)
 	}
+	if p.SRTP != nil {
+		if err := p.SRTP.Validate(); err != nil {
+			return Connection{}, fmt.Errorf("%w: %v", ErrInvalidParam, err)
+		}
+	}
 	enhanced := !mixable(p.Codec)
 
 	t.mu.Lock()
@@ -288,6 +294,12 @@ func (t *Table) CreateConnection(p ConnectionParams) (Connection, error) {
 		leg:      leg,
 		modified: now,
 	}
+	if p.SRTP != nil {
+		_ = leg.SetSRTP(*p.SRTP) // validated above
+	}
+	if p.SignalingIP.IsValid() {
+		leg.SetSignalingIP(p.SignalingIP)
+	}
 	if p.Remote.IsValid() {
 		leg.SetRemote(p.Remote)
 	}
@@ -332,7 +344,17 @@ func (t *Table) snapshot(c *conn) Connection {
 		s.Remote = r
 	}
 	s.Stats = legStats(c.leg)
+	s.SRTPSuite = c.leg.SRTPSuite()
 	return s
+}
+
+// SRTPMode is rtp.srtp: how the SIP front negotiates SRTP (off, optional,
+// required).
+func (t *Table) SRTPMode() string {
+	if t.cfg.SRTP == "" {
+		return rtpproxy.SRTPOptional
+	}
+	return t.cfg.SRTP
 }
 
 func legStats(l *rtpproxy.Leg) Stats {
@@ -368,6 +390,11 @@ func (t *Table) ModifyConnection(id string, p ConnectionParams) (Connection, err
 	if p.Remote.IsValid() && p.Remote.Port() == 0 {
 		return Connection{}, fmt.Errorf("%w: remote port 0", ErrInvalidParam)
 	}
+	if p.SRTP != nil {
+		if err := p.SRTP.Validate(); err != nil {
+			return Connection{}, fmt.Errorf("%w: %v", ErrInvalidParam, err)
+		}
+	}
 
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -382,6 +409,12 @@ func (t *Table) ModifyConnection(id string, p ConnectionParams) (Connection, err
 	}
 	if p.Ptime != 0 {
 		c.Ptime = p.Ptime
+	}
+	if p.SRTP != nil {
+		_ = c.leg.SetSRTP(*p.SRTP) // validated above
+	}
+	if p.SignalingIP.IsValid() {
+		c.leg.SetSignalingIP(p.SignalingIP)
 	}
 	if p.Remote.IsValid() {
 		c.Remote = p.Remote

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math"
 	"net"
+	"net/netip"
 	"testing"
 	"time"
 )
@@ -18,7 +19,11 @@ func TestTalkEvents(t *testing.T) {
 	}
 	defer phone.Close()
 	cid, ids := f.conference(t, "talk", 3)
-	c, _ := f.Connection(ids[1])
+	// The phone sends from its own port: the signalling IP lets it latch.
+	c, err := f.ModifyConnection(ids[1], ConnectionParams{SignalingIP: netip.MustParseAddr("127.0.0.1")})
+	if err != nil {
+		t.Fatal(err)
+	}
 	pkt := make([]byte, 12+160)
 	pkt[0], pkt[1] = 0x80, 0 // PCMU
 	binary.BigEndian.PutUint32(pkt[8:], 0x7a1c)

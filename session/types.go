@@ -59,13 +59,22 @@ const (
 // ConnectionParams describe a connection to create or, in ModifyConnection,
 // what to change (zero fields are left as they are).
 type ConnectionParams struct {
-	Remote netip.AddrPort // remote media address; zero = not known yet (latched from the first packet)
-	Codec  string         // "PCMU", "PCMA", "G729", ...; "" = PCMU on create
-	Ptime  time.Duration  // 0 = conference.ptime on create
-	Mode   Mode           // "" = sendrecv on create
-	Owner  Front          // who created it and hears about its release
-	CallID string         // SIP Call-ID or MGCP C:
-	Tag    string         // opaque to the table: the owner's key (MGCP endpoint, SIP To-tag)
+	Remote netip.AddrPort // remote media address; zero = not known yet (nothing is accepted until it is, unless SignalingIP is set)
+	// SignalingIP is the IP the signalling for this connection came from
+	// (SIP: the request's source). Before latching, media from any port of
+	// it is accepted too (a phone behind a NAT). Zero = only Remote; the
+	// MGCP and HTTP fronts leave it zero (their peer is a call agent or an
+	// application server, not the media endpoint).
+	SignalingIP netip.Addr
+	// SRTP keys the connection (SDES, RFC 4568); nil leaves it as it is
+	// (plain RTP on create), a zero SRTP makes it plain RTP.
+	SRTP   *SRTP
+	Codec  string        // "PCMU", "PCMA", "G729", ...; "" = PCMU on create
+	Ptime  time.Duration // 0 = conference.ptime on create
+	Mode   Mode          // "" = sendrecv on create
+	Owner  Front         // who created it and hears about its release
+	CallID string        // SIP Call-ID or MGCP C:
+	Tag    string        // opaque to the table: the owner's key (MGCP endpoint, SIP To-tag)
 }
 
 // Stats are a connection's media statistics.
@@ -89,7 +98,8 @@ type Connection struct {
 	Owner        Front
 	CallID       string
 	Tag          string
-	Enhanced     bool // holds an enhanced_rtp resource (low-bitrate codec)
+	Enhanced     bool   // holds an enhanced_rtp resource (low-bitrate codec)
+	SRTPSuite    string // the SRTP suite of its media, "" for plain RTP
 	Created      time.Time
 	Stats        Stats
 }

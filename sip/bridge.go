@@ -50,8 +50,20 @@ func (l *leg) answerBridge(tx gosip.ServerTransaction, inv *gosip.Request, offer
 		return
 	}
 	remoteA := offer.remoteOrZero()
-	connA, err := s.table.CreateConnection(session.ConnectionParams{Remote: remoteA, Codec: codecs[0].Name, Ptime: ptime,
-		Mode: modeFor(ActionBridge, dirA), Owner: session.FrontSIP, CallID: l.callID, Tag: l.tag})
+	// Each side's SRTP is its own: A's from its offer (or ours under a late
+	// offer), B's from what we offer the target.
+	var keysA *session.SRTP
+	var cryptoA []crypto
+	if offer != nil {
+		if keysA, cryptoA, err = answerSRTP(s.table.SRTPMode(), offer, nil); err != nil {
+			l.failInvite(tx, inv, err)
+			return
+		}
+	} else {
+		cryptoA = offerSRTP(s.table.SRTPMode())
+	}
+	connA, err := s.table.CreateConnection(session.ConnectionParams{Remote: remoteA, SignalingIP: signalingIP(inv), SRTP: keysA,
+		Codec: codecs[0].Name, Ptime: ptime, Mode: modeFor(ActionBridge, dirA), Owner: session.FrontSIP, CallID: l.callID, Tag: l.tag})
 	if err != nil {
 		l.failInvite(tx, inv, err)
 		return
@@ -85,6 +97,7 @@ func (l *leg) answerBridge(tx gosip.ServerTransaction, inv *gosip.Request, offer
 	}
 	b.mu.Lock()
 	b.media.local, b.media.dir, b.media.ptime = connB.Local, dirSendRecv, connB.Ptime
+	b.media.crypto = offerSRTP(s.table.SRTPMode())
 	offerB := b.sdpLocked(offered, nil)
 	b.mu.Unlock()
 
@@ -125,6 +138,7 @@ func (l *leg) answerBridge(tx gosip.ServerTransaction, inv *gosip.Request, offer
 	}
 	l.mu.Lock()
 	l.media.codec, l.media.te, l.media.dir, l.media.ptime, l.media.local = codecA, teA, dirA, connA.Ptime, connA.Local
+	l.media.crypto = cryptoA
 	body := l.sdpLocked(answer, offer)
 	l.mu.Unlock()
 	l.logger().WithFields(logrus.Fields{"conn_id": connA.ID, "peer_conn_id": connB.ID, "target": target.String(),
@@ -167,11 +181,15 @@ func (b *leg) takeAnswer(res *gosip.Response, offered []format) (mine, theirs fo
 	if b.state == stateEnded {
 		return mine, theirs, nil, errLegEnded
 	}
-	if _, err := b.s.table.ModifyConnection(b.connID, session.ConnectionParams{Remote: ans.remote(), Codec: theirs.Name,
-		Mode: modeFor(ActionBridge, dir)}); err != nil {
+	keys, cryptos, err := takeSRTPAnswer(b.media.crypto, ans)
+	if err != nil {
 		return mine, theirs, nil, err
 	}
-	b.media.codec, b.media.te, b.media.dir = theirs, te, dir
+	if _, err := b.s.table.ModifyConnection(b.connID, session.ConnectionParams{Remote: ans.remote(), SignalingIP: signalingIP(res),
+		SRTP: keys, Codec: theirs.Name, Mode: modeFor(ActionBridge, dir)}); err != nil {
+		return mine, theirs, nil, err
+	}
+	b.media.codec, b.media.te, b.media.dir, b.media.crypto = theirs, te, dir, cryptos
 	return mine, theirs, te, nil
 }
 

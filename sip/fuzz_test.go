@@ -23,6 +23,7 @@ var sdpSeeds = []string{
 	"v=0\r\no=- 0 0 IN IP4 0.0.0.0\r\ns=-\r\nc=IN IP4 0.0.0.0\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n",
 	"v=0\r\no=- 0 0 IN IP4 1.2.3.4\r\ns=-\r\nc=IN IP4 1.2.3.4\r\nt=0 0\r\nm=audio 0 RTP/AVP 0\r\nm=audio 6000 RTP/SAVP 0\r\nm=audio 6002 RTP/AVP 96\r\na=rtpmap:96 opus/48000/2\r\n",
 	"v=0\r\n",
+	"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:ERERERERERERERERERERERERERERERERERERERER\r\na=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:IiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIi|2^20\r\n",
 	"v=1\r\no=- 0 0 IN IP4 1.2.3.4\r\ns=-\r\nt=0 0\r\n",
 }
 
@@ -52,6 +53,11 @@ func FuzzSDP(f *testing.F) {
 		}
 		local := localMedia{SessID: 7, Version: 9, Addr: netip.MustParseAddrPort("127.0.0.1:33000"),
 			Formats: formats, Dir: d.effectiveDir().reverse(), Ptime: 20 * time.Millisecond}
+		_, cryptos, serr := answerSRTP("optional", d, nil)
+		if serr != nil && (!d.Secure || len(d.Cryptos) > 0 || !errors.Is(serr, errSDPNotAcceptable)) {
+			t.Fatalf("answerSRTP refused %+v: %v", d, serr)
+		}
+		local.Crypto = cryptos
 		ans, err := parseSDP(buildSDP(local, d))
 		if err != nil {
 			t.Fatalf("our answer does not parse: %v\n%s", err, buildSDP(local, d))
@@ -59,6 +65,10 @@ func FuzzSDP(f *testing.F) {
 		if len(ans.Lines) != len(d.Lines) || ans.AudioIndex != d.AudioIndex || ans.Dir != local.Dir ||
 			ans.Port != 33000 || len(ans.Formats) != 1 || ans.Formats[0].PT != formats[0].PT {
 			t.Fatalf("answer %+v does not answer offer %+v", ans, d)
+		}
+		if ans.Secure != (len(cryptos) > 0) || len(ans.Cryptos) != len(cryptos) ||
+			(len(cryptos) > 0 && (ans.Cryptos[0].Tag != d.Cryptos[0].Tag || ans.Cryptos[0].Suite != d.Cryptos[0].Suite)) {
+			t.Fatalf("SRTP answer %+v does not answer offer %+v", ans.Cryptos, d.Cryptos)
 		}
 	})
 }
@@ -149,7 +159,7 @@ func FuzzRequest(f *testing.F) {
 	for _, s := range requestSeeds {
 		f.Add([]byte(strings.ReplaceAll(strings.ReplaceAll(s, "LOCAL", "127.0.0.1:5070"), "\n", "\r\n")))
 	}
-	pool, err := rtpproxy.NewPool(rtpproxy.Config{Bind: "127.0.0.1", PortMin: poolMin, PortMax: poolMax})
+	pool, err := rtpproxy.NewPool(testRTPConfig(poolMin, poolMax))
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -73,7 +73,7 @@ func startGateway(t testing.TB, routes []Route, opts ...gwOption) *gateway {
 func startGatewayConfig(t testing.TB, sipCfg Config, routes []Route, opts ...gwOption) *gateway {
 	t.Helper()
 	log := testLogger(t)
-	pool, err := rtpproxy.NewPool(rtpproxy.Config{Bind: "127.0.0.1", PortMin: poolMin, PortMax: poolMax})
+	pool, err := rtpproxy.NewPool(testRTPConfig(poolMin, poolMax))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -722,3 +722,10 @@ func (p *phone) hangupAnswered(t testing.TB) {
 func uriString(u gosip.Uri) string { return u.String() }
 
 func gosipHeader(name, value string) gosip.Header { return gosip.NewHeader(name, value) }
+
+// testRTPConfig is the built-in rtp section on loopback ports lo..hi.
+func testRTPConfig(lo, hi int) rtpproxy.Config {
+	cfg := rtpproxy.DefaultConfig()
+	cfg.Bind, cfg.PortMin, cfg.PortMax = "127.0.0.1", lo, hi
+	return cfg
+}

@@ -277,8 +277,19 @@ func (l *leg) answerLocal(tx gosip.ServerTransaction, inv *gosip.Request, offer 
 		t := defaultTE
 		te = &t
 	}
-	conn, err := s.table.CreateConnection(session.ConnectionParams{Remote: remote, Codec: codec.Name, Ptime: ptime,
-		Mode: modeFor(m.Action, dir), Owner: session.FrontSIP, CallID: l.callID, Tag: l.tag})
+	var keys *session.SRTP
+	var cryptos []crypto
+	if offer != nil {
+		var err error
+		if keys, cryptos, err = answerSRTP(s.table.SRTPMode(), offer, nil); err != nil {
+			l.failInvite(tx, inv, err)
+			return
+		}
+	} else {
+		cryptos = offerSRTP(s.table.SRTPMode()) // keyed when the ACK answers
+	}
+	conn, err := s.table.CreateConnection(session.ConnectionParams{Remote: remote, SignalingIP: signalingIP(inv), SRTP: keys,
+		Codec: codec.Name, Ptime: ptime, Mode: modeFor(m.Action, dir), Owner: session.FrontSIP, CallID: l.callID, Tag: l.tag})
 	if err != nil {
 		l.failInvite(tx, inv, err)
 		return
@@ -305,6 +316,7 @@ func (l *leg) answerLocal(tx gosip.ServerTransaction, inv *gosip.Request, offer 
 	}
 	l.mu.Lock()
 	l.media.codec, l.media.te, l.media.dir, l.media.ptime, l.media.local = codec, te, dir, conn.Ptime, conn.Local
+	l.media.crypto = cryptos
 	body := l.sdpLocked(offered, offer)
 	l.mu.Unlock()
 	if s.log.Logger.IsLevelEnabled(logrus.DebugLevel) {
@@ -317,7 +329,7 @@ func (l *leg) answerLocal(tx gosip.ServerTransaction, inv *gosip.Request, offer 
 func (l *leg) sdpLocked(formats []format, offer *description) []byte {
 	l.media.version++
 	return buildSDP(localMedia{SessID: l.media.sessID, Version: l.media.version, Addr: l.media.local,
-		Formats: formats, Dir: l.media.dir, Ptime: l.media.ptime}, offer)
+		Formats: formats, Dir: l.media.dir, Ptime: l.media.ptime, Crypto: l.media.crypto}, offer)
 }
 
 // okResponse is a 2xx to an INVITE (or UPDATE) with our Contact and SDP.
@@ -397,15 +409,19 @@ func (l *leg) applyAnswer(ack *gosip.Request) error {
 	if !ok {
 		return fmt.Errorf("%w: answer has none of the offered codecs", errSDPNotAcceptable)
 	}
+	keys, cryptos, err := takeSRTPAnswer(l.media.crypto, ans)
+	if err != nil {
+		return err
+	}
 	dir := ans.effectiveDir().reverse()
-	p := session.ConnectionParams{Remote: ans.remote(), Mode: modeFor(l.action, dir)}
+	p := session.ConnectionParams{Remote: ans.remote(), SignalingIP: signalingIP(ack), SRTP: keys, Mode: modeFor(l.action, dir)}
 	if !codec.is(l.media.codec.Name) {
 		p.Codec = codec.Name
 	}
 	if _, err := l.s.table.ModifyConnection(l.connID, p); err != nil {
 		return err
 	}
-	l.media.codec, l.media.dir = codec, dir
+	l.media.codec, l.media.dir, l.media.crypto = codec, dir, cryptos
 	if t, ok := telephoneEvent(ans.Formats); ok {
 		l.media.te = &t
 	} else {

@@ -76,6 +76,7 @@ type mediaState struct {
 	dir     direction
 	ptime   time.Duration
 	local   netip.AddrPort
+	crypto  []crypto // our a=crypto lines (offered, or the one answered); none for plain RTP
 }
 
 // dialog is what we need to send requests inside a dialog (RFC 3261 §12).

@@ -311,6 +311,7 @@ func (l *leg) transferOut(target gosip.Uri, hdrs []gosip.Header) int {
 	}
 	c.mu.Lock()
 	c.media.local, c.media.dir, c.media.ptime = connC.Local, dirSendRecv, connC.Ptime
+	c.media.crypto = offerSRTP(s.table.SRTPMode())
 	offer := c.sdpLocked(append(slices.Clone(codecs), defaultTE), nil)
 	c.mu.Unlock()
 

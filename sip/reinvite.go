@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"time"
 
 	gosip "github.com/emiago/sipgo/sip"
@@ -26,7 +27,7 @@ func (s *Server) onReInvite(req *gosip.Request, tx gosip.ServerTransaction) {
 
 	var body []byte
 	if offer != nil {
-		body, err = l.renegotiate(offer)
+		body, err = l.renegotiate(offer, signalingIP(req))
 	} else {
 		body, err = l.currentOffer()
 	}
@@ -121,7 +122,7 @@ func (l *leg) refreshTarget(req *gosip.Request) {
 
 // renegotiate answers a new offer in the dialog and applies it to the
 // connection: remote address, codec, and the direction (hold/resume).
-func (l *leg) renegotiate(offer *description) ([]byte, error) {
+func (l *leg) renegotiate(offer *description, src netip.Addr) ([]byte, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.state == stateEnded || l.connID == "" {
@@ -135,8 +136,12 @@ func (l *leg) renegotiate(offer *description) ([]byte, error) {
 	if t, ok := telephoneEvent(offer.Formats); ok {
 		te = &t
 	}
+	keys, cryptos, err := answerSRTP(l.s.table.SRTPMode(), offer, l.media.crypto)
+	if err != nil {
+		return nil, err
+	}
 	dir := offer.effectiveDir().reverse()
-	p := session.ConnectionParams{Remote: offer.remote(), Mode: modeFor(l.action, dir)}
+	p := session.ConnectionParams{Remote: offer.remote(), SignalingIP: src, SRTP: keys, Mode: modeFor(l.action, dir)}
 	if !codec.is(l.media.codec.Name) {
 		p.Codec = codec.Name
 	}
@@ -149,7 +154,7 @@ func (l *leg) renegotiate(offer *description) ([]byte, error) {
 	}
 	l.logger().WithFields(logrus.Fields{"conn_id": l.connID, "mode": conn.Mode, "codec": codec.Name,
 		"remote": conn.Remote.String()}).Debug("media renegotiated")
-	l.media.codec, l.media.te, l.media.dir, l.media.ptime = codec, te, dir, conn.Ptime
+	l.media.codec, l.media.te, l.media.dir, l.media.ptime, l.media.crypto = codec, te, dir, conn.Ptime, cryptos
 	formats := []format{codec}
 	if te != nil {
 		formats = append(formats, *te)
@@ -223,7 +228,7 @@ func (s *Server) onUpdate(req *gosip.Request, tx gosip.ServerTransaction) {
 	var err error
 	var body []byte
 	if offer != nil {
-		if body, err = l.renegotiate(offer); err != nil {
+		if body, err = l.renegotiate(offer, signalingIP(req)); err != nil {
 			s.fail(tx, req, err)
 			return
 		}

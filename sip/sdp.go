@@ -78,6 +78,8 @@ type description struct {
 	Formats    []format // in the sender's order of preference
 	Dir        direction
 	Ptime      time.Duration // 0 when not given
+	Secure     bool          // RTP/SAVP or RTP/SAVPF (sdes.go)
+	Cryptos    []crypto      // its usable a=crypto lines, in the sender's order
 }
 
 // remote is the media address to send to; invalid when on hold.
@@ -150,10 +152,12 @@ func parseSDP(body []byte) (*description, error) {
 			continue
 		}
 		proto := d.Lines[i].Proto
-		if proto != "RTP/AVP" && proto != "RTP/AVPF" {
+		secure := proto == "RTP/SAVP" || proto == "RTP/SAVPF"
+		if proto != "RTP/AVP" && proto != "RTP/AVPF" && !secure {
 			why = fmt.Errorf("%w: audio over %s", errSDPNotAcceptable, proto)
 			continue
 		}
+		d.Secure, d.Cryptos = secure, nil
 		if err := d.audio(&sd, md); err != nil {
 			if errors.Is(err, errSDPMalformed) {
 				return nil, err
@@ -236,6 +240,14 @@ func (d *description) audio(sd *sdp.SessionDescription, md *sdp.MediaDescription
 			}
 			if i, ok := byPT[uint8(n)]; ok {
 				d.Formats[i].Fmtp = strings.TrimSpace(params)
+			}
+		case "crypto":
+			c, usable, err := parseCrypto(a.Value)
+			if err != nil {
+				return err
+			}
+			if usable && len(d.Cryptos) < 16 {
+				d.Cryptos = append(d.Cryptos, c)
 			}
 		case "ptime":
 			if ms, err := strconv.Atoi(strings.TrimSpace(a.Value)); err == nil && ms >= 10 && ms <= 200 {
@@ -343,6 +355,7 @@ type localMedia struct {
 	Formats []format       // codec first, then telephone-event
 	Dir     direction
 	Ptime   time.Duration
+	Crypto  []crypto // a=crypto lines: RTP/SAVP when any (sdes.go)
 }
 
 // buildSDP writes our SDP. When answering, offer is the offer being
@@ -392,7 +405,11 @@ func buildSDP(m localMedia, offer *description) []byte {
 func appendAudio(b []byte, m localMedia) []byte {
 	b = append(b, "m=audio "...)
 	b = strconv.AppendUint(b, uint64(m.Addr.Port()), 10)
-	b = append(b, " RTP/AVP"...)
+	if len(m.Crypto) > 0 {
+		b = append(b, " RTP/SAVP"...)
+	} else {
+		b = append(b, " RTP/AVP"...)
+	}
 	for _, f := range m.Formats {
 		b = append(b, ' ')
 		b = strconv.AppendUint(b, uint64(f.PT), 10)
@@ -422,6 +439,9 @@ func appendAudio(b []byte, m localMedia) []byte {
 		b = append(b, "a=ptime:"...)
 		b = strconv.AppendInt(b, int64(m.Ptime/time.Millisecond), 10)
 		b = append(b, "\r\n"...)
+	}
+	for _, c := range m.Crypto {
+		b = appendCrypto(b, c)
 	}
 	b = append(b, "a="...)
 	b = append(b, m.Dir.String()...)

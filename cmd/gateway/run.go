@@ -77,6 +77,7 @@ func run(ctx context.Context, cfg Config, logOut io.Writer) error {
 		Resources:    cfg.Resources,
 		Conference:   cfg.Conference,
 		MediaTimeout: cfg.RTP.MediaTimeout,
+		SRTP:         cfg.RTP.SRTP,
 	}, ports, engine, log)
 
 	reg := prometheus.NewRegistry()

@@ -22,7 +22,12 @@ type TonePeer struct {
 	Loss   float64
 	Jitter time.Duration
 
-	PT      uint8 // 0 PCMU, 8 PCMA
+	PT uint8 // 0 PCMU, 8 PCMA
+	// Seal and Open, when set, transform what is sent and received (SRTP
+	// peers encrypt and decrypt with them); Open's false drops the packet.
+	// Set them before Run.
+	Seal    func(pkt []byte) []byte
+	Open    func(pkt []byte) ([]byte, bool)
 	conn    *net.UDPConn
 	ssrc    uint32
 	stop    chan struct{}
@@ -94,17 +99,21 @@ func (p *TonePeer) sendLoop(dst netip.AddrPort) {
 			pkt[12+i] = encode(p.PT, s)
 			n++
 		}
+		out := pkt
+		if p.Seal != nil {
+			out = p.Seal(pkt)
+		}
 		switch {
 		case p.Loss > 0 && rng.Float64() < p.Loss:
 		case p.Jitter > 0:
-			delayed := append([]byte(nil), pkt...)
+			delayed := append([]byte(nil), out...)
 			late.Add(1)
 			time.AfterFunc(time.Duration(rng.Int64N(int64(p.Jitter))), func() {
 				defer late.Done()
 				_, _ = p.conn.WriteToUDPAddrPort(delayed, dst)
 			})
 		default:
-			_, _ = p.conn.WriteToUDPAddrPort(pkt, dst)
+			_, _ = p.conn.WriteToUDPAddrPort(out, dst)
 		}
 		seq++
 		ts += 160
@@ -136,15 +145,22 @@ func (p *TonePeer) recvLoop() {
 				continue
 			}
 		}
-		if n < 12 || buf[0]>>6 != 2 {
+		pkt := buf[:n]
+		if p.Open != nil {
+			var ok bool
+			if pkt, ok = p.Open(pkt); !ok {
+				continue
+			}
+		}
+		if len(pkt) < 12 || pkt[0]>>6 != 2 {
 			continue
 		}
-		pt := buf[1] & 0x7f
+		pt := pkt[1] & 0x7f
 		if pt != 0 && pt != 8 {
 			continue
 		}
 		pcm = pcm[:0]
-		for _, b := range buf[12:n] {
+		for _, b := range pkt[12:] {
 			pcm = append(pcm, float64(decode(pt, b)))
 		}
 		p.mu.Lock()
