@@ -62,6 +62,8 @@ func reasonPhrase(code int) string {
 		return "Accepted"
 	case 400:
 		return "Bad Request"
+	case 401:
+		return "Unauthorized"
 	case 403:
 		return "Forbidden"
 	case 404:
@@ -76,6 +78,8 @@ func reasonPhrase(code int) string {
 		return "Temporarily Unavailable"
 	case 481:
 		return "Call/Transaction Does Not Exist"
+	case 483:
+		return "Too Many Hops"
 	case 486:
 		return "Busy Here"
 	case 487:
@@ -92,6 +96,8 @@ func reasonPhrase(code int) string {
 		return "Bad Gateway"
 	case 503:
 		return "Service Unavailable"
+	case 505:
+		return "Version Not Supported"
 	case 603:
 		return "Decline"
 	}

@@ -3,9 +3,11 @@ package sip
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"strings"
+	"time"
 
 	gosip "github.com/emiago/sipgo/sip"
 
@@ -14,17 +16,25 @@ import (
 
 // Config is the yaml section `sip`.
 type Config struct {
-	Listen       []string `yaml:"listen"`        // ["udp://0.0.0.0:5060", "tcp://0.0.0.0:5060"]
-	ExternalHost string   `yaml:"external_host"` // host for Contact/Via; "" = listen address or primary IP
+	Listen       []string      `yaml:"listen"`        // ["udp://0.0.0.0:5060", "tcp://0.0.0.0:5060"]
+	ExternalHost string        `yaml:"external_host"` // host for Contact/Via; "" = listen address or primary IP
+	Trusted      []string      `yaml:"trusted"`       // CIDRs that need no authentication (admission.go)
+	UsersFile    string        `yaml:"users_file"`    // "user:password" lines for digest; "" = untrusted sources get 403
+	Realm        string        `yaml:"realm"`         // digest realm
+	NonceTTL     time.Duration `yaml:"nonce_ttl"`     // how long a digest nonce is good for
+	// AuthAlgorithms are the digest challenges offered, most preferred
+	// first (SHA-256, MD5); only these are accepted.
+	AuthAlgorithms []string `yaml:"auth_algorithms"`
 }
 
 // Route is one entry of the yaml top-level `routes`, tried in order on the
 // Request-URI user; the first match wins.
 type Route struct {
-	Match  string `yaml:"match"`  // regexp on the Request-URI user; named groups (?P<id>) (?P<user>)
-	Action string `yaml:"action"` // conference | bridge | echo | reject
-	Target string `yaml:"target"` // bridge: URI template with ${user} etc.
-	Code   int    `yaml:"code"`   // reject: SIP status (default 403)
+	Match  string   `yaml:"match"`  // regexp on the Request-URI user; named groups (?P<id>) (?P<user>)
+	Action string   `yaml:"action"` // conference | bridge | echo | reject
+	Target string   `yaml:"target"` // bridge: URI template with ${user} etc.
+	Code   int      `yaml:"code"`   // reject: SIP status (default 403)
+	Allow  []string `yaml:"allow"`  // CIDRs that may use the route; empty = any admitted source
 }
 
 // Route actions.
@@ -37,7 +47,9 @@ const (
 
 // DefaultConfig is the built-in `sip` section.
 func DefaultConfig() Config {
-	return Config{Listen: []string{"udp://0.0.0.0:5060", "tcp://0.0.0.0:5060"}}
+	return Config{Listen: []string{"udp://0.0.0.0:5060", "tcp://0.0.0.0:5060"},
+		Trusted: append([]string(nil), DefaultTrusted...), Realm: DefaultRealm, NonceTTL: DefaultNonceTTL,
+		AuthAlgorithms: append([]string(nil), DefaultAuthAlgorithms...)}
 }
 
 // DefaultRoutes are the built-in routes: conf-<id> joins conference <id>,
@@ -59,7 +71,7 @@ func (c Config) Validate() error {
 	if strings.ContainsAny(c.ExternalHost, " \t;,<>\"") {
 		return fmt.Errorf("sip.external_host: invalid host %q", c.ExternalHost)
 	}
-	return nil
+	return c.validateAdmission()
 }
 
 // ParseListen splits a listen URL such as "udp://0.0.0.0:5060" into its
@@ -86,7 +98,8 @@ func ParseListen(s string) (network, addr string, err error) {
 // rule is a compiled Route.
 type rule struct {
 	Route
-	re *regexp.Regexp
+	re    *regexp.Regexp
+	allow []netip.Prefix
 }
 
 // compileRoutes checks and compiles the routes in order.
@@ -120,7 +133,11 @@ func compileRoutes(routes []Route) ([]rule, error) {
 		default:
 			return nil, fmt.Errorf("routes[%d].action: %q (want conference, bridge, echo or reject)", i, r.Action)
 		}
-		out = append(out, rule{Route: r, re: re})
+		allow, err := parsePrefixes(fmt.Sprintf("routes[%d].allow", i), r.Allow)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rule{Route: r, re: re, allow: allow})
 	}
 	return out, nil
 }
@@ -131,6 +148,7 @@ type match struct {
 	ConfID string // conference: the conference to join
 	Target string // bridge: the expanded target URI
 	Code   int    // reject: the status
+	allow  []netip.Prefix
 }
 
 // route finds the first rule matching user. ok is false when none does.
@@ -140,7 +158,7 @@ func route(rules []rule, user string) (m match, ok bool, err error) {
 		if idx == nil {
 			continue
 		}
-		m = match{Action: r.Action, Code: r.Code}
+		m = match{Action: r.Action, Code: r.Code, allow: r.allow}
 		switch r.Action {
 		case ActionConference:
 			m.ConfID = user

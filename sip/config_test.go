@@ -3,6 +3,7 @@ package sip
 import (
 	"bytes"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -37,7 +38,7 @@ func TestRoutes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		got, ok, err := route(rules, tt.user)
-		if !ok || !errors.Is(err, tt.err) || got != tt.want {
+		if !ok || !errors.Is(err, tt.err) || !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("route(%q) = %+v, %v, %v; want %+v", tt.user, got, ok, err, tt.want)
 		}
 	}

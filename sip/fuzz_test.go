@@ -168,7 +168,7 @@ func FuzzRequest(f *testing.F) {
 	defer eng.Close()
 	table := session.New(session.Config{Conference: session.DefaultConferenceConfig()}, pool, eng, testLogger(f))
 	routes := append(DefaultRoutes(), Route{Match: `^(?P<user>b[0-9]+)$`, Action: ActionBridge, Target: "sip:${user}@127.0.0.1:9"})
-	s, err := New(Config{Listen: []string{"udp://127.0.0.1:0"}}, routes, nil, table, testLogger(f), nil)
+	s, err := New(Config{Listen: []string{"udp://127.0.0.1:0"}, Trusted: DefaultTrusted}, routes, nil, table, testLogger(f), nil)
 	if err != nil {
 		f.Fatal(err)
 	}

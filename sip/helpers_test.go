@@ -66,6 +66,12 @@ func withMediaTimeout(d time.Duration) gwOption {
 
 func startGateway(t testing.TB, routes []Route, opts ...gwOption) *gateway {
 	t.Helper()
+	return startGatewayConfig(t, Config{Trusted: DefaultTrusted}, routes, opts...)
+}
+
+// startGatewayConfig is startGateway with a sip section (its listen is set here).
+func startGatewayConfig(t testing.TB, sipCfg Config, routes []Route, opts ...gwOption) *gateway {
+	t.Helper()
 	log := testLogger(t)
 	pool, err := rtpproxy.NewPool(testRTPConfig(poolMin, poolMax))
 	if err != nil {
@@ -84,7 +90,8 @@ func startGateway(t testing.TB, routes []Route, opts ...gwOption) *gateway {
 	if routes == nil {
 		routes = DefaultRoutes()
 	}
-	s, err := New(Config{Listen: []string{"udp://127.0.0.1:0", "tcp://127.0.0.1:0"}}, routes, nil, table, log, reg)
+	sipCfg.Listen = []string{"udp://127.0.0.1:0", "tcp://127.0.0.1:0"}
+	s, err := New(sipCfg, routes, nil, table, log, reg)
 	if err != nil {
 		t.Fatal(err)
 	}

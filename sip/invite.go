@@ -40,6 +40,9 @@ func (s *Server) onInvite(req *gosip.Request, tx gosip.ServerTransaction) {
 		}, "no route for the Request-URI user")
 		s.reply(tx, req, 404)
 		return
+	case !routeAllows(m, sourceIP(req)): // the same answer as no route
+		s.refuse(tx, req, RefusedRouteACL, 404, "source not in the route's allow list")
+		return
 	case err != nil:
 		s.refused(func() *logrus.Entry { return s.log.WithError(err).WithField("call_id", callID(req)) },
 			"route matched with an unusable conference id")

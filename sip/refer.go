@@ -27,6 +27,10 @@ func (s *Server) onRefer(req *gosip.Request, tx gosip.ServerTransaction) {
 		s.fail(tx, req, err)
 		return
 	}
+	if code := s.referAllowed(req, target); code != 0 {
+		s.refuse(tx, req, RefusedRouteACL, code, "REFER target not allowed for the source")
+		return
+	}
 	l.awaitConfirmed()
 	l.mu.Lock()
 	code := 0

@@ -62,6 +62,7 @@ type Server struct {
 	// refusalLog lets one refusal line per source per interval through (refusal.go).
 	refusalLog *ratelog.Limiter
 	answered   *answered // final responses sent on UDP, for retransmitted requests
+	adm        *admission
 
 	mu      sync.Mutex      // guards the fields below
 	legs    map[string]*leg // call legs by our dialog tag
@@ -91,6 +92,10 @@ func New(cfg Config, routes []Route, codecs []string, table *session.Table, log 
 	if err != nil {
 		return nil, err
 	}
+	adm, err := newAdmission(cfg)
+	if err != nil {
+		return nil, err
+	}
 	if len(codecs) == 0 {
 		codecs = session.DefaultConferenceConfig().Codecs
 	}
@@ -115,6 +120,7 @@ func New(cfg Config, routes []Route, codecs []string, table *session.Table, log 
 		legs:   make(map[string]*leg),
 
 		answered:   newAnswered(),
+		adm:        adm,
 		refusalLog: newRefusalLog(),
 	}
 	slogger := newSlogLogger(log.WithField("component", "sipgo"))
@@ -375,6 +381,9 @@ func (s *Server) counted(h sipgo.RequestHandler) sipgo.RequestHandler {
 			return
 		}
 		s.met.request(req.Method)
+		if !s.admit(req, tx) {
+			return
+		}
 		if !req.IsAck() {
 			growStack()
 		}

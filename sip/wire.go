@@ -24,6 +24,7 @@ type response struct {
 // build makes r as a sipgo response to req (respond decorates it).
 func (r response) build(req *gosip.Request) *gosip.Response {
 	res := gosip.NewResponseFromRequest(req, r.code, reasonPhrase(r.code), nil)
+	res.SipVersion = sipVersion // sipgo copies the request's, which may be another (505)
 	for _, h := range r.hdrs {
 		res.AppendHeader(h)
 	}
@@ -53,6 +54,9 @@ func (s *Server) send(tx gosip.ServerTransaction, req *gosip.Request, r response
 	res := r.build(req)
 	return res, s.respond(tx, res)
 }
+
+// sipVersion is the only version we speak, and the one our responses carry.
+const sipVersion = "SIP/2.0"
 
 // wireBufs are the buffers responses are written into.
 var wireBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
@@ -127,7 +131,7 @@ func responseDest(req *gosip.Request) (netip.AddrPort, bool) {
 // for 100 Trying (which copies Timestamp and adds no To-tag): that one
 // goes through sipgo's transaction.
 func writeResponse(b *bytes.Buffer, req *gosip.Request, r response) bool {
-	b.WriteString(req.SipVersion)
+	b.WriteString(sipVersion)
 	b.WriteByte(' ')
 	b.WriteString(strconv.Itoa(r.code))
 	b.WriteByte(' ')

@@ -4,7 +4,8 @@
 # comes with it), systemd-analyze (checks deploy/systemd), chromium (drives
 # the web console), redis-server (the store package's Redis tests start their
 # own, on a loopback port), Kamailio with its rtpengine module (the ng
-# front's proxy) and rtpengine (the ng oracle).
+# front's proxy), rtpengine (the ng oracle), sipvicious (svmap/svwar/svcrack:
+# admission under scanning) and python3 (the digest UA in test/auth).
 set -euo pipefail
 need=()
 command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
@@ -16,6 +17,8 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v kamailio >/dev/null 2>&1 || need+=(kamailio) # Debian's package has the rtpengine module
 command -v rtpengine >/dev/null 2>&1 || need+=(rtpengine-daemon)
+command -v svwar >/dev/null 2>&1 || need+=(sipvicious)
+command -v python3 >/dev/null 2>&1 || need+=(python3)
 if ((${#need[@]} == 0)); then
 	exit 0
 fi

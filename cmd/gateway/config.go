@@ -227,6 +227,13 @@ func validateRoutes(routes []sip.Route) error {
 		if _, err := regexp.Compile(r.Match); err != nil || r.Match == "" {
 			return fmt.Errorf("%s.match: %q is not a regular expression", key, r.Match)
 		}
+		for j, a := range r.Allow {
+			if _, err := netip.ParsePrefix(a); err != nil {
+				if _, err := netip.ParseAddr(a); err != nil {
+					return fmt.Errorf("%s.allow[%d]: %q is not a CIDR or an address", key, j, a)
+				}
+			}
+		}
 		switch r.Action {
 		case "conference", "echo":
 		case "bridge":

@@ -178,6 +178,7 @@ func run(ctx context.Context, cfg Config, logOut io.Writer) error {
 	// Fronts serve on their own context, cancelled only after the drain.
 	frontCtx, stopFronts := context.WithCancel(context.Background())
 	defer stopFronts()
+	reloadOnHangup(frontCtx, log.WithField("component", "main"), sipSrv.ReloadUsers)
 	errc := make(chan error, 5+len(sipUDP)+len(sipTCP))
 	var wg sync.WaitGroup
 	serve := func(name string, f func() error) {

@@ -87,6 +87,7 @@ type GatewayOptions struct {
 	NotifiedEntity string // mgcp.notified_entity
 	MediaTimeout   string // rtp.media_timeout, default "0" (off)
 	ExtraYAML      string // appended to the config file
+	SIPYAML        string // more keys of the sip section, each line indented two spaces
 }
 
 // StartGateway runs the binary with a test config on its own ports and
@@ -117,6 +118,9 @@ func StartGateway(t testing.TB, opt GatewayOptions) *Gateway {
 		logs:   &lockedBuffer{},
 		exited: make(chan struct{}),
 	}
+	if opt.SIPYAML != "" && !strings.HasSuffix(opt.SIPYAML, "\n") {
+		opt.SIPYAML += "\n"
+	}
 	if opt.MediaTimeout == "" {
 		opt.MediaTimeout = "0s"
 	}
@@ -124,7 +128,7 @@ func StartGateway(t testing.TB, opt GatewayOptions) *Gateway {
 sip:
   listen: ["udp://%[1]s", "tcp://%[1]s"]
   external_host: "127.0.0.1"
-mgcp:
+%[9]smgcp:
   listen: "udp://%[2]s"
   domain: "mgw"
   call_agents: ["127.0.0.0/8"]
@@ -138,7 +142,7 @@ rtp:
 http:
   listen: "%[7]s"
 %[8]s`, g.SIP, g.MGCP, opt.NotifiedEntity, g.RTPMin, g.RTPMax, opt.MediaTimeout,
-		strings.TrimPrefix(g.HTTP, "http://"), opt.ExtraYAML)
+		strings.TrimPrefix(g.HTTP, "http://"), opt.ExtraYAML, opt.SIPYAML)
 	path := filepath.Join(t.TempDir(), "gateway.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
