@@ -25,6 +25,16 @@ type Config struct {
 	Domain         string   `yaml:"domain"`          // "mgw": endpoint names are <local>@<domain>
 	CallAgents     []string `yaml:"call_agents"`     // CIDRs allowed to send commands
 	NotifiedEntity string   `yaml:"notified_entity"` // host:port for RSIP, gateway DLCX and NTFY without N:; "" = none
+	// ResponseCache bounds the responses kept for retransmitted commands.
+	ResponseCache CacheConfig `yaml:"response_cache"`
+}
+
+// CacheConfig bounds the response cache: past either bound the oldest
+// transactions are forgotten before their 30 s (a repeat of one is executed
+// again). 0 = no bound (not for exposed gateways).
+type CacheConfig struct {
+	MaxEntries int `yaml:"max_entries"` // transactions remembered
+	MaxBytes   int `yaml:"max_bytes"`   // their responses plus ~160 bytes each
 }
 
 // DefaultConfig is the built-in `mgcp` section (DESIGN §6).
@@ -33,6 +43,9 @@ func DefaultConfig() Config {
 		Listen:     "udp://0.0.0.0:2427",
 		Domain:     "mgw",
 		CallAgents: []string{"127.0.0.0/8", "::1/128"},
+		// 100,000 transactions keep the full 30 s at 1,666 commands/s and
+		// over 1 s at the fastest rate measured (~100,000/s): about 40 MB.
+		ResponseCache: CacheConfig{MaxEntries: 100000, MaxBytes: 64 << 20},
 	}
 }
 
@@ -113,7 +126,7 @@ func New(cfg Config, table *session.Table, log *logrus.Entry, reg prometheus.Reg
 		cfg:       cfg,
 		table:     table,
 		log:       log,
-		cache:     newTxCache(time.Now),
+		cache:     newTxCache(time.Now, cfg.ResponseCache.MaxEntries, cfg.ResponseCache.MaxBytes),
 		slowAfter: slowCommand,
 		conns:     map[string]connInfo{},
 		endpoints: map[string]*endpointState{},
@@ -138,7 +151,7 @@ func New(cfg Config, table *session.Table, log *logrus.Entry, reg prometheus.Reg
 		}
 		s.notify = ap
 	}
-	met, err := newMetrics(reg)
+	met, err := newMetrics(reg, s.cache)
 	if err != nil {
 		return nil, err
 	}

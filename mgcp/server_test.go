@@ -63,7 +63,7 @@ func TestProvisionalAndResponseAck(t *testing.T) {
 // Responses are kept 30 s; after that the same transaction ID is a new command.
 func TestResponseCacheExpires(t *testing.T) {
 	now := time.Unix(1000, 0)
-	c := newTxCache(func() time.Time { return now })
+	c := newTxCache(func() time.Time { return now }, 0, 0)
 	src := netip.MustParseAddrPort("127.0.0.1:2727")
 	e := c.begin(txKey{src, 1})
 	want := c.finish(e, &Response{Code: 200, TransID: 1, Comment: "OK"}, nil)
@@ -82,7 +82,7 @@ func TestResponseCacheExpires(t *testing.T) {
 
 func TestAcknowledgeRanges(t *testing.T) {
 	now := time.Unix(1000, 0)
-	c := newTxCache(func() time.Time { return now })
+	c := newTxCache(func() time.Time { return now }, 0, 0)
 	src := netip.MustParseAddrPort("127.0.0.1:2727")
 	for tid := uint32(1); tid <= 3000; tid++ {
 		c.finish(c.begin(txKey{src, tid}), &Response{Code: 200, TransID: tid}, nil)

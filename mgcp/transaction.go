@@ -33,18 +33,30 @@ type txEntry struct {
 	expires     time.Time
 }
 
-// txCache remembers responses per (source, transaction ID).
-type txCache struct {
-	now func() time.Time
+// entryOverhead is what one remembered transaction costs besides its
+// response bytes (txEntry, its map slot and order slot), for the byte bound.
+const entryOverhead = 160
 
-	mu      sync.Mutex // guards entries, order, head and every txEntry's fields
+// txCache remembers responses per (source, transaction ID), for at most
+// responseTTL and within a bound of entries and bytes: past either, the
+// oldest transactions are forgotten first (a repeat of one of those is
+// executed again), so a call agent cycling connections fast cannot grow it
+// without limit (issue 10, finding 4).
+type txCache struct {
+	now        func() time.Time
+	maxEntries int // 0: no bound
+	maxBytes   int // 0: no bound
+
+	mu      sync.Mutex // guards entries, order, head, bytes, evicted and every txEntry's fields
 	entries map[txKey]*txEntry
 	order   []*txEntry // by creation, which is expiry order (fixed TTL)
 	head    int
+	bytes   int    // entryOverhead per entry plus the responses held
+	evicted uint64 // entries forgotten before their TTL because of the bound
 }
 
-func newTxCache(now func() time.Time) *txCache {
-	return &txCache{now: now, entries: map[txKey]*txEntry{}}
+func newTxCache(now func() time.Time, maxEntries, maxBytes int) *txCache {
+	return &txCache{now: now, maxEntries: maxEntries, maxBytes: maxBytes, entries: map[txKey]*txEntry{}}
 }
 
 // lookup returns the entry of a repeated command, or nil for a new one.
@@ -75,8 +87,14 @@ func (c *txCache) begin(k txKey) *txEntry {
 	defer c.mu.Unlock()
 	c.expireLocked()
 	e := &txEntry{key: k, expires: c.now().Add(responseTTL)}
+	if old := c.entries[k]; old != nil {
+		c.bytes -= len(old.resp) // the old entry stays in order, counted as overhead until it expires
+		old.resp = nil
+	}
 	c.entries[k] = e
 	c.order = append(c.order, e)
+	c.bytes += entryOverhead
+	c.evictLocked()
 	return e
 }
 
@@ -104,6 +122,8 @@ func (c *txCache) finish(e *txEntry, r *Response, retransmit func([]byte)) []byt
 	}
 	e.resp = r.Marshal()
 	e.done = true
+	c.bytes += len(e.resp)
+	c.evictLocked()
 	if e.awaitAck && retransmit != nil {
 		c.scheduleLocked(e, 0, retransmit)
 	}
@@ -150,6 +170,7 @@ func (c *txCache) acknowledge(src netip.AddrPort, ranges []tidRange) {
 	defer c.mu.Unlock()
 	forget := func(e *txEntry) {
 		if e.done {
+			c.bytes -= len(e.resp)
 			e.acked, e.resp, e.awaitAck = true, nil, false
 			if e.retx != nil {
 				e.retx.Stop()
@@ -188,6 +209,13 @@ func (c *txCache) stop() {
 	}
 }
 
+// usage reports the bytes accounted and the entries evicted by the bound.
+func (c *txCache) usage() (bytes int, evicted uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.bytes, c.evicted
+}
+
 // len reports the remembered transactions (for tests).
 func (c *txCache) len() int {
 	c.mu.Lock()
@@ -200,16 +228,39 @@ func (c *txCache) len() int {
 func (c *txCache) expireLocked() {
 	now := c.now()
 	for c.head < len(c.order) && !now.Before(c.order[c.head].expires) {
-		e := c.order[c.head]
-		c.order[c.head] = nil
-		c.head++
-		if c.entries[e.key] == e {
-			delete(c.entries, e.key)
-		}
-		if e.retx != nil {
-			e.retx.Stop()
-		}
+		c.dropOldestLocked()
 	}
+	c.compactLocked()
+}
+
+// evictLocked drops the oldest entries while the cache is over its bound.
+// Caller holds mu.
+func (c *txCache) evictLocked() {
+	for c.head < len(c.order) &&
+		((c.maxEntries > 0 && len(c.order)-c.head > c.maxEntries) || (c.maxBytes > 0 && c.bytes > c.maxBytes)) {
+		c.dropOldestLocked()
+		c.evicted++
+	}
+	c.compactLocked()
+}
+
+// dropOldestLocked forgets the oldest entry. Caller holds mu.
+func (c *txCache) dropOldestLocked() {
+	e := c.order[c.head]
+	c.order[c.head] = nil
+	c.head++
+	c.bytes -= entryOverhead + len(e.resp)
+	if c.entries[e.key] == e {
+		delete(c.entries, e.key)
+	}
+	if e.retx != nil {
+		e.retx.Stop()
+	}
+	e.awaitAck = false
+}
+
+// compactLocked gives back the order slice's consumed head. Caller holds mu.
+func (c *txCache) compactLocked() {
 	if c.head > 1024 && c.head*2 > len(c.order) {
 		c.order = append(c.order[:0:0], c.order[c.head:]...)
 		c.head = 0

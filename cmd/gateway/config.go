@@ -205,6 +205,9 @@ func validateMGCP(m mgcp.Config) error {
 	if m.Domain == "" {
 		return fmt.Errorf("mgcp.domain: must not be empty")
 	}
+	if m.ResponseCache.MaxEntries < 0 || m.ResponseCache.MaxBytes < 0 {
+		return fmt.Errorf("mgcp.response_cache: bounds must be >= 0 (0 = none)")
+	}
 	for i, ca := range m.CallAgents {
 		if _, err := netip.ParsePrefix(ca); err != nil {
 			if _, err := netip.ParseAddr(ca); err != nil {
