@@ -197,9 +197,12 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 	digitsDone := make(chan struct{})
 	loopDone := make(chan struct{})
 	go func() { defer close(loopDone); s.digitLoop(digitsDone) }()
+	sweepDone := make(chan struct{})
+	go func() { defer close(sweepDone); s.cache.sweep(digitsDone, time.Second) }()
 	defer func() {
 		close(digitsDone)
 		<-loopDone
+		<-sweepDone
 		s.pc.Store(nil) // nothing is sent once Serve has returned
 		s.cache.stop()
 		s.stopOutgoing()

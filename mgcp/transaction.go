@@ -209,6 +209,30 @@ func (c *txCache) stop() {
 	}
 }
 
+// sweep forgets expired responses every interval until done closes: expiry
+// otherwise runs only when commands arrive, and a burst followed by silence
+// would keep its responses (and their memory) for good.
+func (c *txCache) sweep(done <-chan struct{}, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+			c.mu.Lock()
+			c.expireLocked()
+			if c.head == len(c.order) && cap(c.order) > 1024 {
+				// Empty after a burst: give the slice and the map's buckets
+				// back (a Go map never shrinks).
+				c.order, c.head = nil, 0
+				c.entries = map[txKey]*txEntry{}
+			}
+			c.mu.Unlock()
+		}
+	}
+}
+
 // usage reports the bytes accounted and the entries evicted by the bound.
 func (c *txCache) usage() (bytes int, evicted uint64) {
 	c.mu.Lock()

@@ -43,6 +43,7 @@ type Config struct {
 	HTTP       control.Config           `yaml:"http"`
 	State      store.Config             `yaml:"state"`
 	NG         ng.Config                `yaml:"ng"`
+	Runtime    RuntimeConfig            `yaml:"runtime"`
 }
 
 // defaultConfig is the built-in configuration: what `go run ./cmd/gateway`
@@ -59,6 +60,7 @@ func defaultConfig() Config {
 		HTTP:       control.DefaultConfig(),
 		State:      store.DefaultConfig(),
 		NG:         ng.DefaultConfig(),
+		Runtime:    defaultRuntimeConfig(),
 	}
 }
 
@@ -189,6 +191,9 @@ func (c Config) validate() error {
 		}
 	}
 	if err := validateMGCP(c.MGCP); err != nil {
+		return err
+	}
+	if err := c.Runtime.validate(); err != nil {
 		return err
 	}
 	return validateRoutes(c.Routes)

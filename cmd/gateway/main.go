@@ -17,7 +17,7 @@ import (
 	"github.com/mediagw/mediagw/ctl"
 )
 
-// gcPercent is the garbage collector's target unless GOGC is set.
+// gcPercent is the default of runtime.gc_percent.
 const gcPercent = 400
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -76,13 +76,6 @@ func main() {
 			fmt.Fprintln(os.Stderr, "gateway: cpuprofile:", err)
 			os.Exit(2)
 		}
-	}
-	if os.Getenv("GOGC") == "" {
-		// The live heap is small (tables and per-call state); per-call garbage
-		// is not. Collecting at 4x the live heap instead of 2x costs a few
-		// megabytes and halves the time spent marking at high call rates.
-		// GOGC in the environment still decides.
-		debug.SetGCPercent(gcPercent)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err = run(ctx, cfg, nil)

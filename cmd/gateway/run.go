@@ -66,6 +66,7 @@ func run(ctx context.Context, cfg Config, logOut io.Writer) error {
 	logger := newLogger(cfg.Log, logOut)
 	log := logrus.NewEntry(logger)
 	log.WithField("component", "main").WithField("version", versionString()).Info("mediagw starting")
+	applyRuntime(cfg.Runtime, log.WithField("component", "main"))
 
 	ports, err := rtpproxy.NewPool(cfg.RTP)
 	if err != nil {
@@ -206,6 +207,8 @@ func run(ctx context.Context, cfg Config, logOut io.Writer) error {
 	sweepCtx, stopSweep := context.WithCancel(context.Background())
 	wg.Add(1)
 	go func() { defer wg.Done(); table.Run(sweepCtx) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); returnIdleMemory(sweepCtx, cfg.Runtime.ReturnIdle) }()
 
 	log.WithFields(logrus.Fields{
 		"component": "main", "http": httpLn.Addr().String(), "mgcp": mgcpConn.LocalAddr().String(),
