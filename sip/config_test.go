@@ -150,3 +150,32 @@ func TestRefusalLogLimit(t *testing.T) {
 		t.Fatalf("next second: ok=%v held=%d, want true 1", ok, held)
 	}
 }
+
+// sipgo logs an unparseable datagram whole, at error level, each time
+// (issue 10, finding 7): through our bridge the line is cut to a few hundred
+// bytes and repeats are held back, counted in the next line let through.
+func TestSlogBridgeBoundsRemoteLines(t *testing.T) {
+	l := logrus.New()
+	var buf bytes.Buffer
+	l.SetOutput(&buf)
+	l.SetFormatter(&logrus.TextFormatter{DisableTimestamp: true})
+	sl := newSlogLogger(logrus.NewEntry(l))
+	junk := strings.Repeat("X", 35000)
+	for i := 0; i < 500; i++ {
+		sl.Error("failed to parse", "data", junk, "error", errors.New("parse failed: "+junk))
+	}
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 1 {
+		t.Fatalf("500 junk datagrams logged %d lines", len(lines))
+	}
+	if len(lines[0]) > 1000 {
+		t.Fatalf("a junk datagram's line is %d bytes", len(lines[0]))
+	}
+	// Another message is its own key; per remote address too.
+	sl.Warn("Read filter error", "raddr", "192.0.2.1:5060", "error", "x")
+	sl.Warn("Read filter error", "raddr", "192.0.2.2:5060", "error", "x")
+	sl.Warn("Read filter error", "raddr", "192.0.2.2:5060", "error", "x")
+	if n := strings.Count(buf.String(), "Read filter error"); n != 2 {
+		t.Fatalf("%d lines for two sources", n)
+	}
+}

@@ -2,21 +2,38 @@ package sip
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/mediagw/mediagw/ratelog"
 )
+
+// sipgoLogValueMax bounds every value sipgo puts in a log line: it logs
+// whole unparseable datagrams ("failed to parse", data=...), which a remote
+// party chooses (35 KB lines before; issue 10, finding 7).
+const sipgoLogValueMax = 200
+
+// sipgoLogInterval lets one warning or error line per message and remote
+// address through per interval; the rest are counted and the count is
+// added to the next line let through ("suppressed").
+const sipgoLogInterval = 10 * time.Second
 
 // slogHandler forwards sipgo's log/slog records to logrus. sipgo's Info
 // records describe routine protocol events (retransmissions, unmatched
 // responses) that repeat under load, so they are logged at debug level.
+// Values are truncated, and warnings and errors are rate-limited per
+// message and remote address, since a remote party can trigger them.
 type slogHandler struct {
 	log   *logrus.Entry
 	group string
+	limit *ratelog.Limiter // shared by the handlers WithAttrs/WithGroup derive
 }
 
 func newSlogLogger(log *logrus.Entry) *slog.Logger {
-	return slog.New(&slogHandler{log: log})
+	return slog.New(&slogHandler{log: log, limit: ratelog.New(sipgoLogInterval, 4096)})
 }
 
 func (h *slogHandler) level(l slog.Level) logrus.Level {
@@ -36,12 +53,28 @@ func (h *slogHandler) Enabled(_ context.Context, l slog.Level) bool {
 }
 
 func (h *slogHandler) Handle(_ context.Context, r slog.Record) error {
-	fields := make(logrus.Fields, r.NumAttrs())
+	fields := make(logrus.Fields, r.NumAttrs()+1)
 	r.Attrs(func(a slog.Attr) bool {
 		h.add(fields, a)
 		return true
 	})
-	h.log.WithFields(fields).Log(h.level(r.Level), r.Message)
+	if r.Level >= slog.LevelWarn {
+		key := r.Message
+		for _, k := range []string{"raddr", "dst", "src"} {
+			if v, ok := fields[k]; ok {
+				key += "|" + fmt.Sprint(v)
+				break
+			}
+		}
+		ok, suppressed := h.limit.Allow(key)
+		if !ok {
+			return nil
+		}
+		if suppressed > 0 {
+			fields["suppressed"] = suppressed
+		}
+	}
+	h.log.WithFields(fields).Log(h.level(r.Level), ratelog.Truncate(r.Message, sipgoLogValueMax))
 	return nil
 }
 
@@ -63,7 +96,18 @@ func (h *slogHandler) add(fields logrus.Fields, a slog.Attr) {
 		}
 		return
 	}
-	fields[key] = v.Any()
+	switch v.Kind() {
+	case slog.KindString:
+		fields[key] = ratelog.Truncate(v.String(), sipgoLogValueMax)
+	case slog.KindAny:
+		if err, ok := v.Any().(error); ok {
+			fields[key] = ratelog.Truncate(err.Error(), sipgoLogValueMax)
+		} else {
+			fields[key] = ratelog.Truncate(fmt.Sprint(v.Any()), sipgoLogValueMax)
+		}
+	default:
+		fields[key] = v.Any()
+	}
 }
 
 func (h *slogHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
@@ -71,7 +115,7 @@ func (h *slogHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 	for _, a := range attrs {
 		h.add(fields, a)
 	}
-	return &slogHandler{log: h.log.WithFields(fields), group: h.group}
+	return &slogHandler{log: h.log.WithFields(fields), group: h.group, limit: h.limit}
 }
 
 func (h *slogHandler) WithGroup(name string) slog.Handler {
@@ -82,5 +126,5 @@ func (h *slogHandler) WithGroup(name string) slog.Handler {
 	if h.group != "" {
 		g = h.group + "." + name
 	}
-	return &slogHandler{log: h.log, group: g}
+	return &slogHandler{log: h.log, group: g, limit: h.limit}
 }
