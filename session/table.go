@@ -1031,8 +1031,14 @@ func (cf *conf) snapshot() Conference {
 	return s
 }
 
-// FreePorts reports how many RTP ports (RTP and RTCP) are free.
-func (t *Table) FreePorts() int { return 2 * t.ports.FreePairs() }
+// FreePorts reports how many RTP ports (RTP and RTCP) are free (0 for a
+// table built without a port pool, as some tests do).
+func (t *Table) FreePorts() int {
+	if t.ports == nil {
+		return 0
+	}
+	return 2 * t.ports.FreePairs()
+}
 
 // Draining reports whether the table refuses new connections: Shutdown
 // has begun, or Drain(true) is in force.

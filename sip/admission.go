@@ -28,7 +28,9 @@ import (
 //   - Every other request is out of dialog (INVITE, OPTIONS, REFER,
 //     REGISTER, MESSAGE, ...): with Max-Forwards 0 it gets 483 (except
 //     OPTIONS, which we answer as its final recipient, RFC 3261 §16.3).
-//     A source in sip.trusted passes; any other must authenticate with
+//     A source in sip.trusted passes; any other is held to sip.rate (503
+//     with Retry-After over it, no answer at all past twice its burst)
+//     and must authenticate with
 //     digest against sip.users_file (401 challenge, SHA-256 and MD5), and
 //     without a users file it gets 403. Wrong user or password, a forged
 //     nonce or a replayed nonce-count get 403; an expired nonce gets a new
@@ -197,6 +199,19 @@ func (s *Server) admit(req *gosip.Request, tx gosip.ServerTransaction) bool {
 	ip := sourceIP(req)
 	if contains(s.adm.trusted, ip) {
 		return true
+	}
+	if s.rate != nil {
+		switch s.rate.take(ip) {
+		case rateRefuse:
+			s.refuse(tx, req, RefusedRate, 503, "over sip.rate", retryAfter(s.rate.retryAfter()))
+			return false
+		case rateSilence:
+			s.reject(RefusedRateSilent, req.Source(), func() *logrus.Entry {
+				return s.log.WithField("method", ratelog.Truncate(string(req.Method), 32))
+			}, "far over sip.rate: not answered")
+			tx.Terminate()
+			return false
+		}
 	}
 	if s.adm.auth == nil {
 		s.refuse(tx, req, RefusedUntrusted, 403, "untrusted source (no sip.users_file)")

@@ -25,6 +25,10 @@ type Config struct {
 	// AuthAlgorithms are the digest challenges offered, most preferred
 	// first (SHA-256, MD5); only these are accepted.
 	AuthAlgorithms []string `yaml:"auth_algorithms"`
+
+	Rate        RateConfig        `yaml:"rate"`        // new requests per second per untrusted source (limits.go)
+	MaxCalls    int               `yaml:"max_calls"`   // concurrent inbound SIP calls; 0 = bounded by ports
+	Unconfirmed UnconfirmedConfig `yaml:"unconfirmed"` // answered INVITEs waiting for their ACK
 }
 
 // Route is one entry of the yaml top-level `routes`, tried in order on the
@@ -49,7 +53,8 @@ const (
 func DefaultConfig() Config {
 	return Config{Listen: []string{"udp://0.0.0.0:5060", "tcp://0.0.0.0:5060"},
 		Trusted: append([]string(nil), DefaultTrusted...), Realm: DefaultRealm, NonceTTL: DefaultNonceTTL,
-		AuthAlgorithms: append([]string(nil), DefaultAuthAlgorithms...)}
+		AuthAlgorithms: append([]string(nil), DefaultAuthAlgorithms...),
+		Rate:           DefaultRate, Unconfirmed: DefaultUnconfirmed}
 }
 
 // DefaultRoutes are the built-in routes: conf-<id> joins conference <id>,
@@ -70,6 +75,15 @@ func (c Config) Validate() error {
 	}
 	if strings.ContainsAny(c.ExternalHost, " \t;,<>\"") {
 		return fmt.Errorf("sip.external_host: invalid host %q", c.ExternalHost)
+	}
+	if err := c.Rate.validate(); err != nil {
+		return err
+	}
+	if err := c.Unconfirmed.validate(); err != nil {
+		return err
+	}
+	if c.MaxCalls < 0 {
+		return fmt.Errorf("sip.max_calls: must be >= 0")
 	}
 	return c.validateAdmission()
 }

@@ -26,6 +26,19 @@ func (s *Server) onInvite(req *gosip.Request, tx gosip.ServerTransaction) {
 		s.fail(tx, req, err)
 		return
 	}
+	ip := sourceIP(req)
+	trusted := contains(s.adm.trusted, ip)
+	ok, victim := s.unc.admit(ip, trusted)
+	if victim != nil {
+		// Answered over a second ago and never ACKed: most likely a forged
+		// source. It makes room rather than the new caller being refused.
+		s.met.refused.WithLabelValues(RefusedUnconfirmed).Inc()
+		victim.end(endCause{release: session.Release{By: session.FrontSIP, Reason: "no ACK, dropped for a new call"}})
+	}
+	if !ok {
+		s.refuse(tx, req, RefusedUnconfirmed, 503, "too many answered INVITEs waiting for their ACK", retryAfter(1))
+		return
+	}
 	s.reply(tx, req, 100) // at once, not after sipgo's 200 ms
 	if s.isClosing() {
 		s.fail(tx, req, session.ErrDraining)
@@ -61,6 +74,10 @@ func (s *Server) onInvite(req *gosip.Request, tx gosip.ServerTransaction) {
 		return
 	}
 	l, err := s.newLeg(newTag(), callID(req), false)
+	if errors.Is(err, errMaxCalls) {
+		s.refuse(tx, req, RefusedMaxCalls, 503, "sip.max_calls reached", retryAfter(1))
+		return
+	}
 	if err != nil {
 		s.fail(tx, req, err)
 		return
@@ -356,6 +373,8 @@ func (l *leg) accept(tx gosip.ServerTransaction, inv *gosip.Request, body []byte
 	}
 	l.state = stateAnswered
 	acks := l.expectAck(seq)
+	ip := sourceIP(inv)
+	l.unconfirmed = l.s.unc.add(l, ip, contains(l.s.adm.trusted, ip))
 	l.mu.Unlock()
 	defer l.endInvite()
 

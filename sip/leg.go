@@ -1,6 +1,7 @@
 package sip
 
 import (
+	"container/list"
 	"context"
 	"errors"
 	"fmt"
@@ -51,20 +52,21 @@ type leg struct {
 
 	cancelled atomic.Bool // a CANCEL answered the INVITE with 487
 
-	mu        sync.Mutex // guards the fields below
-	state     legState
-	status    int    // the final response owed to a pending INVITE once ended early
-	connID    string // our session connection; "" once released
-	action    string // what the media does: conference, echo or bridge
-	partner   *leg   // B2BUA: the leg at the other end of the bridge
-	dlg       dialog
-	media     mediaState
-	acks      map[uint32]chan *gosip.Request // 2xx awaiting an ACK, by CSeq
-	inviting  bool                           // an offer/answer exchange of this dialog is in progress
-	invited   chan struct{}                  // closed when that exchange ends
-	referring bool                           // a REFER is being carried out
-	ctx       context.Context                // made by context(); cancelled when the leg ends
-	cancel    context.CancelFunc
+	mu          sync.Mutex    // guards the fields below
+	unconfirmed *list.Element // in Server.unc until the ACK (or the end); nil for uac legs
+	state       legState
+	status      int    // the final response owed to a pending INVITE once ended early
+	connID      string // our session connection; "" once released
+	action      string // what the media does: conference, echo or bridge
+	partner     *leg   // B2BUA: the leg at the other end of the bridge
+	dlg         dialog
+	media       mediaState
+	acks        map[uint32]chan *gosip.Request // 2xx awaiting an ACK, by CSeq
+	inviting    bool                           // an offer/answer exchange of this dialog is in progress
+	invited     chan struct{}                  // closed when that exchange ends
+	referring   bool                           // a REFER is being carried out
+	ctx         context.Context                // made by context(); cancelled when the leg ends
+	cancel      context.CancelFunc
 }
 
 // mediaState is the offer/answer state of a leg.
@@ -174,12 +176,14 @@ func (l *leg) end(c endCause) {
 	partner := l.partner
 	l.partner = nil
 	cancel := l.cancel
+	unconfirmed := l.unconfirmed
 	l.mu.Unlock()
 
 	if cancel != nil {
 		cancel()
 	}
 	close(l.done)
+	l.s.unc.done(unconfirmed)
 	l.s.forget(l)
 	if connID != "" && connID != c.gone {
 		r := c.release
@@ -207,6 +211,7 @@ func (l *leg) confirmLocked() {
 	if l.state == stateAnswered || l.state == stateEarly {
 		l.state = stateConfirmed
 		close(l.up)
+		l.s.unc.done(l.unconfirmed)
 	}
 }
 

@@ -16,7 +16,8 @@ const (
 	RefusedUntrusted   = "untrusted"    // source not in sip.trusted and no credentials accepted
 	RefusedAuth        = "auth"         // wrong, stale or replayed credentials
 	RefusedRouteACL    = "route_acl"    // the route's allow list excludes the source
-	RefusedRate        = "rate"         // over sip.rate for the source
+	RefusedRate        = "rate"         // over sip.rate for the source (503)
+	RefusedRateSilent  = "rate_silent"  // so far over sip.rate that it is not answered at all
 	RefusedMaxCalls    = "max_calls"    // sip.max_calls reached
 	RefusedUnconfirmed = "unconfirmed"  // too many answered INVITEs not yet ACKed
 	RefusedSize        = "size"         // message or header count over the bounds
@@ -26,7 +27,7 @@ const (
 )
 
 // refusalReasons lists every reason, so each series exists (at 0) from the start.
-var refusalReasons = []string{RefusedUntrusted, RefusedAuth, RefusedRouteACL, RefusedRate, RefusedMaxCalls,
+var refusalReasons = []string{RefusedUntrusted, RefusedAuth, RefusedRouteACL, RefusedRate, RefusedRateSilent, RefusedMaxCalls,
 	RefusedUnconfirmed, RefusedSize, RefusedTCPLimit, RefusedVersion, RefusedHops}
 
 // refusalLogInterval is how often one source may add a refusal line to the log.

@@ -63,9 +63,12 @@ type Server struct {
 	refusalLog *ratelog.Limiter
 	answered   *answered // final responses sent on UDP, for retransmitted requests
 	adm        *admission
+	rate       *rateLimiter // nil: sip.rate off
+	unc        *unconfirmedSet
 
 	mu      sync.Mutex      // guards the fields below
 	legs    map[string]*leg // call legs by our dialog tag
+	inbound int             // legs of calls we answered (not uac): sip.max_calls
 	udp     *transport      // set by ServeUDP
 	tcp     *transport      // set by ServeTCP
 	closing bool            // Shutdown has begun
@@ -122,7 +125,13 @@ func New(cfg Config, routes []Route, codecs []string, table *session.Table, log 
 		answered:   newAnswered(),
 		adm:        adm,
 		refusalLog: newRefusalLog(),
+		rate:       newRateLimiter(cfg.Rate),
 	}
+	total := cfg.Unconfirmed.Total
+	if total == 0 {
+		total = table.FreePorts() / 4 // half of the port pairs
+	}
+	s.unc = newUnconfirmedSet(cfg.Unconfirmed, total)
 	slogger := newSlogLogger(log.WithField("component", "sipgo"))
 	setDefaultLogger.Do(func() { gosip.SetDefaultLogger(slogger) }) // sipgo logs some events through its package default
 	s.ua, err = sipgo.NewUA(
@@ -448,6 +457,12 @@ func (s *Server) addLeg(l *leg) error {
 	if s.closing {
 		return session.ErrDraining
 	}
+	if !l.uac {
+		if s.cfg.MaxCalls > 0 && s.inbound >= s.cfg.MaxCalls {
+			return errMaxCalls
+		}
+		s.inbound++
+	}
 	s.legs[l.tag] = l
 	return nil
 }
@@ -456,6 +471,9 @@ func (s *Server) forget(l *leg) {
 	s.mu.Lock()
 	if s.legs[l.tag] == l {
 		delete(s.legs, l.tag)
+		if !l.uac {
+			s.inbound--
+		}
 	}
 	s.mu.Unlock()
 }

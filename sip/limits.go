@@ -1,0 +1,260 @@
+package sip
+
+import (
+	"container/list"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+
+	gosip "github.com/emiago/sipgo/sip"
+)
+
+// Call limits at the edge (issue 10): how fast a source may send new
+// requests, how many calls the front holds, and how many answered INVITEs
+// may wait for their ACK. All are decided before anything is allocated.
+
+// RateConfig is sip.rate: new (out-of-dialog) requests per second per
+// source address, as a token bucket.
+type RateConfig struct {
+	PerSource float64 `yaml:"per_source"` // tokens per second; 0 = off
+	Burst     int     `yaml:"burst"`      // bucket size
+}
+
+// UnconfirmedConfig is sip.unconfirmed: INVITEs answered with a 2xx whose
+// ACK has not arrived. A forged-source flood of INVITEs is
+// answered with 200s that are never ACKed, and each holds a port pair for
+// 64*T1 (32 s) unless bounded.
+type UnconfirmedConfig struct {
+	// PerSource bounds one untrusted source's unconfirmed calls (503 past
+	// it). Trusted sources (a proxy carries many callers) are bounded only
+	// by Total. 0 = no per-source bound.
+	PerSource int `yaml:"per_source"`
+	// Total bounds them all: past it, the oldest unconfirmed call that has
+	// waited more than a second for its ACK is dropped to make room (a real
+	// ACK comes within a round trip; a forged caller's never does), else the
+	// new INVITE gets 503. 0 = half of the RTP port pairs free at start.
+	Total int `yaml:"total"`
+}
+
+// DefaultRate is sip.rate's default (DESIGN §9).
+var DefaultRate = RateConfig{PerSource: 50, Burst: 100}
+
+// DefaultUnconfirmed is sip.unconfirmed's default.
+var DefaultUnconfirmed = UnconfirmedConfig{PerSource: 10}
+
+// rateSilenceFactor: a source whose debt reaches this many bursts is not
+// answered at all (a 503 per request would make us a reflector).
+const rateSilenceFactor = 2
+
+// rateSources bounds the per-source buckets remembered; when full, buckets
+// that refilled completely are forgotten, and if none did, new sources
+// share one overflow bucket (bounded memory under a spoofed-source flood).
+const rateSources = 65536
+
+// unconfirmedGrace is how long an unconfirmed call is safe from being
+// dropped to make room.
+const unconfirmedGrace = time.Second
+
+func (r RateConfig) validate() error {
+	if r.PerSource < 0 || r.Burst < 0 {
+		return fmt.Errorf("sip.rate: per_source and burst must be >= 0")
+	}
+	if r.PerSource > 0 && r.Burst < 1 {
+		return fmt.Errorf("sip.rate.burst: must be >= 1 when per_source is set")
+	}
+	return nil
+}
+
+func (u UnconfirmedConfig) validate() error {
+	if u.PerSource < 0 || u.Total < 0 {
+		return fmt.Errorf("sip.unconfirmed: per_source and total must be >= 0")
+	}
+	return nil
+}
+
+// rateVerdict is what the rate limiter says of one request.
+type rateVerdict int
+
+const (
+	ratePass    rateVerdict = iota
+	rateRefuse              // 503 with Retry-After
+	rateSilence             // dropped unanswered
+)
+
+// rateLimiter is sip.rate's per-source token buckets.
+type rateLimiter struct {
+	rate  float64
+	burst float64
+	now   func() time.Time
+
+	mu        sync.Mutex // guards the fields below
+	buckets   map[netip.Addr]*tokenBucket
+	overflow  tokenBucket // shared by new sources while the map is full
+	lastSweep time.Time   // a full map is swept at most once a second
+}
+
+type tokenBucket struct {
+	tokens float64 // may go negative: the debt of refused requests
+	last   time.Time
+}
+
+func newRateLimiter(c RateConfig) *rateLimiter {
+	if c.PerSource <= 0 {
+		return nil
+	}
+	return &rateLimiter{rate: c.PerSource, burst: float64(c.Burst), now: time.Now, buckets: make(map[netip.Addr]*tokenBucket)}
+}
+
+// take spends a token of ip's bucket. Refused requests still count, down
+// to rateSilenceFactor bursts of debt, so a source that keeps sending
+// above the rate is silenced until it slows down.
+func (r *rateLimiter) take(ip netip.Addr) rateVerdict {
+	now := r.now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	b := r.buckets[ip]
+	if b == nil {
+		if len(r.buckets) >= rateSources && now.Sub(r.lastSweep) >= time.Second {
+			r.lastSweep = now
+			r.sweepLocked(now)
+		}
+		if len(r.buckets) >= rateSources {
+			b = &r.overflow
+		} else {
+			b = &tokenBucket{tokens: r.burst, last: now}
+			r.buckets[ip] = b
+		}
+	}
+	b.tokens += now.Sub(b.last).Seconds() * r.rate
+	if b.tokens > r.burst {
+		b.tokens = r.burst
+	}
+	b.last = now
+	if b.tokens >= 1 {
+		b.tokens--
+		return ratePass
+	}
+	if b.tokens-1 < -rateSilenceFactor*r.burst {
+		return rateSilence
+	}
+	b.tokens--
+	return rateRefuse
+}
+
+// sweepLocked forgets buckets that are full again. Caller holds mu.
+func (r *rateLimiter) sweepLocked(now time.Time) {
+	for ip, b := range r.buckets {
+		if b.tokens+now.Sub(b.last).Seconds()*r.rate >= r.burst {
+			delete(r.buckets, ip)
+		}
+	}
+}
+
+// retryAfter is the Retry-After (seconds) a refused source should wait
+// for a token.
+func (r *rateLimiter) retryAfter() int {
+	s := int(1/r.rate) + 1
+	if s < 1 {
+		s = 1
+	}
+	return s
+}
+
+// unconfirmedSet tracks inbound INVITE legs from their 2xx until their ACK
+// (or their end), oldest first.
+type unconfirmedSet struct {
+	perSource int
+	total     int
+	now       func() time.Time
+
+	mu       sync.Mutex // guards order and bySource
+	order    *list.List // of *unconfirmedCall, oldest first
+	bySource map[netip.Addr]int
+}
+
+type unconfirmedCall struct {
+	l     *leg
+	ip    netip.Addr
+	since time.Time
+	limit bool // counted against perSource
+}
+
+func newUnconfirmedSet(c UnconfirmedConfig, total int) *unconfirmedSet {
+	return &unconfirmedSet{perSource: c.PerSource, total: total, now: time.Now, order: list.New(), bySource: make(map[netip.Addr]int)}
+}
+
+// admit decides whether a new INVITE from ip may go on. ok false: refuse
+// it with 503. victim: an old unconfirmed leg the caller must end to make
+// room (outside the lock).
+func (u *unconfirmedSet) admit(ip netip.Addr, trusted bool) (ok bool, victim *leg) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if !trusted && u.perSource > 0 && u.bySource[ip] >= u.perSource {
+		return false, nil
+	}
+	if u.total > 0 && u.order.Len() >= u.total {
+		front := u.order.Front()
+		c := front.Value.(*unconfirmedCall)
+		if u.now().Sub(c.since) < unconfirmedGrace {
+			return false, nil
+		}
+		u.removeLocked(front)
+		return true, c.l
+	}
+	return true, nil
+}
+
+// add starts tracking l; the returned element goes to done.
+func (u *unconfirmedSet) add(l *leg, ip netip.Addr, trusted bool) *list.Element {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	c := &unconfirmedCall{l: l, ip: ip, since: u.now(), limit: !trusted}
+	if c.limit {
+		u.bySource[ip]++
+	}
+	return u.order.PushBack(c)
+}
+
+// done stops tracking a leg (confirmed or ended); safe to call twice.
+func (u *unconfirmedSet) done(e *list.Element) {
+	if e == nil {
+		return
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.removeLocked(e)
+}
+
+func (u *unconfirmedSet) removeLocked(e *list.Element) {
+	c, ok := e.Value.(*unconfirmedCall)
+	if !ok || c == nil {
+		return
+	}
+	e.Value = nil // removed: a second done is a no-op
+	u.order.Remove(e)
+	if c.limit {
+		if n := u.bySource[c.ip] - 1; n > 0 {
+			u.bySource[c.ip] = n
+		} else {
+			delete(u.bySource, c.ip)
+		}
+	}
+}
+
+// len is how many calls wait for their ACK.
+func (u *unconfirmedSet) len() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.order.Len()
+}
+
+// errMaxCalls: sip.max_calls inbound calls are up.
+var errMaxCalls = errors.New("sip.max_calls reached")
+
+// retryAfter is a Retry-After header of secs seconds.
+func retryAfter(secs int) gosip.Header {
+	return gosip.NewHeader("Retry-After", strconv.Itoa(secs))
+}
