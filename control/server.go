@@ -6,6 +6,7 @@ package control
 import (
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,8 +27,15 @@ import (
 
 // Config is the yaml section `http`.
 type Config struct {
-	Listen string `yaml:"listen"` // "127.0.0.1:8080"
-	Token  string `yaml:"token"`  // when set, required as "Authorization: Bearer <token>"
+	Listen string    `yaml:"listen"` // "127.0.0.1:8080"
+	Token  string    `yaml:"token"`  // when set, required as "Authorization: Bearer <token>"
+	TLS    TLSConfig `yaml:"tls"`    // both set: the listener speaks HTTPS only
+}
+
+// TLSConfig is http.tls: PEM files of the certificate (chain) and its key.
+type TLSConfig struct {
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
 }
 
 // DefaultConfig is the built-in `http` section.
@@ -38,15 +46,33 @@ func (c Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return fmt.Errorf("http.listen: %q: %v", c.Listen, err)
 	}
+	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
+		return fmt.Errorf("http.tls: cert and key go together")
+	}
+	if c.TLS.Cert != "" {
+		if _, err := tls.LoadX509KeyPair(c.TLS.Cert, c.TLS.Key); err != nil {
+			return fmt.Errorf("http.tls: %v", err)
+		}
+	}
 	return nil
 }
+
+// Limits on what a client may make the listener hold (issue 10): a slow
+// or huge request is cut, an idle keep-alive connection closed.
+const (
+	headerTimeout  = 10 * time.Second // request line and headers
+	bodyTimeout    = 10 * time.Second // a request body, from the end of its headers
+	idleTimeout    = 60 * time.Second // keep-alive connections between requests
+	maxHeaderBytes = 32 << 10
+)
 
 // maxTimeout bounds an action's Timeout parameter.
 const maxTimeout = 10 * time.Minute
 
 // Server serves the control API.
 type Server struct {
-	cfg      Config
+	cfg         Config
+	bodyTimeout time.Duration // bodyTimeout; tests shorten it
 	table    *session.Table
 	log      *logrus.Entry
 	gatherer prometheus.Gatherer
@@ -57,7 +83,8 @@ type Server struct {
 // New builds the API over table; metrics are served from gatherer.
 func New(cfg Config, table *session.Table, log *logrus.Entry, reg prometheus.Registerer, gatherer prometheus.Gatherer) (*Server, error) {
 	s := &Server{
-		cfg:      cfg,
+		bodyTimeout: bodyTimeout,
+		cfg:         cfg,
 		table:    table,
 		log:      log.WithField("component", "control"),
 		gatherer: gatherer,
@@ -85,11 +112,26 @@ func New(cfg Config, table *session.Table, log *logrus.Entry, reg prometheus.Reg
 }
 
 // Handler is the API's http.Handler (for tests and embedding).
-func (s *Server) Handler() http.Handler { return s.mux }
+func (s *Server) Handler() http.Handler { return s.bounded(s.mux) }
 
-// Serve answers on ln until ctx ends.
+// bounded gives a request with a body bodyTimeout to arrive and maxBody
+// bytes (the handlers answer 413 past it). It is a per-request deadline,
+// not the server's ReadTimeout, so that a long GET (an event stream) is not
+// cut.
+func (s *Server) bounded(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.bodyTimeout))
+			r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// Serve answers on ln until ctx ends (HTTPS when http.tls is set).
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: headerTimeout, IdleTimeout: idleTimeout,
+		MaxHeaderBytes: maxHeaderBytes, ErrorLog: httpErrorLog(s.log)}
 	done := make(chan struct{})
 	go func() {
 		select {
@@ -100,7 +142,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		case <-done:
 		}
 	}()
-	err := srv.Serve(ln)
+	var err error
+	if s.cfg.TLS.Cert != "" {
+		err = srv.ServeTLS(ln, s.cfg.TLS.Cert, s.cfg.TLS.Key)
+	} else {
+		err = srv.Serve(ln)
+	}
 	close(done)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
@@ -155,7 +202,12 @@ func (s *Server) handleAction(w http.ResponseWriter, r *http.Request) {
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
 	if err != nil || len(body) > maxBody {
-		s.answer(w, log, name, "Failure", nil, fmt.Errorf("request body unreadable or over %d bytes", maxBody), session.CodeMalformed)
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) || len(body) > maxBody {
+			s.answerStatus(w, log, name, http.StatusRequestEntityTooLarge, fmt.Errorf("request body over %d bytes", maxBody))
+			return
+		}
+		s.answer(w, log, name, "Failure", nil, fmt.Errorf("request body unreadable: %v", err), session.CodeMalformed)
 		return
 	}
 	p := params{}
@@ -244,6 +296,17 @@ func (s *Server) answer(w http.ResponseWriter, log *logrus.Entry, name, branch s
 	}
 	s.actions.WithLabelValues(name, out["ResultCode"]).Inc()
 	writeJSON(w, httpStatus(code), out)
+}
+
+// answerStatus is answer with ResultCode 35 (malformed) and an explicit
+// HTTP status (413 for an oversized body).
+func (s *Server) answerStatus(w http.ResponseWriter, log *logrus.Entry, name string, status int, err error) {
+	log.WithField("result", session.CodeMalformed).WithError(err).Info("action refused")
+	if _, known := actions[name]; !known {
+		name = "unknown"
+	}
+	s.actions.WithLabelValues(name, strconv.Itoa(session.CodeMalformed)).Inc()
+	writeJSON(w, status, map[string]string{"ResultCode": strconv.Itoa(session.CodeMalformed), "Branch": "Failure", "ResultText": err.Error()})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
