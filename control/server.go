@@ -73,11 +73,11 @@ const maxTimeout = 10 * time.Minute
 type Server struct {
 	cfg         Config
 	bodyTimeout time.Duration // bodyTimeout; tests shorten it
-	table    *session.Table
-	log      *logrus.Entry
-	gatherer prometheus.Gatherer
-	actions  *prometheus.CounterVec
-	mux      *http.ServeMux
+	table       *session.Table
+	log         *logrus.Entry
+	gatherer    prometheus.Gatherer
+	actions     *prometheus.CounterVec
+	mux         *http.ServeMux
 }
 
 // New builds the API over table; metrics are served from gatherer.
@@ -85,9 +85,9 @@ func New(cfg Config, table *session.Table, log *logrus.Entry, reg prometheus.Reg
 	s := &Server{
 		bodyTimeout: bodyTimeout,
 		cfg:         cfg,
-		table:    table,
-		log:      log.WithField("component", "control"),
-		gatherer: gatherer,
+		table:       table,
+		log:         log.WithField("component", "control"),
+		gatherer:    gatherer,
 		actions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mediagw_http_actions_total",
 			Help: "HTTP control actions by name and ResultCode.",
