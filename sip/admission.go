@@ -189,6 +189,10 @@ func (s *Server) admit(req *gosip.Request, tx gosip.ServerTransaction) bool {
 		s.refuse(tx, req, RefusedVersion, 505, "SIP version not supported")
 		return false
 	}
+	if len(req.Headers()) > maxHeaderCount {
+		s.refuse(tx, req, RefusedSize, 513, "too many header fields")
+		return false
+	}
 	if to := req.To(); to != nil && to.Params.Has("tag") || req.Method == gosip.CANCEL {
 		return true
 	}

@@ -29,6 +29,7 @@ type Config struct {
 	Rate        RateConfig        `yaml:"rate"`        // new requests per second per untrusted source (limits.go)
 	MaxCalls    int               `yaml:"max_calls"`   // concurrent inbound SIP calls; 0 = bounded by ports
 	Unconfirmed UnconfirmedConfig `yaml:"unconfirmed"` // answered INVITEs waiting for their ACK
+	TCP         TCPConfig         `yaml:"tcp"`         // idle timeout and connection caps (tcplimit.go)
 }
 
 // Route is one entry of the yaml top-level `routes`, tried in order on the
@@ -54,7 +55,7 @@ func DefaultConfig() Config {
 	return Config{Listen: []string{"udp://0.0.0.0:5060", "tcp://0.0.0.0:5060"},
 		Trusted: append([]string(nil), DefaultTrusted...), Realm: DefaultRealm, NonceTTL: DefaultNonceTTL,
 		AuthAlgorithms: append([]string(nil), DefaultAuthAlgorithms...),
-		Rate:           DefaultRate, Unconfirmed: DefaultUnconfirmed}
+		Rate:           DefaultRate, Unconfirmed: DefaultUnconfirmed, TCP: DefaultTCP}
 }
 
 // DefaultRoutes are the built-in routes: conf-<id> joins conference <id>,
@@ -80,6 +81,9 @@ func (c Config) Validate() error {
 		return err
 	}
 	if err := c.Unconfirmed.validate(); err != nil {
+		return err
+	}
+	if err := c.TCP.validate(); err != nil {
 		return err
 	}
 	if c.MaxCalls < 0 {

@@ -66,12 +66,13 @@ type Server struct {
 	rate       *rateLimiter // nil: sip.rate off
 	unc        *unconfirmedSet
 
-	mu      sync.Mutex      // guards the fields below
-	legs    map[string]*leg // call legs by our dialog tag
-	inbound int             // legs of calls we answered (not uac): sip.max_calls
-	udp     *transport      // set by ServeUDP
-	tcp     *transport      // set by ServeTCP
-	closing bool            // Shutdown has begun
+	mu       sync.Mutex      // guards the fields below
+	legs     map[string]*leg // call legs by our dialog tag
+	inbound  int             // legs of calls we answered (not uac): sip.max_calls
+	udp      *transport      // set by ServeUDP
+	tcp      *transport      // set by ServeTCP
+	tcpLimit *limitListener  // set by ServeTCP
+	closing  bool            // Shutdown has begun
 }
 
 // transport is one listening transport and the client that sends from it.
@@ -290,7 +291,14 @@ func (s *Server) ServeTCP(ctx context.Context, ln net.Listener) error {
 	s.tcp = t
 	s.mu.Unlock()
 	s.log.WithField("listen", ln.Addr().String()).Info("SIP listening on TCP")
-	return s.serve(ctx, ln, func() error { return s.srv.ServeTCP(ln) })
+	limited := newLimitListener(ln, s.cfg.TCP, func(src string) {
+		s.reject(RefusedTCPLimit, src, func() *logrus.Entry { return s.log.WithField("transport", "TCP") },
+			"TCP connection over sip.tcp's bounds closed")
+	})
+	s.mu.Lock()
+	s.tcpLimit = limited
+	s.mu.Unlock()
+	return s.serve(ctx, ln, func() error { return s.srv.ServeTCP(limited) })
 }
 
 func (s *Server) serve(ctx context.Context, c interface{ Close() error }, run func() error) error {
