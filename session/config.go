@@ -16,6 +16,10 @@ type Resources struct {
 type ConferenceConfig struct {
 	Ptime  time.Duration `yaml:"ptime"`
 	Codecs []string      `yaml:"codecs"`
+	// MaxMembers bounds one conference's members (a stranger who learns a
+	// conference's name cannot pile callers into it); the next join is
+	// ResultCode 8. 0 = bounded only by the resource pools.
+	MaxMembers int `yaml:"max_members"`
 }
 
 // Config is what the table needs from the gateway configuration.
@@ -54,6 +58,9 @@ func (c ConferenceConfig) Validate() error {
 	}
 	if len(c.Codecs) == 0 {
 		return fmt.Errorf("conference.codecs: at least one codec is required")
+	}
+	if c.MaxMembers < 0 {
+		return fmt.Errorf("conference.max_members: must be >= 0")
 	}
 	for _, name := range c.Codecs {
 		if !mixable(name) {

@@ -40,6 +40,7 @@ var (
 	ErrInternal            = &Error{CodeInternal, "internal error"}
 	ErrNoResources         = &Error{CodeNoResources, "media resource not available"}
 	ErrBridgeFull          = &Error{CodeNoResources, "bridge already has two connections"}
+	ErrConferenceFull      = &Error{CodeNoResources, "conference has conference.max_members members"}
 	ErrCodecUnsupported    = &Error{CodeNoResources, "codec not supported here"}
 	ErrConnectionExists    = &Error{CodeConnectionExists, "connection already exists"}
 	ErrConferenceExists    = &Error{CodeConnectionExists, "conference already exists"}

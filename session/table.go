@@ -681,6 +681,9 @@ func (t *Table) join(cf *conf, connID string, a MemberAttrs) error {
 		}
 		t.applyMedia(c)
 	case KindConference:
+		if max := t.cfg.Conference.MaxMembers; max > 0 && len(cf.members) >= max {
+			return fmt.Errorf("%w: %s", ErrConferenceFull, cf.id)
+		}
 		codec, ok := confbridge.ParseCodec(c.Codec)
 		if !ok {
 			return fmt.Errorf("%w: %s cannot join the mixer of conference %s", ErrCodecUnsupported, c.Codec, cf.id)

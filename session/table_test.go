@@ -580,3 +580,30 @@ func TestValidConnectionID(t *testing.T) {
 		}
 	}
 }
+
+// conference.max_members: the next join is ResultCode 8 and changes
+// nothing; a member leaving makes room again.
+func TestConferenceMaxMembers(t *testing.T) {
+	f := newFixture(t, DefaultResources(), testPortMin+340, testPortMin+379)
+	f.cfg.Conference.MaxMembers = 3
+	a, b, c, d := f.conn(t, "PCMU"), f.conn(t, "PCMU"), f.conn(t, "PCMU"), f.conn(t, "PCMU")
+	cf, err := f.CreateConference("capped", KindConference, a.ID, MemberAttrs{})
+	wantCode(t, err, 0)
+	for _, id := range []string{b.ID, c.ID} {
+		_, err = f.JoinConference(cf.ID, id, MemberAttrs{})
+		wantCode(t, err, 0)
+	}
+	before := f.inUse()
+	_, err = f.JoinConference(cf.ID, d.ID, MemberAttrs{})
+	wantCode(t, err, 8)
+	if !errors.Is(err, ErrConferenceFull) {
+		t.Fatalf("err %v", err)
+	}
+	if got, _ := f.Conference(cf.ID); len(got.Members) != 3 || f.inUse() != before {
+		t.Fatalf("the refused join changed the conference: %d members, in use %v", len(got.Members), f.inUse())
+	}
+	_, err = f.DeleteConnection(c.ID, "", Release{})
+	wantCode(t, err, 0)
+	_, err = f.JoinConference(cf.ID, d.ID, MemberAttrs{})
+	wantCode(t, err, 0)
+}

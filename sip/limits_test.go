@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mediagw/mediagw/session"
 )
 
 func TestRateLimiterBucket(t *testing.T) {
@@ -194,4 +196,25 @@ func TestRateLimitUntrustedSources(t *testing.T) {
 		t.Fatalf("refused{rate} %v, want 6", v)
 	}
 	nothingAllocated(t, g)
+}
+
+// conference.max_members: a caller into a full conference gets 503 and
+// holds nothing.
+func TestConferenceFull(t *testing.T) {
+	g := startGateway(t, nil, func(c *session.Config) { c.Conference.MaxMembers = 2 })
+	var calls []*call
+	for _, name := range []string{"alice", "bob"} {
+		p := newPhone(t, name, 440)
+		calls = append(calls, p.mustDial(g.uri("conf-full"), p.offer(dirSendRecv)))
+	}
+	free := g.pool.FreePairs()
+	carol := newPhone(t, "carol", 660)
+	_, res := carol.dial(g.uri("conf-full"), carol.offer(dirSendRecv))
+	if res == nil || res.StatusCode != 503 {
+		t.Fatalf("third caller into a 2-member conference: %v", res)
+	}
+	eventually(t, "the refused call's ports back", func() bool { return g.pool.FreePairs() == free && g.s.Calls() == 2 })
+	for _, c := range calls {
+		c.hangup()
+	}
 }
