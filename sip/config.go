@@ -30,6 +30,7 @@ type Config struct {
 	MaxCalls    int               `yaml:"max_calls"`   // concurrent inbound SIP calls; 0 = bounded by ports
 	Unconfirmed UnconfirmedConfig `yaml:"unconfirmed"` // answered INVITEs waiting for their ACK
 	TCP         TCPConfig         `yaml:"tcp"`         // idle timeout and connection caps (tcplimit.go)
+	TLS         TLSConfig         `yaml:"tls"`         // required by a tls:// listener (tls.go)
 }
 
 // Route is one entry of the yaml top-level `routes`, tried in order on the
@@ -83,6 +84,9 @@ func (c Config) Validate() error {
 	if err := c.Unconfirmed.validate(); err != nil {
 		return err
 	}
+	if err := c.validateTLS(); err != nil {
+		return err
+	}
 	if err := c.TCP.validate(); err != nil {
 		return err
 	}
@@ -93,16 +97,16 @@ func (c Config) Validate() error {
 }
 
 // ParseListen splits a listen URL such as "udp://0.0.0.0:5060" into its
-// network ("udp" or "tcp") and host:port.
+// network ("udp", "tcp" or "tls") and host:port.
 func ParseListen(s string) (network, addr string, err error) {
 	u, err := url.Parse(s)
 	if err != nil {
 		return "", "", fmt.Errorf("listen %q: %v", s, err)
 	}
 	switch u.Scheme {
-	case "udp", "tcp":
+	case "udp", "tcp", "tls":
 	default:
-		return "", "", fmt.Errorf("listen %q: scheme must be udp or tcp", s)
+		return "", "", fmt.Errorf("listen %q: scheme must be udp, tcp or tls", s)
 	}
 	if u.Path != "" || u.RawQuery != "" || u.User != nil {
 		return "", "", fmt.Errorf("listen %q: want scheme://host:port", s)

@@ -9,6 +9,7 @@ package sip
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -16,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -63,7 +65,8 @@ type Server struct {
 	refusalLog *ratelog.Limiter
 	answered   *answered // final responses sent on UDP, for retransmitted requests
 	adm        *admission
-	rate       *rateLimiter // nil: sip.rate off
+	rate       *rateLimiter                    // nil: sip.rate off
+	cert       atomic.Pointer[tls.Certificate] // sip.tls, swapped by ReloadTLS
 	unc        *unconfirmedSet
 
 	mu       sync.Mutex      // guards the fields below
@@ -72,6 +75,7 @@ type Server struct {
 	udp      *transport      // set by ServeUDP
 	tcp      *transport      // set by ServeTCP
 	tcpLimit *limitListener  // set by ServeTCP
+	tls      *transport      // set by ServeTLS
 	closing  bool            // Shutdown has begun
 }
 
@@ -336,9 +340,17 @@ func (s *Server) newTransport(network string, addr net.Addr) (*transport, error)
 		return nil, fmt.Errorf("sip: client: %w", err)
 	}
 	t.contact = gosip.ContactHeader{Address: gosip.Uri{Scheme: "sip", User: userAgent, Host: s.host, Port: port}}
-	if network == "TCP" {
+	switch network {
+	case "TCP":
 		t.contact.Address.UriParams = gosip.NewParams()
 		t.contact.Address.UriParams.Add("transport", "tcp")
+	case "TLS":
+		// A dialog over TLS is reached by sips: (RFC 3261 §12.1.1 asks a
+		// SIPS Contact when the request used a SIPS URI; over TLS we always
+		// give one, so in-dialog requests stay on TLS).
+		t.contact.Address.Scheme = "sips"
+		t.contact.Address.UriParams = gosip.NewParams()
+		t.contact.Address.UriParams.Add("transport", "tls")
 	}
 	return t, nil
 }
@@ -348,6 +360,9 @@ func (s *Server) newTransport(network string, addr net.Addr) (*transport, error)
 func (s *Server) transportFor(network string) *transport {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if strings.EqualFold(network, "TLS") {
+		return s.tls
+	}
 	if gosip.IsReliable(network) {
 		return s.tcp
 	}

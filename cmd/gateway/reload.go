@@ -10,8 +10,9 @@ import (
 )
 
 // reloadOnHangup calls reload for every SIGHUP until ctx ends: the SIP
-// users file is read again (sip.users_file) without dropping a call.
-func reloadOnHangup(ctx context.Context, log *logrus.Entry, reload func() (int, error)) {
+// users file (sip.users_file) and the SIP TLS certificate (sip.tls) are
+// read again without dropping a call or a connection.
+func reloadOnHangup(ctx context.Context, log *logrus.Entry, reload func() (int, error), reloadCert func() error) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	go func() {
@@ -25,6 +26,9 @@ func reloadOnHangup(ctx context.Context, log *logrus.Entry, reload func() (int, 
 					log.WithError(err).Error("SIGHUP: users file not reloaded; the old users stay")
 				} else {
 					log.WithField("users", n).Info("SIGHUP: users file reloaded")
+				}
+				if err := reloadCert(); err != nil {
+					log.WithError(err).Error("SIGHUP: TLS certificate not reloaded; the old one stays")
 				}
 			}
 		}

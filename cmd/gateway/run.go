@@ -50,8 +50,8 @@ func newLogger(cfg LogConfig, out io.Writer) *logrus.Logger {
 // splitListen parses "udp://host:port" into network and address.
 func splitListen(key, s string) (network, addr string, err error) {
 	network, addr, ok := strings.Cut(s, "://")
-	if !ok || (network != "udp" && network != "tcp") {
-		return "", "", fmt.Errorf("%s: %q is not udp://host:port or tcp://host:port", key, s)
+	if !ok || (network != "udp" && network != "tcp" && network != "tls") {
+		return "", "", fmt.Errorf("%s: %q is not udp://, tcp:// or tls://host:port", key, s)
 	}
 	if _, _, err := net.SplitHostPort(addr); err != nil {
 		return "", "", fmt.Errorf("%s: %q: %v", key, s, err)
@@ -129,7 +129,7 @@ func run(ctx context.Context, cfg Config, logOut io.Writer) error {
 		closers = append(closers, ngConn)
 	}
 	var sipUDP []net.PacketConn
-	var sipTCP []net.Listener
+	var sipTCP, sipTLS []net.Listener
 	for i, l := range cfg.SIP.Listen {
 		key := fmt.Sprintf("sip.listen[%d]", i)
 		network, addr, err := splitListen(key, l)
@@ -152,7 +152,11 @@ func run(ctx context.Context, cfg Config, logOut io.Writer) error {
 				return fmt.Errorf("%s: %w", key, err)
 			}
 			closers = append(closers, ln)
-			sipTCP = append(sipTCP, ln)
+			if network == "tls" {
+				sipTLS = append(sipTLS, ln)
+			} else {
+				sipTCP = append(sipTCP, ln)
+			}
 		}
 	}
 	defer closeAll()
@@ -179,8 +183,8 @@ func run(ctx context.Context, cfg Config, logOut io.Writer) error {
 	// Fronts serve on their own context, cancelled only after the drain.
 	frontCtx, stopFronts := context.WithCancel(context.Background())
 	defer stopFronts()
-	reloadOnHangup(frontCtx, log.WithField("component", "main"), sipSrv.ReloadUsers)
-	errc := make(chan error, 5+len(sipUDP)+len(sipTCP))
+	reloadOnHangup(frontCtx, log.WithField("component", "main"), sipSrv.ReloadUsers, sipSrv.ReloadTLS)
+	errc := make(chan error, 5+len(sipUDP)+len(sipTCP)+len(sipTLS))
 	var wg sync.WaitGroup
 	serve := func(name string, f func() error) {
 		wg.Add(1)
@@ -203,6 +207,9 @@ func run(ctx context.Context, cfg Config, logOut io.Writer) error {
 	}
 	for _, ln := range sipTCP {
 		serve("sip tcp", func() error { return sipSrv.ServeTCP(frontCtx, ln) })
+	}
+	for _, ln := range sipTLS {
+		serve("sip tls", func() error { return sipSrv.ServeTLS(frontCtx, ln) })
 	}
 	sweepCtx, stopSweep := context.WithCancel(context.Background())
 	wg.Add(1)
