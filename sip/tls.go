@@ -55,12 +55,13 @@ func (s *Server) loadCert() error {
 
 // ReloadTLS reads sip.tls's files again (SIGHUP): connections made from
 // now on present the new certificate; established ones keep theirs. A bad
-// pair keeps the old certificate and is reported. No-op without sip.tls.
-func (s *Server) ReloadTLS() error {
+// pair keeps the old certificate and is reported. No-op (false) without
+// sip.tls.
+func (s *Server) ReloadTLS() (bool, error) {
 	if s.cfg.TLS.Cert == "" {
-		return nil
+		return false, nil
 	}
-	return s.loadCert()
+	return true, s.loadCert()
 }
 
 // ServeTLS serves SIP over TLS on ln (a plain TCP listener: the TLS layer,

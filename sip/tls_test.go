@@ -150,7 +150,7 @@ func TestSIPOverTLS(t *testing.T) {
 	if err := os.WriteFile(certFile, []byte("junk"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if g.s.ReloadTLS() == nil {
+	if _, err := g.s.ReloadTLS(); err == nil {
 		t.Fatal("a junk certificate reloaded")
 	}
 	c2, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool})
@@ -159,7 +159,7 @@ func TestSIPOverTLS(t *testing.T) {
 	}
 	c2.Close()
 	_, _, pool2 := writeCert(t, dir, "mediagw two")
-	if err := g.s.ReloadTLS(); err != nil {
+	if _, err := g.s.ReloadTLS(); err != nil {
 		t.Fatal(err)
 	}
 	c3, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool2})

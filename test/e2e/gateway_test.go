@@ -57,6 +57,7 @@ type Gateway struct {
 	HTTP     string // base URL
 	MGCP     string // host:port
 	SIP      string // host:port (udp and tcp)
+	SIPTLS   string // host:port of the tls:// listener (GatewayOptions.TLS)
 	RTPMin   int
 	RTPMax   int
 	logs     *lockedBuffer
@@ -88,6 +89,7 @@ type GatewayOptions struct {
 	MediaTimeout   string // rtp.media_timeout, default "0" (off)
 	ExtraYAML      string // appended to the config file
 	SIPYAML        string // more keys of the sip section, each line indented two spaces
+	TLS            bool   // also listen on tls:// (SIPYAML must give sip.tls)
 }
 
 // StartGateway runs the binary with a test config on its own ports and
@@ -124,9 +126,14 @@ func StartGateway(t testing.TB, opt GatewayOptions) *Gateway {
 	if opt.MediaTimeout == "" {
 		opt.MediaTimeout = "0s"
 	}
+	listen := fmt.Sprintf(`"udp://%[1]s", "tcp://%[1]s"`, g.SIP)
+	if opt.TLS {
+		g.SIPTLS = fmt.Sprintf("127.0.0.1:%d", sig+61)
+		listen += fmt.Sprintf(`, "tls://%s"`, g.SIPTLS)
+	}
 	cfg := fmt.Sprintf(`log: {level: debug, format: text}
 sip:
-  listen: ["udp://%[1]s", "tcp://%[1]s"]
+  listen: [%[10]s]
   external_host: "127.0.0.1"
 %[9]smgcp:
   listen: "udp://%[2]s"
@@ -142,7 +149,7 @@ rtp:
 http:
   listen: "%[7]s"
 %[8]s`, g.SIP, g.MGCP, opt.NotifiedEntity, g.RTPMin, g.RTPMax, opt.MediaTimeout,
-		strings.TrimPrefix(g.HTTP, "http://"), opt.ExtraYAML, opt.SIPYAML)
+		strings.TrimPrefix(g.HTTP, "http://"), opt.ExtraYAML, opt.SIPYAML, listen)
 	path := filepath.Join(t.TempDir(), "gateway.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
