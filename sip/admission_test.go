@@ -26,13 +26,20 @@ type authUA struct {
 	last  []byte // the last request sent
 }
 
-func newAuthUA(t testing.TB, gw string) *authUA {
+func newAuthUA(t testing.TB, gw string) *authUA { return newAuthUAFrom(t, gw, "") }
+
+// newAuthUAFrom is newAuthUA sending from ip ("" = the system's choice).
+func newAuthUAFrom(t testing.TB, gw, ip string) *authUA {
 	t.Helper()
 	raddr, err := net.ResolveUDPAddr("udp", gw)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := net.DialUDP("udp", nil, raddr)
+	var laddr *net.UDPAddr
+	if ip != "" {
+		laddr = &net.UDPAddr{IP: net.ParseIP(ip)}
+	}
+	c, err := net.DialUDP("udp", laddr, raddr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,10 +32,10 @@ type UnconfirmedConfig struct {
 	// it). Trusted sources (a proxy carries many callers) are bounded only
 	// by Total. 0 = no per-source bound.
 	PerSource int `yaml:"per_source"`
-	// Total bounds them all: past it, the oldest unconfirmed call that has
-	// waited more than a second for its ACK is dropped to make room (a real
-	// ACK comes within a round trip; a forged caller's never does), else the
-	// new INVITE gets 503. 0 = half of the RTP port pairs free at start.
+	// Total bounds them all: past it, the source holding the most pays (its
+	// own new INVITE gets 503, another source's new INVITE drops its oldest
+	// unconfirmed call), so one flooding address never keeps others out.
+	// 0 = half of the RTP port pairs free at start.
 	Total int `yaml:"total"`
 }
 
@@ -54,8 +54,9 @@ const rateSilenceFactor = 2
 // share one overflow bucket (bounded memory under a spoofed-source flood).
 const rateSources = 65536
 
-// unconfirmedGrace is how long an unconfirmed call is safe from being
-// dropped to make room.
+// unconfirmedGrace: with one unconfirmed call per source (a flood from
+// many forged addresses), a caller's own call younger than this is not
+// dropped for its next one.
 const unconfirmedGrace = time.Second
 
 func (r RateConfig) validate() error {
@@ -164,7 +165,7 @@ func (r *rateLimiter) retryAfter() int {
 }
 
 // unconfirmedSet tracks inbound INVITE legs from their 2xx until their ACK
-// (or their end), oldest first.
+// (or their end), oldest first, and per source.
 type unconfirmedSet struct {
 	perSource int
 	total     int
@@ -172,50 +173,84 @@ type unconfirmedSet struct {
 
 	mu       sync.Mutex // guards order and bySource
 	order    *list.List // of *unconfirmedCall, oldest first
-	bySource map[netip.Addr]int
+	bySource map[netip.Addr]*list.List
 }
 
 type unconfirmedCall struct {
-	l     *leg
-	ip    netip.Addr
-	since time.Time
-	limit bool // counted against perSource
+	l       *leg
+	ip      netip.Addr
+	since   time.Time
+	trusted bool
+	inSrc   *list.Element // in bySource[ip]
 }
 
 func newUnconfirmedSet(c UnconfirmedConfig, total int) *unconfirmedSet {
-	return &unconfirmedSet{perSource: c.PerSource, total: total, now: time.Now, order: list.New(), bySource: make(map[netip.Addr]int)}
+	return &unconfirmedSet{perSource: c.PerSource, total: total, now: time.Now, order: list.New(), bySource: make(map[netip.Addr]*list.List)}
+}
+
+func (u *unconfirmedSet) countLocked(ip netip.Addr) int {
+	if l := u.bySource[ip]; l != nil {
+		return l.Len()
+	}
+	return 0
 }
 
 // admit decides whether a new INVITE from ip may go on. ok false: refuse
-// it with 503. victim: an old unconfirmed leg the caller must end to make
-// room (outside the lock).
+// it with 503. victim: an unconfirmed leg the caller must end to make room
+// (outside the lock).
+//
+// When the set is full, the source holding the most unconfirmed calls pays:
+// if that is the caller itself, it is refused; otherwise that source's
+// oldest call is dropped. A flood from one (forged) address thus holds at
+// most the total and never keeps other callers out; a flood from many
+// forged addresses (one call each) loses its oldest, and a real call, whose
+// ACK comes within a round trip, is never the oldest for long.
 func (u *unconfirmedSet) admit(ip netip.Addr, trusted bool) (ok bool, victim *leg) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if !trusted && u.perSource > 0 && u.bySource[ip] >= u.perSource {
+	if !trusted && u.perSource > 0 && u.countLocked(ip) >= u.perSource {
 		return false, nil
 	}
-	if u.total > 0 && u.order.Len() >= u.total {
-		front := u.order.Front()
-		c := front.Value.(*unconfirmedCall)
-		if u.now().Sub(c.since) < unconfirmedGrace {
-			return false, nil
-		}
-		u.removeLocked(front)
-		return true, c.l
+	if u.total <= 0 || u.order.Len() < u.total {
+		return true, nil
 	}
-	return true, nil
+	var worst netip.Addr
+	most := 0
+	for src, l := range u.bySource {
+		if l.Len() > most {
+			worst, most = src, l.Len()
+		}
+	}
+	if worst == ip && most > 1 {
+		return false, nil
+	}
+	var e *list.Element
+	if most > 1 {
+		e = u.bySource[worst].Front().Value.(*list.Element)
+	} else {
+		e = u.order.Front() // one call per source: the oldest of all
+	}
+	c := e.Value.(*unconfirmedCall)
+	if c.ip == ip && most <= 1 && u.now().Sub(c.since) < unconfirmedGrace {
+		return false, nil
+	}
+	u.removeLocked(e)
+	return true, c.l
 }
 
 // add starts tracking l; the returned element goes to done.
 func (u *unconfirmedSet) add(l *leg, ip netip.Addr, trusted bool) *list.Element {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	c := &unconfirmedCall{l: l, ip: ip, since: u.now(), limit: !trusted}
-	if c.limit {
-		u.bySource[ip]++
+	c := &unconfirmedCall{l: l, ip: ip, since: u.now(), trusted: trusted}
+	e := u.order.PushBack(c)
+	src := u.bySource[ip]
+	if src == nil {
+		src = list.New()
+		u.bySource[ip] = src
 	}
-	return u.order.PushBack(c)
+	c.inSrc = src.PushBack(e)
+	return e
 }
 
 // done stops tracking a leg (confirmed or ended); safe to call twice.
@@ -235,10 +270,9 @@ func (u *unconfirmedSet) removeLocked(e *list.Element) {
 	}
 	e.Value = nil // removed: a second done is a no-op
 	u.order.Remove(e)
-	if c.limit {
-		if n := u.bySource[c.ip] - 1; n > 0 {
-			u.bySource[c.ip] = n
-		} else {
+	if src := u.bySource[c.ip]; src != nil {
+		src.Remove(c.inSrc)
+		if src.Len() == 0 {
 			delete(u.bySource, c.ip)
 		}
 	}
