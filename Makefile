@@ -2,7 +2,7 @@ GO ?= go
 # Peer tests (SIPp, osmo-mgw) fail rather than skip when their tool is missing.
 export MEDIAGW_REQUIRE_PEERS = 1
 
-.PHONY: test tools vet unit sipp build bench bench-conference fuzz
+.PHONY: test tools vet unit sipp build bench bench-conference fuzz flood
 
 test: tools vet unit sipp
 
@@ -28,3 +28,9 @@ bench:
 
 bench-conference:
 	./bench/conference/run.sh
+
+# The floods of issue 10 through the binary (also part of unit), verbose for
+# their figures: 20,000 un-ACKed INVITEs, 50 sources over sip.rate, 500 idle
+# TCP connections; real SIPp calls meanwhile; the process back to baseline.
+flood: tools
+	$(GO) test -count=1 -v -timeout 10m -run Flood ./test/e2e

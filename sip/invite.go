@@ -28,17 +28,22 @@ func (s *Server) onInvite(req *gosip.Request, tx gosip.ServerTransaction) {
 	}
 	ip := sourceIP(req)
 	trusted := contains(s.adm.trusted, ip)
-	ok, victim := s.unc.admit(ip, trusted)
+	pending, victim := s.unc.admit(ip, trusted)
 	if victim != nil {
 		// Answered over a second ago and never ACKed: most likely a forged
 		// source. It makes room rather than the new caller being refused.
 		s.met.refused.WithLabelValues(RefusedUnconfirmed).Inc()
 		victim.end(endCause{release: session.Release{By: session.FrontSIP, Reason: "no ACK, dropped for a new call"}})
 	}
-	if !ok {
+	if pending == nil {
 		s.refuse(tx, req, RefusedUnconfirmed, 503, "too many answered INVITEs waiting for their ACK", retryAfter(1))
 		return
 	}
+	defer func() {
+		if pending != nil { // no leg took the place
+			s.unc.done(pending)
+		}
+	}()
 	s.reply(tx, req, 100) // at once, not after sipgo's 200 ms
 	if s.isClosing() {
 		s.fail(tx, req, session.ErrDraining)
@@ -84,6 +89,9 @@ func (s *Server) onInvite(req *gosip.Request, tx gosip.ServerTransaction) {
 	}
 	inv := tagged(req, l.tag)
 	l.mu.Lock()
+	l.unconfirmed = pending
+	s.unc.attach(pending, l)
+	pending = nil
 	l.dlg = uasDialog(inv)
 	l.inviting = true
 	l.mu.Unlock()
@@ -373,8 +381,6 @@ func (l *leg) accept(tx gosip.ServerTransaction, inv *gosip.Request, body []byte
 	}
 	l.state = stateAnswered
 	acks := l.expectAck(seq)
-	ip := sourceIP(inv)
-	l.unconfirmed = l.s.unc.add(l, ip, contains(l.s.adm.trusted, ip))
 	l.mu.Unlock()
 	defer l.endInvite()
 

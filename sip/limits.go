@@ -23,8 +23,8 @@ type RateConfig struct {
 	Burst     int     `yaml:"burst"`      // bucket size
 }
 
-// UnconfirmedConfig is sip.unconfirmed: INVITEs answered with a 2xx whose
-// ACK has not arrived. A forged-source flood of INVITEs is
+// UnconfirmedConfig is sip.unconfirmed: INVITEs being answered or answered
+// with a 2xx whose ACK has not arrived. A forged-source flood of INVITEs is
 // answered with 200s that are never ACKed, and each holds a port pair for
 // 64*T1 (32 s) unless bounded.
 type UnconfirmedConfig struct {
@@ -164,8 +164,8 @@ func (r *rateLimiter) retryAfter() int {
 	return s
 }
 
-// unconfirmedSet tracks inbound INVITE legs from their 2xx until their ACK
-// (or their end), oldest first, and per source.
+// unconfirmedSet tracks inbound INVITEs from their admission until their
+// ACK (or their end), oldest first, and per source.
 type unconfirmedSet struct {
 	perSource int
 	total     int
@@ -195,9 +195,12 @@ func (u *unconfirmedSet) countLocked(ip netip.Addr) int {
 	return 0
 }
 
-// admit decides whether a new INVITE from ip may go on. ok false: refuse
-// it with 503. victim: an unconfirmed leg the caller must end to make room
-// (outside the lock).
+// admit decides whether a new INVITE from ip may go on and reserves its
+// place at once (concurrent INVITEs are handled in parallel: a check now and
+// an add after the answer let a burst through). e nil: refuse it with 503;
+// else attach the leg to e when it exists and give e to done when the call
+// is confirmed or ends. victim: an unconfirmed leg the caller must end to
+// make room (outside the lock).
 //
 // When the set is full, the source holding the most unconfirmed calls pays:
 // if that is the caller itself, it is refused; otherwise that source's
@@ -205,15 +208,24 @@ func (u *unconfirmedSet) countLocked(ip netip.Addr) int {
 // most the total and never keeps other callers out; a flood from many
 // forged addresses (one call each) loses its oldest, and a real call, whose
 // ACK comes within a round trip, is never the oldest for long.
-func (u *unconfirmedSet) admit(ip netip.Addr, trusted bool) (ok bool, victim *leg) {
+func (u *unconfirmedSet) admit(ip netip.Addr, trusted bool) (e *list.Element, victim *leg) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if !trusted && u.perSource > 0 && u.countLocked(ip) >= u.perSource {
-		return false, nil
+		return nil, nil
 	}
-	if u.total <= 0 || u.order.Len() < u.total {
-		return true, nil
+	if u.total > 0 && u.order.Len() >= u.total {
+		var ok bool
+		if ok, victim = u.makeRoomLocked(ip); !ok {
+			return nil, nil
+		}
 	}
+	return u.addLocked(ip, trusted), victim
+}
+
+// makeRoomLocked frees one place for a call from ip, or says it may not
+// have one. Caller holds mu.
+func (u *unconfirmedSet) makeRoomLocked(ip netip.Addr) (ok bool, victim *leg) {
 	var worst netip.Addr
 	most := 0
 	for src, l := range u.bySource {
@@ -224,25 +236,48 @@ func (u *unconfirmedSet) admit(ip netip.Addr, trusted bool) (ok bool, victim *le
 	if worst == ip && most > 1 {
 		return false, nil
 	}
-	var e *list.Element
+	candidates := u.order // one call per source: the oldest of all
 	if most > 1 {
-		e = u.bySource[worst].Front().Value.(*list.Element)
-	} else {
-		e = u.order.Front() // one call per source: the oldest of all
+		candidates = u.bySource[worst]
 	}
-	c := e.Value.(*unconfirmedCall)
-	if c.ip == ip && most <= 1 && u.now().Sub(c.since) < unconfirmedGrace {
-		return false, nil
+	for el := candidates.Front(); el != nil; el = el.Next() {
+		e := el
+		if most > 1 {
+			e = el.Value.(*list.Element)
+		}
+		c := e.Value.(*unconfirmedCall)
+		if c.l == nil {
+			continue // still being set up: nothing to end yet
+		}
+		if c.ip == ip && u.now().Sub(c.since) < unconfirmedGrace {
+			return false, nil
+		}
+		u.removeLocked(e)
+		return true, c.l
 	}
-	u.removeLocked(e)
-	return true, c.l
+	return false, nil
 }
 
-// add starts tracking l; the returned element goes to done.
+// attach names the leg of a reserved place.
+func (u *unconfirmedSet) attach(e *list.Element, l *leg) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if c, ok := e.Value.(*unconfirmedCall); ok && c != nil {
+		c.l = l
+	}
+}
+
+// add starts tracking l (tests); the returned element goes to done.
 func (u *unconfirmedSet) add(l *leg, ip netip.Addr, trusted bool) *list.Element {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	c := &unconfirmedCall{l: l, ip: ip, since: u.now(), trusted: trusted}
+	e := u.addLocked(ip, trusted)
+	e.Value.(*unconfirmedCall).l = l
+	return e
+}
+
+func (u *unconfirmedSet) addLocked(ip netip.Addr, trusted bool) *list.Element {
+	c := &unconfirmedCall{ip: ip, since: u.now(), trusted: trusted}
 	e := u.order.PushBack(c)
 	src := u.bySource[ip]
 	if src == nil {

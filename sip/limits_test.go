@@ -1,6 +1,7 @@
 package sip
 
 import (
+	"container/list"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -76,35 +77,48 @@ func TestUnconfirmedSet(t *testing.T) {
 	u.now = func() time.Time { return now }
 	a, b, c := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2"), netip.MustParseAddr("192.0.2.3")
 	legs := []*leg{{tag: "1"}, {tag: "2"}, {tag: "3"}, {tag: "4"}, {tag: "5"}}
-	e1 := u.add(legs[0], a, false)
-	u.add(legs[1], a, false)
-	if ok, _ := u.admit(a, false); ok {
+	admit := func(ip netip.Addr, trusted bool, l *leg) (*list.Element, *leg) {
+		e, v := u.admit(ip, trusted)
+		if e != nil && l != nil {
+			u.attach(e, l)
+		}
+		return e, v
+	}
+	e1, _ := admit(a, false, legs[0])
+	admit(a, false, legs[1])
+	if e, _ := admit(a, false, nil); e != nil {
 		t.Fatal("third unconfirmed call of one untrusted source admitted")
 	}
-	if ok, _ := u.admit(a, true); !ok {
-		t.Fatal("a trusted source is held to per_source")
+	if e, _ := admit(b, true, legs[2]); e == nil {
+		t.Fatal("another source refused below the total")
 	}
-	u.add(legs[2], b, true)
-	// Full: b's new call drops the oldest of a, the source holding the most.
-	ok, v := u.admit(b, true)
-	if !ok || v != legs[0] {
-		t.Fatalf("full set, another source: ok %v, victim %v (want a's oldest)", ok, v)
+	// Full: a trusted newcomer drops the oldest of a, the source holding the most.
+	e, v := admit(c, true, legs[3])
+	if e == nil || v != legs[0] {
+		t.Fatalf("full set, another source: reserved %v, victim %v (want a's oldest)", e != nil, v)
 	}
 	u.done(e1) // the victim's end: a no-op now
-	if u.len() != 2 || u.countLocked(a) != 1 {
+	if u.len() != 3 || u.countLocked(a) != 1 {
 		t.Fatalf("len %d, source a %d", u.len(), u.countLocked(a))
 	}
-	// A flooding source that fills the set is refused itself.
+	// A flooding source that fills the set is refused itself; places
+	// still being set up (no leg yet) are never victims.
 	u2 := newUnconfirmedSet(UnconfirmedConfig{}, 3)
 	u2.now = u.now
 	for _, l := range legs[:3] {
 		u2.add(l, c, true)
 	}
-	if ok, v := u2.admit(c, true); ok || v != nil {
+	if e, v := u2.admit(c, true); e != nil || v != nil {
 		t.Fatal("the flooding source admitted over the total")
 	}
-	if ok, v := u2.admit(a, true); !ok || v != legs[0] {
-		t.Fatalf("another caller during the flood: ok %v victim %v", ok, v)
+	if e, v := u2.admit(a, true); e == nil || v != legs[0] {
+		t.Fatalf("another caller during the flood: reserved %v victim %v", e != nil, v)
+	}
+	u3 := newUnconfirmedSet(UnconfirmedConfig{}, 1)
+	u3.now = u.now
+	u3.admit(c, true) // no leg attached yet
+	if e, v := u3.admit(a, true); e != nil || v != nil {
+		t.Fatal("a place still being set up was taken")
 	}
 }
 

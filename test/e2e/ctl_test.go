@@ -19,7 +19,7 @@ var updateGolden = flag.Bool("update", false, "rewrite test/e2e/testdata/ctl/*.g
 // ctlRun runs `gateway ctl ARGS` against g and returns its output and exit status.
 func ctlRun(t *testing.T, g *Gateway, env []string, args ...string) (string, int) {
 	t.Helper()
-	cmd := exec.Command(gatewayBinary(t), append([]string{"ctl", "-addr", g.HTTP}, args...)...)
+	cmd := exec.Command(gatewayBinary(t, false), append([]string{"ctl", "-addr", g.HTTP}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out

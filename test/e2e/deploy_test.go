@@ -147,7 +147,7 @@ func TestSystemdUnitVerifies(t *testing.T) {
 		t.Fatal(err)
 	}
 	// verify checks that ExecStart exists: point it at the binary we build.
-	bin := gatewayBinary(t)
+	bin := gatewayBinary(t, false)
 	text := strings.ReplaceAll(string(unit), "/usr/local/bin/mediagw", bin)
 	if text == string(unit) {
 		t.Fatal("the unit does not run /usr/local/bin/mediagw")

@@ -24,30 +24,41 @@ import (
 )
 
 var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-	startSeq  int // each start in this process gets its own port block
+	builds   [2]build // with the race detector, without
+	startSeq int      // each start in this process gets its own port block
 )
 
-// gatewayBinary builds ./cmd/gateway once per test process.
-func gatewayBinary(t testing.TB) string {
+type build struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// gatewayBinary builds ./cmd/gateway once per test process, with the race
+// detector unless plain (memory figures: the race runtime's own memory is
+// several times the program's and is never given back).
+func gatewayBinary(t testing.TB, plain bool) string {
 	t.Helper()
-	buildOnce.Do(func() {
+	b := &builds[0]
+	args := []string{"build", "-race"}
+	if plain {
+		b, args = &builds[1], []string{"build"}
+	}
+	b.once.Do(func() {
 		dir, err := os.MkdirTemp("", "mediagw-e2e-")
 		if err != nil {
-			buildErr = err
+			b.err = err
 			return
 		}
-		binPath = filepath.Join(dir, "gateway")
-		cmd := exec.Command("go", "build", "-race", "-o", binPath, "github.com/mediagw/mediagw/cmd/gateway")
+		b.path = filepath.Join(dir, "gateway")
+		cmd := exec.Command("go", append(args, "-o", b.path, "github.com/mediagw/mediagw/cmd/gateway")...)
 		cmd.Stderr = os.Stderr
-		buildErr = cmd.Run()
+		b.err = cmd.Run()
 	})
-	if buildErr != nil {
-		t.Fatalf("building the gateway: %v", buildErr)
+	if b.err != nil {
+		t.Fatalf("building the gateway: %v", b.err)
 	}
-	return binPath
+	return b.path
 }
 
 // Gateway is a running gateway process.
@@ -90,6 +101,7 @@ type GatewayOptions struct {
 	ExtraYAML      string // appended to the config file
 	SIPYAML        string // more keys of the sip section, each line indented two spaces
 	TLS            bool   // also listen on tls:// (SIPYAML must give sip.tls)
+	Plain          bool   // a binary without the race detector (for memory figures)
 }
 
 // StartGateway runs the binary with a test config on its own ports and
@@ -97,7 +109,7 @@ type GatewayOptions struct {
 // exit 0.
 func StartGateway(t testing.TB, opt GatewayOptions) *Gateway {
 	t.Helper()
-	bin := gatewayBinary(t)
+	bin := gatewayBinary(t, opt.Plain)
 	// Block 0 (36000-36099, RTP 34000-34099) is test/sipp/run.sh's. Take the
 	// next block whose signalling ports are free (another run may hold one).
 	var block, sig int
