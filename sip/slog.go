@@ -36,6 +36,12 @@ func newSlogLogger(log *logrus.Entry) *slog.Logger {
 	return slog.New(&slogHandler{log: log, limit: ratelog.New(sipgoLogInterval, 4096)})
 }
 
+// quietWarnings are sipgo warnings about its own bookkeeping, logged at
+// debug: a connection closed hard (a framing error, our idle timeout) has
+// its reference count zeroed, and the transactions that still held it then
+// count below zero. Nothing is wrong for the caller.
+var quietWarnings = map[string]bool{"TCP ref went negative": true, "UDP ref went negative": true}
+
 func (h *slogHandler) level(l slog.Level) logrus.Level {
 	switch {
 	case l >= slog.LevelError:
@@ -53,6 +59,9 @@ func (h *slogHandler) Enabled(_ context.Context, l slog.Level) bool {
 }
 
 func (h *slogHandler) Handle(_ context.Context, r slog.Record) error {
+	if r.Level >= slog.LevelWarn && r.Level < slog.LevelError && quietWarnings[r.Message] {
+		r.Level = slog.LevelInfo // logged at debug
+	}
 	fields := make(logrus.Fields, r.NumAttrs()+1)
 	r.Attrs(func(a slog.Attr) bool {
 		h.add(fields, a)
