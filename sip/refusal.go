@@ -24,11 +24,12 @@ const (
 	RefusedTCPLimit    = "tcp_limit"    // TCP/TLS connection caps
 	RefusedVersion     = "version"      // not SIP/2.0 (505)
 	RefusedHops        = "max_forwards" // Max-Forwards exhausted (483)
+	RefusedMalformed   = "malformed"    // a TCP stream that is not SIP (closed after a linger)
 )
 
 // refusalReasons lists every reason, so each series exists (at 0) from the start.
 var refusalReasons = []string{RefusedUntrusted, RefusedAuth, RefusedRouteACL, RefusedRate, RefusedRateSilent, RefusedMaxCalls,
-	RefusedUnconfirmed, RefusedSize, RefusedTCPLimit, RefusedVersion, RefusedHops}
+	RefusedUnconfirmed, RefusedSize, RefusedTCPLimit, RefusedVersion, RefusedHops, RefusedMalformed}
 
 // refusalLogInterval is how often one source may add a refusal line to the log.
 const refusalLogInterval = 10 * time.Second

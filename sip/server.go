@@ -299,6 +299,11 @@ func (s *Server) ServeTCP(ctx context.Context, ln net.Listener) error {
 		s.reject(RefusedTCPLimit, src, func() *logrus.Entry { return s.log.WithField("transport", "TCP") },
 			"TCP connection over sip.tcp's bounds closed")
 	})
+	limited.frame = true
+	limited.broken = func(src string) {
+		s.reject(RefusedMalformed, src, func() *logrus.Entry { return s.log.WithField("transport", "TCP") },
+			"TCP stream is not SIP: closing it after the requests before it are answered")
+	}
 	s.mu.Lock()
 	s.tcpLimit = limited
 	s.mu.Unlock()

@@ -43,6 +43,8 @@ type limitListener struct {
 	net.Listener
 	cfg    TCPConfig
 	refuse func(src string) // counts (and logs) a connection closed at accept
+	frame  bool             // hand sipgo whole SIP messages only (plain TCP)
+	broken func(src string) // a framed stream stopped at bytes that are not SIP
 
 	mu       sync.Mutex // guards bySource and total
 	bySource map[netip.Addr]int
@@ -75,7 +77,11 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			l.refuse(c.RemoteAddr().String())
 			continue
 		}
-		return &limitedConn{Conn: c, l: l, ip: ip, idle: l.cfg.IdleTimeout}, nil
+		lc := &limitedConn{Conn: c, l: l, ip: ip, idle: l.cfg.IdleTimeout, closed: make(chan struct{})}
+		if l.frame {
+			lc.framer = &streamFramer{}
+		}
+		return lc, nil
 	}
 }
 
@@ -106,17 +112,59 @@ func addrIP(a net.Addr) netip.Addr {
 	return ap.Addr().Unmap()
 }
 
-// limitedConn closes itself after idle without a byte read, and gives
-// its slot back once closed.
+// limitedConn closes itself after idle without a byte read, gives its
+// slot back once closed, and (TCP, when framed) hands sipgo whole SIP
+// messages only (framer.go).
 type limitedConn struct {
 	net.Conn
 	l    *limitListener
 	ip   netip.Addr
 	idle time.Duration
 	once sync.Once
+
+	framer *streamFramer // nil: bytes pass as they come (TLS: below the TLS layer)
+	raw    []byte        // read buffer for the framer
+	out    []byte        // framed bytes not yet returned
+	broke  bool
+	closed chan struct{} // closed by Close: ends a linger
 }
 
 func (c *limitedConn) Read(b []byte) (int, error) {
+	for {
+		if len(c.out) > 0 {
+			n := copy(b, c.out)
+			c.out = c.out[n:]
+			return n, nil
+		}
+		if c.broke {
+			// The stream broke: nothing more is read; after the linger the
+			// connection ends as a peer's close does.
+			t := time.NewTimer(time.Until(c.framer.broken.Add(brokenLinger)))
+			select {
+			case <-t.C:
+			case <-c.closed:
+			}
+			t.Stop()
+			return 0, io.EOF
+		}
+		n, err := c.rawRead(b)
+		if c.framer == nil || n == 0 {
+			return n, err
+		}
+		if cap(c.raw) < n {
+			c.raw = make([]byte, 0, 2*n)
+		}
+		c.out, c.broke = c.framer.feed(b[:n], c.raw[:0])
+		if c.broke && c.l.broken != nil {
+			c.l.broken(c.Conn.RemoteAddr().String())
+		}
+		if err != nil && len(c.out) == 0 && !c.broke {
+			return 0, err
+		}
+	}
+}
+
+func (c *limitedConn) rawRead(b []byte) (int, error) {
 	if c.idle > 0 {
 		_ = c.Conn.SetReadDeadline(time.Now().Add(c.idle))
 	}
@@ -133,6 +181,9 @@ func (c *limitedConn) Read(b []byte) (int, error) {
 
 func (c *limitedConn) Close() error {
 	err := c.Conn.Close()
-	c.once.Do(func() { c.l.release(c.ip) })
+	c.once.Do(func() {
+		close(c.closed)
+		c.l.release(c.ip)
+	})
 	return err
 }
