@@ -2,7 +2,7 @@ GO ?= go
 # Peer tests (SIPp, osmo-mgw) fail rather than skip when their tool is missing.
 export MEDIAGW_REQUIRE_PEERS = 1
 
-.PHONY: test tools vet unit sipp build bench bench-conference fuzz flood
+.PHONY: test tools vet unit sipp build bench bench-conference fuzz flood soak
 
 test: tools vet unit sipp
 
@@ -34,3 +34,8 @@ bench-conference:
 # TCP connections; real SIPp calls meanwhile; the process back to baseline.
 flood: tools
 	$(GO) test -count=1 -v -timeout 10m -run Flood ./test/e2e
+
+# Not in make test: 100,000 SIPp calls and 100,000+ MGCP cycles with RSS,
+# fds and goroutines sampled every 10 s; fails unless they end flat.
+soak: tools
+	./test/soak/run.sh
