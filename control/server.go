@@ -78,6 +78,7 @@ type Server struct {
 	gatherer    prometheus.Gatherer
 	actions     *prometheus.CounterVec
 	mux         *http.ServeMux
+	events      *eventHub // GET /v1/events (events.go)
 }
 
 // New builds the API over table; metrics are served from gatherer.
@@ -92,17 +93,22 @@ func New(cfg Config, table *session.Table, log *logrus.Entry, reg prometheus.Reg
 			Name: "mediagw_http_actions_total",
 			Help: "HTTP control actions by name and ResultCode.",
 		}, []string{"action", "result"}),
-		mux: http.NewServeMux(),
+		mux:    http.NewServeMux(),
+		events: newEventHub(),
 	}
 	if reg != nil {
-		if err := reg.Register(s.actions); err != nil {
-			return nil, fmt.Errorf("control metrics: %w", err)
+		for _, c := range []prometheus.Collector{s.actions, s.events.dropped} {
+			if err := reg.Register(c); err != nil {
+				return nil, fmt.Errorf("control metrics: %w", err)
+			}
 		}
 	}
+	table.Subscribe(s.events.publish)
 	s.mux.HandleFunc("POST /v1/actions/{action}", s.auth(s.handleAction))
 	s.mux.HandleFunc("GET /v1/connections", s.auth(s.handleConnections))
 	s.mux.HandleFunc("GET /v1/conferences", s.auth(s.handleConferences))
 	s.mux.HandleFunc("POST /v1/drain", s.auth(s.handleDrain))
+	s.mux.HandleFunc("GET /v1/events", s.auth(s.handleEvents))
 	s.mux.HandleFunc("GET /healthz", s.handleHealth)
 	// The console's files hold no data (every call they make carries the
 	// token), so they load before the login box asks for it.
@@ -136,6 +142,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	go func() {
 		select {
 		case <-ctx.Done():
+			s.events.close() // event streams end, so Shutdown need not wait for them
 			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
 			_ = srv.Shutdown(sctx)

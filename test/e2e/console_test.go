@@ -180,10 +180,12 @@ func TestConsole(t *testing.T) {
 	run("sign in", chromedp.SendKeys(chromedp.CSS("#token"), token), chromedp.Click(chromedp.CSS("#login-form button[type=submit]")),
 		chromedp.WaitNotVisible(chromedp.CSS("#login")))
 	waitJS("three members listed", `document.querySelectorAll('.row.member').length === 3`)
+	waitJS("the live event stream is on (not polling)", `document.getElementById('live-text').textContent === 'live'`)
 	waitJS("A talks, B and C do not", fmt.Sprintf(`!!%s && %s && !%s && !%s`, row(idA), talking(idA), talking(idB), talking(idC)))
 
 	b.on.Store(true)
 	waitJS("the indicator follows B", fmt.Sprintf(`%s && %s && !%s`, talking(idB), talking(idA), talking(idC)))
+	waitJS("B's StartTalking came over the event stream", fmt.Sprintf(`[...document.querySelectorAll('#events li')].some((li) => li.textContent.includes('StartTalking') && li.textContent.includes('ConnectionId=%s'))`, idB))
 	c.Reset()
 	time.Sleep(time.Second)
 	AssertHearing(t, "C before mute", c, []float64{400, 600}, map[float64]bool{400: true, 600: true})

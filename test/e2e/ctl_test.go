@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 var updateGolden = flag.Bool("update", false, "rewrite test/e2e/testdata/ctl/*.golden from the live output")
@@ -165,5 +166,44 @@ func TestCtlToken(t *testing.T) {
 	}
 	if out, code := ctlRun(t, g, []string{"MEDIAGW_TOKEN=wrong"}, "delete", "1"); code != 1 {
 		t.Errorf("wrong token: exit %d, want 1\n%s", code, out)
+	}
+}
+
+// gateway ctl events follows the live stream: a connection released over
+// the API shows up (JSON form checked field by field; the table form has
+// a clock in it).
+func TestCtlEvents(t *testing.T) {
+	g := StartGateway(t, GatewayOptions{})
+	r := g.MustAction(t, "CreateConnection", map[string]any{"MediaTxIP": "127.0.0.1", "MediaTxPort": "4010"})
+	type result struct {
+		out  string
+		code int
+	}
+	done := make(chan result, 1)
+	go func() {
+		out, code := ctlRun(t, g, nil, "-o", "json", "events", "-connection", r["ConnectionId"], "-n", "1")
+		done <- result{out, code}
+	}()
+	// The stream is subscribed once ctl prints nothing yet; release until it is seen.
+	time.Sleep(500 * time.Millisecond)
+	g.MustAction(t, "DeleteConnection", map[string]any{"ConnectionId": r["ConnectionId"]})
+	var res result
+	select {
+	case res = <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("gateway ctl events saw nothing")
+	}
+	if res.code != 0 {
+		t.Fatalf("exit %d\n%s", res.code, res.out)
+	}
+	var ev struct {
+		Event string            `json:"event"`
+		Data  map[string]string `json:"data"`
+	}
+	if err := json.Unmarshal([]byte(strings.TrimSpace(res.out)), &ev); err != nil {
+		t.Fatalf("%v: %q", err, res.out)
+	}
+	if ev.Event != "ConnectionReleased" || ev.Data["ConnectionId"] != r["ConnectionId"] || ev.Data["By"] != "http" {
+		t.Fatalf("event %+v", ev)
 	}
 }

@@ -207,7 +207,11 @@ async function poll() {
     const [c, f] = await Promise.all([api.json('/v1/connections'), api.json('/v1/conferences')]);
     state.conns = new Map((c.Connections || []).map((x) => [x.ConnectionId, x]));
     state.confs = new Map((f.Conferences || []).map((x) => [x.ConferenceId, x]));
-    if (!state.live) { // without the stream the snapshot says who talks
+    // Without the stream the snapshot says who talks; with it, the first
+    // snapshot after the stream opened seeds who was talking already, and
+    // StartTalking/StopTalking events move it on from there.
+    if (!state.live || state.seedTalking) {
+      state.seedTalking = false;
       state.talking = new Set();
       for (const cf of state.confs.values()) for (const m of cf.Members) if (m.Talking) state.talking.add(m.ConnectionId);
     }
@@ -246,6 +250,7 @@ async function health() {
 // ---------- events ----------
 
 function setLive(on) {
+  if (on && !state.live) { state.seedTalking = true; poll(); }
   state.live = on;
   $('live').className = 'dot ' + (on ? 'on' : 'off');
   setStatus(on ? 'live' : 'polling');

@@ -1,0 +1,140 @@
+package control
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/mediagw/mediagw/session"
+)
+
+// sseReader reads "event:" / "data:" blocks from a stream.
+type sseReader struct {
+	t *testing.T
+	r *bufio.Reader
+}
+
+func (s *sseReader) next() (string, map[string]string) {
+	s.t.Helper()
+	var typ string
+	for {
+		line, err := s.r.ReadString('\n')
+		if err != nil {
+			s.t.Fatalf("event stream: %v", err)
+		}
+		line = strings.TrimRight(line, "\n")
+		switch {
+		case strings.HasPrefix(line, "event: "):
+			typ = strings.TrimPrefix(line, "event: ")
+		case strings.HasPrefix(line, "data: "):
+			var v map[string]string
+			if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &v); err != nil {
+				s.t.Fatalf("data %q: %v", line, err)
+			}
+			return typ, v
+		}
+	}
+}
+
+func openEvents(t *testing.T, addr, query, token string) (*sseReader, func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+addr+"/v1/events"+query, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		t.Fatalf("GET /v1/events: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	return &sseReader{t: t, r: bufio.NewReader(resp.Body)}, func() { cancel(); resp.Body.Close() }
+}
+
+// A release made over the API reaches every stream that wants it, with the
+// names of DESIGN §8; a filter on another connection sees nothing of it.
+func TestEventStream(t *testing.T) {
+	s, _, _ := newServer(t, "tok")
+	addr := serve(t, s)
+	all, closeAll := openEvents(t, addr, "", "tok")
+	defer closeAll()
+	other, closeOther := openEvents(t, addr, "?ConnectionId=999999", "tok")
+	defer closeOther()
+	if resp, err := http.Get("http://" + addr + "/v1/events"); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode != 401 {
+			t.Fatalf("events without the token: %d", resp.StatusCode)
+		}
+	}
+	_, res := doTok(t, s, "tok", "CreateConnection", `{"MediaTxIP":"127.0.0.1","MediaTxPort":"40000"}`)
+	id := res["ConnectionId"]
+	if code, res := doTok(t, s, "tok", "DeleteConnection", `{"ConnectionId":"`+id+`"}`); code != 200 {
+		t.Fatalf("DeleteConnection: %v", res)
+	}
+	typ, v := all.next()
+	if typ != "ConnectionReleased" || v["ConnectionId"] != id || v["By"] != "http" || v["Owner"] != "http" {
+		t.Fatalf("event %s %v", typ, v)
+	}
+	// The filtered stream got nothing of it: the next thing it sees is its own.
+	s.events.publish(session.Event{Type: session.ConnectionReleased, Connection: session.Connection{ID: "999999"}})
+	if typ, v := other.next(); v["ConnectionId"] != "999999" {
+		t.Fatalf("filtered stream saw %s %v", typ, v)
+	}
+}
+
+// A client that does not read is dropped, counted, and holds nothing up.
+func TestEventStreamSlowClientDropped(t *testing.T) {
+	h := newEventHub()
+	slow := h.subscribe("", "")
+	start := time.Now()
+	for i := 0; i < sseQueue+10; i++ {
+		h.publish(session.Event{Type: session.StartTalking, Connection: session.Connection{ID: "1"}, ConferenceID: "c"})
+	}
+	if time.Since(start) > time.Second {
+		t.Fatal("publishing to a stuck client blocked")
+	}
+	select {
+	case <-slow.gone:
+	default:
+		t.Fatal("the stuck client was not dropped")
+	}
+	if v := counterValue(t, h.dropped); v != 1 {
+		t.Fatalf("dropped %v", v)
+	}
+	if digitName(10) != "*" || digitName(11) != "#" || digitName(12) != "A" || digitName(5) != "5" {
+		t.Fatal("digit names")
+	}
+}
+
+// doTok is do with a bearer token.
+func doTok(t *testing.T, s *Server, token, action, body string) (int, map[string]string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", "/v1/actions/"+action, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	rec := httptest.NewRecorder()
+	s.Handler().ServeHTTP(rec, req)
+	var out map[string]string
+	if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
+		t.Fatalf("%s: %v: %s", action, err, rec.Body.String())
+	}
+	return rec.Code, out
+}
+
+func counterValue(t *testing.T, c prometheus.Counter) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
+}
