@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
 
+	"github.com/mediagw/mediagw/ratelog"
 	"github.com/mediagw/mediagw/session"
 )
 
@@ -279,11 +280,12 @@ func (s *Server) logFailure(src netip.AddrPort, command string, req *Request, re
 	if !s.limit.allow() {
 		return
 	}
-	f := logrus.Fields{"remote": src.String(), "command": command}
+	// The command, Call-ID and reason quote what the client sent: cut.
+	f := logrus.Fields{"remote": src.String(), "command": ratelog.Truncate(command, 64)}
 	if req != nil && req.CallID != "" {
-		f["call_id"] = req.CallID
+		f["call_id"] = ratelog.Truncate(req.CallID, 128)
 	}
-	s.log.WithFields(f).Info("ng command failed: " + reason)
+	s.log.WithFields(f).Info("ng command failed: " + ratelog.Truncate(reason, 200))
 }
 
 // reply is one answer dictionary.

@@ -42,10 +42,10 @@ BASE=$(tail -1 "$OUT/samples.csv")
 SAMPLER=$!
 
 echo "soak: $CALLS SIPp calls at $RATE/s"
-sipp 127.0.0.1:46060 -sn uac -s conf-soak -i 127.0.0.1 -p 46200 -m "$CALLS" -r "$RATE" -l 2000 -d 200 \
+sipp 127.0.0.1:46060 -sn uac -s conf-soak -i 127.0.0.1 -p 45980 -m "$CALLS" -r "$RATE" -l 2000 -d 200 \
 	-nostdin -timeout 900s -trace_stat -stf "$OUT/sipp-stat.csv" >"$OUT/sipp.log" 2>&1 || { echo "soak: SIPp failed"; tail -30 "$OUT/sipp.log"; exit 1; }
 echo "soak: MGCP CRCX+DLCX for ${CYCLES_DUR}s (at least 100,000 cycles)"
-"$OUT/rtpload" mgcptps -ctl 127.0.0.1:46027 -ctl-local 127.0.0.1:46300 -wildcard 'rtpbridge/$@mgw' -conc 16 -dur "${CYCLES_DUR}s" -pid $GW | tee "$OUT/mgcp.txt"
+"$OUT/rtpload" mgcptps -ctl 127.0.0.1:46027 -ctl-local 127.0.0.1:45990 -wildcard 'rtpbridge/$@mgw' -conc 16 -dur "${CYCLES_DUR}s" -pid $GW | tee "$OUT/mgcp.txt"
 pairs=$(awk -F= '/^result_best_pairs_per_s=/{print $2}' "$OUT/mgcp.txt")
 echo "soak: settling 60 s"
 sleep 60
