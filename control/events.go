@@ -39,7 +39,9 @@ type sseClient struct {
 }
 
 type eventHub struct {
-	dropped prometheus.Counter
+	droppedBy *prometheus.CounterVec // sink: sse, webhook
+	dropped   prometheus.Counter     // sink="sse"
+	webhook   *webhook               // nil without http.webhook
 
 	mu      sync.Mutex // guards clients and closed
 	clients map[*sseClient]struct{}
@@ -47,14 +49,16 @@ type eventHub struct {
 }
 
 func newEventHub() *eventHub {
-	return &eventHub{
+	h := &eventHub{
 		clients: map[*sseClient]struct{}{},
-		dropped: prometheus.NewCounter(prometheus.CounterOpts{
-			Name:        "mediagw_events_dropped_total",
-			Help:        "Event consumers dropped because they could not keep up, by sink.",
-			ConstLabels: prometheus.Labels{"sink": "sse"},
-		}),
+		droppedBy: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mediagw_events_dropped_total",
+			Help: "Events lost to a sink that could not keep up: sse counts event-stream clients dropped, webhook events dropped from its full queue.",
+		}, []string{"sink"}),
 	}
+	h.dropped = h.droppedBy.WithLabelValues("sse")
+	h.droppedBy.WithLabelValues("webhook")
+	return h
 }
 
 // eventView is an event's JSON object: the names of DESIGN §8.
@@ -129,6 +133,9 @@ func (h *eventHub) publish(ev session.Event) {
 		return
 	}
 	e := sseEvent{typ: typ, data: data, conn: v["ConnectionId"], conf: v["ConferenceId"]}
+	if h.webhook != nil {
+		h.webhook.offer(e)
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for c := range h.clients {

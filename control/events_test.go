@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -137,4 +139,51 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 		t.Fatal(err)
 	}
 	return m.GetCounter().GetValue()
+}
+
+// http.webhook: the receiver, down (503) for its first 3 s, then gets every
+// event the event stream carried, the same objects in the same order.
+func TestWebhookAfterReceiverDown(t *testing.T) {
+	type got struct{ typ, body string }
+	rcv := make(chan got, 100)
+	up := time.Now().Add(3 * time.Second)
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if time.Now().Before(up) {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		b, _ := io.ReadAll(r.Body)
+		rcv <- got{r.Header.Get("X-Mediagw-Event"), string(b)}
+	}))
+	defer recv.Close()
+	s, _, _ := newServer(t, "")
+	s.cfg.Webhook = recv.URL
+	s.events.webhook = newWebhook(recv.URL, s.events.droppedBy.WithLabelValues("webhook"), s.log)
+	addr := serve(t, s)
+	stream, closeStream := openEvents(t, addr, "", "")
+	defer closeStream()
+	var want []got
+	for i := 0; i < 20; i++ {
+		ev := session.Event{Type: session.StartTalking, Connection: session.Connection{ID: strconv.Itoa(100 + i)}, ConferenceID: "w"}
+		if i%2 == 1 {
+			ev.Type = session.StopTalking
+		}
+		s.events.publish(ev)
+		typ, v := stream.next()
+		b, _ := json.Marshal(v)
+		want = append(want, got{typ, string(b)})
+	}
+	for i, w := range want {
+		select {
+		case g := <-rcv:
+			if g != w {
+				t.Fatalf("webhook event %d: %+v, the stream had %+v", i, g, w)
+			}
+			if i == 0 && time.Now().Before(up) {
+				t.Fatal("delivered while the receiver was down")
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("webhook delivered %d of %d events", i, len(want))
+		}
+	}
 }

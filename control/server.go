@@ -13,6 +13,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -30,6 +31,8 @@ type Config struct {
 	Listen string    `yaml:"listen"` // "127.0.0.1:8080"
 	Token  string    `yaml:"token"`  // when set, required as "Authorization: Bearer <token>"
 	TLS    TLSConfig `yaml:"tls"`    // both set: the listener speaks HTTPS only
+	// Webhook is a URL that receives every event as a JSON POST (webhook.go); "" = none.
+	Webhook string `yaml:"webhook"`
 }
 
 // TLSConfig is http.tls: PEM files of the certificate (chain) and its key.
@@ -48,6 +51,11 @@ func (c Config) Validate() error {
 	}
 	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
 		return fmt.Errorf("http.tls: cert and key go together")
+	}
+	if c.Webhook != "" {
+		if u, err := url.Parse(c.Webhook); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("http.webhook: %q is not an http(s) URL", c.Webhook)
+		}
 	}
 	if c.TLS.Cert != "" {
 		if _, err := tls.LoadX509KeyPair(c.TLS.Cert, c.TLS.Key); err != nil {
@@ -97,11 +105,14 @@ func New(cfg Config, table *session.Table, log *logrus.Entry, reg prometheus.Reg
 		events: newEventHub(),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{s.actions, s.events.dropped} {
+		for _, c := range []prometheus.Collector{s.actions, s.events.droppedBy} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("control metrics: %w", err)
 			}
 		}
+	}
+	if cfg.Webhook != "" {
+		s.events.webhook = newWebhook(cfg.Webhook, s.events.droppedBy.WithLabelValues("webhook"), s.log)
 	}
 	table.Subscribe(s.events.publish)
 	s.mux.HandleFunc("POST /v1/actions/{action}", s.auth(s.handleAction))
@@ -139,6 +150,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: headerTimeout, IdleTimeout: idleTimeout,
 		MaxHeaderBytes: maxHeaderBytes, ErrorLog: httpErrorLog(s.log)}
 	done := make(chan struct{})
+	if s.events.webhook != nil {
+		go s.events.webhook.run(ctx)
+	}
 	go func() {
 		select {
 		case <-ctx.Done():
