@@ -13,6 +13,7 @@ type metrics struct {
 	t             *Table
 	deletes       *prometheus.CounterVec
 	mediaTimeouts prometheus.Counter
+	digits        *prometheus.CounterVec // source: rfc4733, info
 }
 
 func newMetrics(t *Table) *metrics {
@@ -26,7 +27,20 @@ func newMetrics(t *Table) *metrics {
 			Name: "mediagw_media_timeouts_total",
 			Help: "Connections released because no RTP arrived within rtp.media_timeout.",
 		}),
+		digits: newDigitCounter(),
 	}
+}
+
+// newDigitCounter is mediagw_dtmf_digits_total with the sources we detect
+// today exposed at 0 (in-band detection does not exist yet).
+func newDigitCounter() *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "mediagw_dtmf_digits_total",
+		Help: "DTMF digits received, by source: rfc4733 (telephone-events heard by a conference mixer), info (SIP INFO).",
+	}, []string{"source"})
+	c.WithLabelValues("rfc4733")
+	c.WithLabelValues("info")
+	return c
 }
 
 func (m *metrics) deleted(scope Scope, connID, confID string, err error) {
@@ -51,6 +65,7 @@ func (t *Table) Register(reg prometheus.Registerer) error {
 	cs := []prometheus.Collector{
 		t.met.deletes,
 		t.met.mediaTimeouts,
+		t.met.digits,
 		gauge("mediagw_connections_active", "Open connections.", func() float64 {
 			n, _, _ := t.counts()
 			return float64(n)

@@ -631,6 +631,9 @@ func (t *Table) newConfWith(confID string, kind Kind, o ConferenceOptions) (*con
 			Hairpin:  o.Hairpin,
 			JoinTone: o.SoundToneOnJoin, LeaveTone: o.SoundToneOnJoin,
 			OnDigit: func(member string, event byte, end bool) {
+				if !end {
+					t.met.digits.WithLabelValues("rfc4733").Inc()
+				}
 				t.announce(Event{Type: DigitReceived, Connection: Connection{ID: member, ConferenceID: id},
 					ConferenceID: id, Digit: event, DigitEnd: end})
 			},

@@ -239,23 +239,34 @@ func (s *Server) onUpdate(req *gosip.Request, tx gosip.ServerTransaction) {
 	}
 }
 
-// onInfo passes INFO (e.g. SIP INFO DTMF) through to the bridge partner
-// and answers with its status; outside bridges it is acknowledged.
+// onInfo: a DTMF INFO (application/dtmf-relay or application/dtmf) is a
+// digit of the leg's connection (a DigitReceived event, as an RFC 4733
+// digit would be; a bad one is 400). Then, on a bridge, the INFO passes
+// through to the partner and is answered with its status; elsewhere it is
+// acknowledged.
 func (s *Server) onInfo(req *gosip.Request, tx gosip.ServerTransaction) {
 	l := s.inDialog(req, tx, false)
 	if l == nil {
 		return
 	}
-	l.mu.Lock()
-	p := l.partner
-	l.mu.Unlock()
-	if p == nil {
-		s.reply(tx, req, 200)
-		return
-	}
 	ct := "application/octet-stream"
 	if h := req.ContentType(); h != nil {
 		ct = h.Value()
+	}
+	l.mu.Lock()
+	p, connID := l.partner, l.connID
+	l.mu.Unlock()
+	if code, dtmf, bad := infoDigit(ct, req.Body()); bad {
+		s.reply(tx, req, 400)
+		return
+	} else if dtmf && connID != "" {
+		if err := s.table.ReceiveDigit(connID, code); err != nil {
+			l.logger().WithError(err).Debug("INFO digit for a connection that is gone")
+		}
+	}
+	if p == nil {
+		s.reply(tx, req, 200)
+		return
 	}
 	var body []byte
 	if len(req.Body()) > 0 {

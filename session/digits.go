@@ -1,0 +1,42 @@
+package session
+
+import "fmt"
+
+// ReceiveDigit announces a digit that reached connection id by signalling
+// (SIP INFO) rather than in its media: a DigitReceived at its start and one
+// at its end, like an RFC 4733 event heard by a conference's mixer. digit
+// is the RFC 4733 event code (0-9, 10 '*', 11 '#', 12-15 A-D).
+func (t *Table) ReceiveDigit(id string, digit byte) error {
+	if digit > 15 {
+		return fmt.Errorf("%w: digit event %d", ErrInvalidParam, digit)
+	}
+	c, err := t.Connection(id)
+	if err != nil {
+		return err
+	}
+	t.met.digits.WithLabelValues("info").Inc()
+	ev := Event{Type: DigitReceived, Connection: Connection{ID: c.ID, ConferenceID: c.ConferenceID},
+		ConferenceID: c.ConferenceID, Digit: digit}
+	t.announce(ev)
+	ev.DigitEnd = true
+	t.announce(ev)
+	return nil
+}
+
+// DigitCode is the RFC 4733 event code of a DTMF key ('0'-'9', '*', '#',
+// 'A'-'D', either case); ok false for anything else.
+func DigitCode(key byte) (code byte, ok bool) {
+	switch {
+	case key >= '0' && key <= '9':
+		return key - '0', true
+	case key == '*':
+		return 10, true
+	case key == '#':
+		return 11, true
+	case key >= 'A' && key <= 'D':
+		return key - 'A' + 12, true
+	case key >= 'a' && key <= 'd':
+		return key - 'a' + 12, true
+	}
+	return 0, false
+}
