@@ -26,6 +26,8 @@ var actions = map[string]action{
 	"JoinConference":       joinConference,
 	"LeaveConference":      leaveConference,
 	"SetConfereeAttribute": setConfereeAttribute,
+	"GatherDigits":         gatherDigits,
+	"StopMediaOperation":   stopMediaOperation,
 }
 
 var byHTTP = session.Release{By: session.FrontHTTP}

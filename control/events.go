@@ -89,6 +89,24 @@ func eventView(ev session.Event) (typ string, v map[string]string) {
 		typ = "StartTalking"
 	case session.StopTalking:
 		typ = "StopTalking"
+	case session.OperationComplete:
+		op := ev.Op
+		if op == nil {
+			return "", nil
+		}
+		typ = op.Action + "_Complete"
+		v["OperationId"] = op.OperationID
+		v["ConnectionId"] = op.ConnectionID
+		if op.ConferenceID != "" {
+			v["ConferenceId"] = op.ConferenceID
+		}
+		v["ResultCode"] = strconv.Itoa(op.ResultCode)
+		v["TerminationCondition"] = op.TerminationCondition
+		v["ElapsedTime"] = strconv.FormatInt(op.Elapsed.Milliseconds(), 10)
+		v["State"] = op.State
+		if op.Action == "GatherDigits" {
+			v["Digits"] = op.Digits
+		}
 	default:
 		return "", nil
 	}

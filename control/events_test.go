@@ -187,3 +187,54 @@ func TestWebhookAfterReceiverDown(t *testing.T) {
 		}
 	}
 }
+
+// GatherDigits over HTTP: the result is an OperationId; the digits (here
+// from SIP INFO through the table) come as GatherDigits_Complete on the
+// event stream; StopMediaOperation ends one with userstop.
+func TestGatherDigitsAction(t *testing.T) {
+	s, table, _ := newServer(t, "")
+	addr := serve(t, s)
+	stream, closeStream := openEvents(t, addr, "", "")
+	defer closeStream()
+	_, res := do(t, s, "CreateConnection", `{"MediaTxIP":"127.0.0.1","MediaTxPort":"40000"}`)
+	id := res["ConnectionId"]
+	code, res := do(t, s, "GatherDigits", `{"ConnectionId":"`+id+`","TermCondMaxDigits":3,"TermCondDigit":"#","State":"pin"}`)
+	if code != 200 || res["OperationId"] == "" {
+		t.Fatalf("GatherDigits: %d %v", code, res)
+	}
+	op := res["OperationId"]
+	for _, k := range []byte("4#") {
+		c, _ := session.DigitCode(k)
+		if err := table.ReceiveDigit(id, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for {
+		typ, v := stream.next()
+		if typ == "DigitReceived" {
+			continue
+		}
+		if typ != "GatherDigits_Complete" || v["OperationId"] != op || v["Digits"] != "4#" || v["TerminationCondition"] != "digit" ||
+			v["State"] != "pin" || v["ResultCode"] != "0" || v["ConnectionId"] != id || v["ElapsedTime"] == "" {
+			t.Fatalf("%s %v", typ, v)
+		}
+		break
+	}
+	if code, res := do(t, s, "GatherDigits", `{"ConnectionId":"`+id+`","TermCondDigit":"X"}`); code != 400 || res["ResultCode"] != "27" {
+		t.Fatalf("bad TermCondDigit: %d %v", code, res)
+	}
+	_, res = do(t, s, "GatherDigits", `{"ConnectionId":"`+id+`","TermCondMaxTime":60000}`)
+	if code, res := do(t, s, "StopMediaOperation", `{"ConnectionId":"`+id+`"}`); code != 200 || res["Stopped"] != "1" {
+		t.Fatalf("StopMediaOperation: %d %v", code, res)
+	}
+	for {
+		typ, v := stream.next()
+		if typ == "GatherDigits_Complete" {
+			if v["TerminationCondition"] != "userstop" || v["OperationId"] != res["OperationId"] {
+				t.Fatalf("%v", v)
+			}
+			break
+		}
+	}
+	do(t, s, "DeleteConnection", `{"ConnectionId":"`+id+`"}`)
+}

@@ -14,6 +14,7 @@ type metrics struct {
 	deletes       *prometheus.CounterVec
 	mediaTimeouts prometheus.Counter
 	digits        *prometheus.CounterVec // source: rfc4733, info
+	opsActive     *prometheus.GaugeVec   // action
 }
 
 func newMetrics(t *Table) *metrics {
@@ -28,6 +29,10 @@ func newMetrics(t *Table) *metrics {
 			Help: "Connections released because no RTP arrived within rtp.media_timeout.",
 		}),
 		digits: newDigitCounter(),
+		opsActive: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "mediagw_media_operations_active",
+			Help: "Media operations running, by action.",
+		}, []string{"action"}),
 	}
 }
 
@@ -66,6 +71,7 @@ func (t *Table) Register(reg prometheus.Registerer) error {
 		t.met.deletes,
 		t.met.mediaTimeouts,
 		t.met.digits,
+		t.met.opsActive,
 		gauge("mediagw_connections_active", "Open connections.", func() float64 {
 			n, _, _ := t.counts()
 			return float64(n)

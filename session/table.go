@@ -49,6 +49,7 @@ type Table struct {
 	draining bool
 	pending  [poolCount]int // reserved by creations whose sockets are being bound
 	refusing bool           // Drain(true): no new connections, the others go on (drain.go)
+	ops      opState        // media operations and buffered digits (operations.go)
 }
 
 type pool int
@@ -104,6 +105,7 @@ func New(cfg Config, ports PortPool, mixers MixerFactory, log *logrus.Entry) *Ta
 		log:    log.WithField("component", "session"),
 		conns:  make(map[string]*conn),
 		confs:  make(map[string]*conf),
+		ops:    opState{ops: map[string]*operation{}, gathers: map[string]*operation{}, buf: map[string][]byte{}},
 	}
 	t.met = newMetrics(t)
 	return t
@@ -633,6 +635,7 @@ func (t *Table) newConfWith(confID string, kind Kind, o ConferenceOptions) (*con
 			OnDigit: func(member string, event byte, end bool) {
 				if !end {
 					t.met.digits.WithLabelValues("rfc4733").Inc()
+					t.digitArrived(member, event)
 				}
 				t.announce(Event{Type: DigitReceived, Connection: Connection{ID: member, ConferenceID: id},
 					ConferenceID: id, Digit: event, DigitEnd: end})
@@ -911,10 +914,12 @@ func (t *Table) announce(ev Event) {
 type releaser struct {
 	conns []*conn
 	confs []*conf
+	ops   []OperationResult // operations autostopped, announced before the releases
 }
 
 // releaseConn unregisters c and its resources. Caller holds mu.
 func (t *Table) releaseConn(c *conn, rel *releaser) {
+	rel.ops = append(rel.ops, t.stopConnOpsLocked(c)...)
 	delete(t.conns, c.ID)
 	t.free(poolRTP, 1)
 	if c.Enhanced {
@@ -951,6 +956,14 @@ func (rel *releaser) finish(r Release, subs []func(Event), log *logrus.Entry) []
 	for _, cf := range rel.confs {
 		if cf.mixer != nil {
 			cf.mixer.Close()
+		}
+	}
+	for i := range rel.ops {
+		op := &rel.ops[i]
+		ev := Event{Type: OperationComplete, Connection: Connection{ID: op.ConnectionID, ConferenceID: op.ConferenceID},
+			ConferenceID: op.ConferenceID, Op: op}
+		for _, fn := range subs {
+			fn(ev)
 		}
 	}
 	for i := range out {

@@ -162,6 +162,9 @@ const (
 	DigitReceived // an RFC 4733 telephone-event from a conference member (never mixed)
 	StartTalking  // a conference member's level rose above the talker threshold
 	StopTalking   // ... and fell below it for the hang-over time
+	// OperationComplete: a media operation ended (Event.Op says how); the
+	// event stream calls it <Action>_Complete.
+	OperationComplete
 )
 
 func (e EventType) String() string {
@@ -176,6 +179,8 @@ func (e EventType) String() string {
 		return "start_talking"
 	case StopTalking:
 		return "stop_talking"
+	case OperationComplete:
+		return "operation_complete"
 	}
 	return "unknown"
 }
@@ -192,5 +197,6 @@ type Event struct {
 	ConferenceID string
 	Digit        byte
 	DigitEnd     bool
+	Op           *OperationResult // OperationComplete
 	Release
 }
