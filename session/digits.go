@@ -15,12 +15,12 @@ func (t *Table) ReceiveDigit(id string, digit byte) error {
 		return err
 	}
 	t.met.digits.WithLabelValues("info").Inc()
-	t.digitArrived(c.ID, digit)
 	ev := Event{Type: DigitReceived, Connection: Connection{ID: c.ID, ConferenceID: c.ConferenceID},
 		ConferenceID: c.ConferenceID, Digit: digit}
 	t.announce(ev)
 	ev.DigitEnd = true
 	t.announce(ev)
+	t.digitArrived(c.ID, digit) // after its DigitReceived: a gather it completes is announced later
 	return nil
 }
 

@@ -633,12 +633,12 @@ func (t *Table) newConfWith(confID string, kind Kind, o ConferenceOptions) (*con
 			Hairpin:  o.Hairpin,
 			JoinTone: o.SoundToneOnJoin, LeaveTone: o.SoundToneOnJoin,
 			OnDigit: func(member string, event byte, end bool) {
-				if !end {
+				t.announce(Event{Type: DigitReceived, Connection: Connection{ID: member, ConferenceID: id},
+					ConferenceID: id, Digit: event, DigitEnd: end})
+				if !end { // after its DigitReceived: a gather it completes is announced later
 					t.met.digits.WithLabelValues("rfc4733").Inc()
 					t.digitArrived(member, event)
 				}
-				t.announce(Event{Type: DigitReceived, Connection: Connection{ID: member, ConferenceID: id},
-					ConferenceID: id, Digit: event, DigitEnd: end})
 			},
 			OnTalk: func(member string, talking bool) {
 				typ := StopTalking
