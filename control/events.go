@@ -191,6 +191,24 @@ func (h *eventHub) unsubscribe(c *sseClient) {
 	}
 }
 
+// count is how many streams are open (tests, benchmarks).
+func (h *eventHub) count() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.clients)
+}
+
+// backlog is the longest queue of any stream (benchmarks).
+func (h *eventHub) backlog() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for c := range h.clients {
+		n = max(n, len(c.ch))
+	}
+	return n
+}
+
 // close ends every stream (the server is shutting down).
 func (h *eventHub) close() {
 	h.mu.Lock()

@@ -132,7 +132,7 @@ func doTok(t *testing.T, s *Server, token, action, body string) (int, map[string
 	return rec.Code, out
 }
 
-func counterValue(t *testing.T, c prometheus.Counter) float64 {
+func counterValue(t testing.TB, c prometheus.Counter) float64 {
 	t.Helper()
 	var m dto.Metric
 	if err := c.Write(&m); err != nil {

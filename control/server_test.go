@@ -16,7 +16,7 @@ import (
 )
 
 // Unit tests here bind RTP ports 34900-34999 (the e2e blocks stop at 34899).
-func newServer(t *testing.T, token string) (*Server, *session.Table, *rtpproxy.Pool) {
+func newServer(t testing.TB, token string) (*Server, *session.Table, *rtpproxy.Pool) {
 	t.Helper()
 	cfg := rtpproxy.DefaultConfig()
 	cfg.Bind, cfg.PortMin, cfg.PortMax = "127.0.0.1", 34900, 34999
