@@ -79,17 +79,22 @@ func BenchmarkHandleCRCXDLCX(b *testing.B) {
 	var tid uint32
 	b.ReportAllocs()
 	for b.Loop() {
-		tid++
-		out := s.handle(src, setTID(benchCRCX, tid))
-		r, err := ParseResponse(out)
-		if err != nil || r.Code != 200 {
-			b.Fatalf("%q %v", out, err)
-		}
-		tid++
-		dl := fmt.Sprintf("DLCX %d %s MGCP 1.0\r\nC: 5a1\r\nI: %s\r\n", tid, r.Params.Value("Z"), r.Params.Value("I"))
-		if out := s.handle(src, []byte(dl)); string(out[:3]) != "250" {
-			b.Fatalf("%q", out)
-		}
+		cycle(b, s, src, &tid)
+	}
+}
+
+// cycle runs one CRCX (benchCRCX) and its DLCX through s.handle.
+func cycle(b *testing.B, s *Server, src netip.AddrPort, tid *uint32) {
+	*tid++
+	out := s.handle(src, setTID(benchCRCX, *tid))
+	r, err := ParseResponse(out)
+	if err != nil || r.Code != 200 {
+		b.Fatalf("%q %v", out, err)
+	}
+	*tid++
+	dl := fmt.Sprintf("DLCX %d %s MGCP 1.0\r\nC: 5a1\r\nI: %s\r\n", *tid, r.Params.Value("Z"), r.Params.Value("I"))
+	if out := s.handle(src, []byte(dl)); string(out[:3]) != "250" {
+		b.Fatalf("%q", out)
 	}
 }
 

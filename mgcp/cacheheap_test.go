@@ -19,15 +19,7 @@ func BenchmarkCacheHeap100k(b *testing.B) {
 			var tid uint32
 			for b.Loop() {
 				for i := 0; i < 100000; i++ {
-					tid++
-					out := s.handle(src, setTID(benchCRCX, tid))
-					r, err := ParseResponse(out)
-					if err != nil || r.Code != 200 {
-						b.Fatalf("%q %v", out, err)
-					}
-					tid++
-					dl := fmt.Sprintf("DLCX %d %s MGCP 1.0\r\nC: 5a1\r\nI: %s\r\n", tid, r.Params.Value("Z"), r.Params.Value("I"))
-					s.handle(src, []byte(dl))
+					cycle(b, s, src, &tid)
 				}
 			}
 			runtime.GC()
