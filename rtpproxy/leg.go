@@ -68,6 +68,7 @@ type Leg struct {
 	route      atomic.Pointer[route]
 	dynRate    atomic.Uint32             // clock rate of dynamic payload types, Hz
 	srtp       atomic.Pointer[srtpState] // nil: plain RTP (srtp.go)
+	events     atomic.Pointer[eventTap]  // nil: telephone-events not reported (events.go)
 
 	st counters
 	rx receiver // owned by the RTP reader
@@ -281,6 +282,9 @@ func (l *Leg) handleRTP(pkt []byte, src netip.AddrPort) {
 	l.st.octetsIn.Add(uint64(h.payload))
 	l.st.lost.Store(lost)
 	l.st.jitter.Store(int64(jitter))
+	if tap := l.events.Load(); tap != nil && h.pt == tap.pt {
+		l.rx.events.observe(&h, pkt, tap.fn)
+	}
 
 	rt := l.route.Load()
 	switch {

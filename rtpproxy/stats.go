@@ -124,6 +124,8 @@ type receiver struct {
 	rate        uint32 // clock of lastPT
 
 	dynRate uint32 // clock assumed for dynamic payload types
+
+	events eventState // RFC 4733 events (events.go)
 }
 
 // update counts one packet from the accepted source, arrived at now

@@ -24,6 +24,17 @@ func (t *Table) ReceiveDigit(id string, digit byte) error {
 	return nil
 }
 
+// legDigit is a telephone-event a connection's leg heard (runs on its RTP
+// reader: no table lock).
+func (t *Table) legDigit(id, confID string, event byte, end bool) {
+	t.announce(Event{Type: DigitReceived, Connection: Connection{ID: id, ConferenceID: confID},
+		ConferenceID: confID, Digit: event, DigitEnd: end})
+	if !end && event <= 15 { // after its DigitReceived, as the mixer's digits
+		t.met.digits.WithLabelValues("rfc4733").Inc()
+		t.digitArrived(id, event)
+	}
+}
+
 // DigitCode is the RFC 4733 event code of a DTMF key ('0'-'9', '*', '#',
 // 'A'-'D', either case); ok false for anything else.
 func DigitCode(key byte) (code byte, ok bool) {

@@ -292,6 +292,8 @@ func (t *Table) CreateConnection(p ConnectionParams) (Connection, error) {
 			Tag:      p.Tag,
 			Enhanced: enhanced,
 			Created:  now,
+
+			TelephoneEvent: p.TelephoneEvent,
 		},
 		leg:      leg,
 		modified: now,
@@ -333,6 +335,17 @@ func (t *Table) applyMedia(c *conn) {
 		} else {
 			c.leg.SetHandler(nil)
 		}
+	}
+	// Telephone-events: a conference's mixer hears its members' itself;
+	// every other connection (relayed, looped back, alone) through its leg.
+	if c.TelephoneEvent != 0 && (c.conf == nil || c.conf.kind == KindBridge) {
+		id, confID := c.ID, ""
+		if c.conf != nil {
+			confID = c.conf.id
+		}
+		c.leg.SetEvents(c.TelephoneEvent, func(event byte, end bool) { t.legDigit(id, confID, event, end) })
+	} else {
+		c.leg.SetEvents(0, nil)
 	}
 }
 
@@ -427,6 +440,9 @@ func (t *Table) ModifyConnection(id string, p ConnectionParams) (Connection, err
 			return Connection{}, fmt.Errorf("%w: loopback while in conference %s", ErrInvalidParam, c.conf.id)
 		}
 		c.Mode = mode
+	}
+	if p.TelephoneEvent != 0 {
+		c.TelephoneEvent = p.TelephoneEvent
 	}
 	c.modified = time.Now()
 	t.applyMedia(c)

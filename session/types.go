@@ -76,6 +76,10 @@ type ConnectionParams struct {
 	Owner  Front         // who created it and hears about its release
 	CallID string        // SIP Call-ID or MGCP C:
 	Tag    string        // opaque to the table: the owner's key (MGCP endpoint, SIP To-tag)
+	// TelephoneEvent is the RTP payload type of RFC 4733 telephone-events
+	// the remote sends (from its SDP); 0 = none (on modify: unchanged).
+	// Their digits become DigitReceived events and reach media operations.
+	TelephoneEvent uint8
 }
 
 // Stats are a connection's media statistics.
@@ -89,20 +93,21 @@ type Stats struct {
 
 // Connection is a snapshot of one connection.
 type Connection struct {
-	ID           string
-	ConferenceID string         // "" when in none
-	Local        netip.AddrPort // MediaRxIP:MediaRxPort (RTCP is port+1)
-	Remote       netip.AddrPort
-	Codec        string
-	Ptime        time.Duration
-	Mode         Mode
-	Owner        Front
-	CallID       string
-	Tag          string
-	Enhanced     bool   // holds an enhanced_rtp resource (low-bitrate codec)
-	SRTPSuite    string // the SRTP suite of its media, "" for plain RTP
-	Created      time.Time
-	Stats        Stats
+	ID             string
+	ConferenceID   string         // "" when in none
+	Local          netip.AddrPort // MediaRxIP:MediaRxPort (RTCP is port+1)
+	Remote         netip.AddrPort
+	Codec          string
+	Ptime          time.Duration
+	Mode           Mode
+	Owner          Front
+	CallID         string
+	Tag            string
+	Enhanced       bool   // holds an enhanced_rtp resource (low-bitrate codec)
+	SRTPSuite      string // the SRTP suite of its media, "" for plain RTP
+	TelephoneEvent uint8  // RFC 4733 payload type the remote sends; 0 = none
+	Created        time.Time
+	Stats          Stats
 }
 
 // MemberAttrs are a conferee's attributes.

@@ -63,7 +63,8 @@ func (l *leg) answerBridge(tx gosip.ServerTransaction, inv *gosip.Request, offer
 		cryptoA = offerSRTP(s.table.SRTPMode())
 	}
 	connA, err := s.table.CreateConnection(session.ConnectionParams{Remote: remoteA, SignalingIP: signalingIP(inv), SRTP: keysA,
-		Codec: codecs[0].Name, Ptime: ptime, Mode: modeFor(ActionBridge, dirA), Owner: session.FrontSIP, CallID: l.callID, Tag: l.tag})
+		Codec: codecs[0].Name, Ptime: ptime, Mode: modeFor(ActionBridge, dirA), Owner: session.FrontSIP, CallID: l.callID, Tag: l.tag,
+		TelephoneEvent: telephoneEventPT(offer)})
 	if err != nil {
 		l.failInvite(tx, inv, err)
 		return
@@ -186,7 +187,7 @@ func (b *leg) takeAnswer(res *gosip.Response, offered []format) (mine, theirs fo
 		return mine, theirs, nil, err
 	}
 	if _, err := b.s.table.ModifyConnection(b.connID, session.ConnectionParams{Remote: ans.remote(), SignalingIP: signalingIP(res),
-		SRTP: keys, Codec: theirs.Name, Mode: modeFor(ActionBridge, dir)}); err != nil {
+		SRTP: keys, Codec: theirs.Name, Mode: modeFor(ActionBridge, dir), TelephoneEvent: telephoneEventPT(ans)}); err != nil {
 		return mine, theirs, nil, err
 	}
 	b.media.codec, b.media.te, b.media.dir, b.media.crypto = theirs, te, dir, cryptos

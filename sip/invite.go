@@ -314,7 +314,8 @@ func (l *leg) answerLocal(tx gosip.ServerTransaction, inv *gosip.Request, offer 
 		cryptos = offerSRTP(s.table.SRTPMode()) // keyed when the ACK answers
 	}
 	conn, err := s.table.CreateConnection(session.ConnectionParams{Remote: remote, SignalingIP: signalingIP(inv), SRTP: keys,
-		Codec: codec.Name, Ptime: ptime, Mode: modeFor(m.Action, dir), Owner: session.FrontSIP, CallID: l.callID, Tag: l.tag})
+		Codec: codec.Name, Ptime: ptime, Mode: modeFor(m.Action, dir), Owner: session.FrontSIP, CallID: l.callID, Tag: l.tag,
+		TelephoneEvent: telephoneEventPT(offer)})
 	if err != nil {
 		l.failInvite(tx, inv, err)
 		return
@@ -439,7 +440,8 @@ func (l *leg) applyAnswer(ack *gosip.Request) error {
 		return err
 	}
 	dir := ans.effectiveDir().reverse()
-	p := session.ConnectionParams{Remote: ans.remote(), SignalingIP: signalingIP(ack), SRTP: keys, Mode: modeFor(l.action, dir)}
+	p := session.ConnectionParams{Remote: ans.remote(), SignalingIP: signalingIP(ack), SRTP: keys, Mode: modeFor(l.action, dir),
+		TelephoneEvent: telephoneEventPT(ans)}
 	if !codec.is(l.media.codec.Name) {
 		p.Codec = codec.Name
 	}

@@ -141,7 +141,8 @@ func (l *leg) renegotiate(offer *description, src netip.Addr) ([]byte, error) {
 		return nil, err
 	}
 	dir := offer.effectiveDir().reverse()
-	p := session.ConnectionParams{Remote: offer.remote(), SignalingIP: src, SRTP: keys, Mode: modeFor(l.action, dir)}
+	p := session.ConnectionParams{Remote: offer.remote(), SignalingIP: src, SRTP: keys, Mode: modeFor(l.action, dir),
+		TelephoneEvent: telephoneEventPT(offer)}
 	if !codec.is(l.media.codec.Name) {
 		p.Codec = codec.Name
 	}

@@ -324,6 +324,18 @@ func pickCodec(offered []format, allowed []string) (format, bool) {
 	return format{}, false
 }
 
+// telephoneEventPT is the payload type the remote of d sends RFC 4733
+// telephone-events with; 0 = none (or no description).
+func telephoneEventPT(d *description) uint8 {
+	if d == nil {
+		return 0
+	}
+	if t, ok := telephoneEvent(d.Formats); ok {
+		return t.PT
+	}
+	return 0
+}
+
 // telephoneEvent returns the RFC 4733 telephone-event format of offered.
 func telephoneEvent(offered []format) (format, bool) {
 	for _, f := range offered {

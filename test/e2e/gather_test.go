@@ -11,10 +11,17 @@ import (
 	"time"
 )
 
-// SIPp plays Debian's RFC 4733 pcap (dtmf_2833_1.pcap) into a conference;
-// a GatherDigits started over HTTP yields that digit on /v1/events, the
-// same digit the stream announced as DigitReceived.
+// SIPp plays Debian's RFC 4733 pcap (dtmf_2833_1.pcap) into a conference
+// (the mixer hears it) and into the echo route (the leg itself hears it: no
+// mixer reads an echo leg's packets); a GatherDigits started over HTTP
+// yields that digit on /v1/events, the same digit the stream announced as
+// DigitReceived.
 func TestGatherDigitsFromSIPpRFC4733(t *testing.T) {
+	t.Run("conference", func(t *testing.T) { gatherFromSIPp(t, "conf-dtmf", "dtmf") })
+	t.Run("echo", func(t *testing.T) { gatherFromSIPp(t, "echo", "") })
+}
+
+func gatherFromSIPp(t *testing.T, user, conference string) {
 	sipp := requireTool(t, "sipp")
 	g := StartGateway(t, GatewayOptions{})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -48,7 +55,7 @@ func TestGatherDigitsFromSIPpRFC4733(t *testing.T) {
 	scenario, _ := filepath.Abs("../sipp/uac_pcap.xml")
 	sippDone := make(chan error, 1)
 	go func() {
-		out, err := run(t, time.Minute, sipp, g.SIP, "-sf", scenario, "-s", "conf-dtmf", "-m", "1", "-i", "127.0.0.1",
+		out, err := run(t, time.Minute, sipp, g.SIP, "-sf", scenario, "-s", user, "-m", "1", "-i", "127.0.0.1",
 			"-p", "0", "-mp", "0", "-nostdin", "-timeout", "40s")
 		if err != nil {
 			err = errAppend(err, tail(out, 20))
@@ -61,7 +68,7 @@ func TestGatherDigitsFromSIPpRFC4733(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for connID == "" {
 		for _, c := range listConnections(t, g) {
-			if c.ConferenceID == "dtmf" {
+			if c.ConferenceID == conference {
 				connID = c.ConnectionID
 			}
 		}
@@ -88,7 +95,7 @@ func TestGatherDigitsFromSIPpRFC4733(t *testing.T) {
 				if ev.data["TerminationCondition"] != "maxdigits" || ev.data["Digits"] == "" || ev.data["Digits"] != heard {
 					t.Fatalf("GatherDigits_Complete %v (DigitReceived %q)", ev.data, heard)
 				}
-				t.Logf("SIPp's RFC 4733 pcap gathered as %q", ev.data["Digits"])
+				t.Logf("SIPp's RFC 4733 pcap into %s gathered as %q", user, ev.data["Digits"])
 				if err := <-sippDone; err != nil {
 					t.Fatalf("SIPp: %v", err)
 				}
