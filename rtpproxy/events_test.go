@@ -42,7 +42,7 @@ func TestEventState(t *testing.T) {
 	feed(eventPkt(1, 1000, 4, 5, true, 480)) // repeated end
 	feed(eventPkt(1, 1000, 5, 5, true, 480))
 	feed(eventPkt(1, 2000, 7, 11, true, 400)) // start lost: only the end packets came
-	feed(eventPkt(2, 2000, 1, 3, false, 160))  // another source, same timestamp
+	feed(eventPkt(2, 2000, 1, 3, false, 160)) // another source, same timestamp
 	feed(eventPkt(1, 4294967200, 9, 1, false, 160))
 	feed(eventPkt(1, 4294967200, 10, 1, true, 320)) // timestamp near the wrap
 	want := "[5/false 5/true 11/false 11/true 3/false 1/false 1/true]"
