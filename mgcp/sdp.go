@@ -30,6 +30,7 @@ type remoteSDP struct {
 	Codecs []string       // upper case, in offer order
 	PT     map[string]uint8
 	Ptime  time.Duration
+	Events uint8 // payload type of RFC 4733 telephone-events; 0 = none
 }
 
 // errSDP is a remote descriptor we cannot read (MGCP 509) and
@@ -139,6 +140,9 @@ func parseSDP(body string) (*remoteSDP, error) {
 		name := rtpmap[pt]
 		if name == "" {
 			name = codecForPT(pt)
+		}
+		if name == "TELEPHONE-EVENT" && r.Events == 0 && pt != 0 {
+			r.Events = uint8(pt)
 		}
 		if name == "" || name == "TELEPHONE-EVENT" || name == "CN" {
 			continue

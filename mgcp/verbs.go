@@ -107,6 +107,7 @@ func (m media) params() session.ConnectionParams {
 	p := session.ConnectionParams{Mode: m.mode, Ptime: m.ptime}
 	if m.remote != nil {
 		p.Remote = m.remote.Addr
+		p.TelephoneEvent = m.remote.Events
 	}
 	if len(m.codecs) > 0 {
 		p.Codec = m.codecs[0]

@@ -198,7 +198,7 @@ func (s *Server) offer(req *Request) reply {
 		}
 		if st == nil {
 			self, err := s.table.CreateConnection(session.ConnectionParams{Remote: remote, Codec: codec,
-				Mode: mode, Owner: session.FrontNG, CallID: req.CallID, Tag: d.tagOf(x)})
+				Mode: mode, Owner: session.FrontNG, CallID: req.CallID, Tag: d.tagOf(x), TelephoneEvent: m.telephoneEvent()})
 			if err != nil {
 				return fail(err)
 			}
@@ -223,7 +223,7 @@ func (s *Server) offer(req *Request) reply {
 			adds = append(adds, added{i, st})
 		} else {
 			self, _ := st.facing(x)
-			p := session.ConnectionParams{Codec: codec, Mode: mode, Remote: st.changed(x, remote)}
+			p := session.ConnectionParams{Codec: codec, Mode: mode, Remote: st.changed(x, remote), TelephoneEvent: m.telephoneEvent()}
 			if _, err := s.table.ModifyConnection(self, p); err != nil {
 				return fail(err)
 			}
@@ -331,7 +331,7 @@ func (s *Server) answer(req *Request) reply {
 		mode := connMode(doc.direction(m), doc.address(m))
 		codec := codecFor(m, opts.strip)
 		self, other := st.facing(ans)
-		p := session.ConnectionParams{Remote: st.changed(ans, remote), Codec: codec, Mode: mode}
+		p := session.ConnectionParams{Remote: st.changed(ans, remote), Codec: codec, Mode: mode, TelephoneEvent: m.telephoneEvent()}
 		if _, err := s.table.ModifyConnection(self, p); err != nil {
 			return failure(tableReason(err))
 		}

@@ -150,6 +150,19 @@ func (m *sdpMedia) codecName(pt string) string {
 	return "PT" + pt
 }
 
+// telephoneEvent is the payload type of the section's RFC 4733
+// telephone-events (8 kHz); 0 = none.
+func (m *sdpMedia) telephoneEvent() uint8 {
+	for _, pt := range m.formats {
+		if strings.EqualFold(m.codecName(pt), "telephone-event") {
+			if n, err := strconv.Atoi(pt); err == nil && n > 0 && n < 128 {
+				return uint8(n)
+			}
+		}
+	}
+	return 0
+}
+
 // codec is the first offered format's encoding name, for the session table.
 func (m *sdpMedia) codec() string {
 	for _, pt := range m.formats {
