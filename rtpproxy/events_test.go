@@ -68,3 +68,25 @@ func BenchmarkEventObserve(b *testing.B) {
 		s.observe(&h, p, fn)
 	}
 }
+
+// Any packet of the telephone-event payload type: no panic, and an event's
+// end is never reported before (or without) its start.
+func FuzzEventObserve(f *testing.F) {
+	f.Add(eventPkt(1, 1000, 1, 5, false, 160), eventPkt(1, 1000, 2, 5, true, 320))
+	f.Add([]byte{0xa0, 101, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 5, 0x80, 0, 9, 3}, []byte{0x80, 101})
+	f.Fuzz(func(t *testing.T, a, b []byte) {
+		var s eventState
+		open := false
+		fn := func(_ byte, end bool) {
+			if end && !open {
+				t.Fatal("an end reported without its start")
+			}
+			open = !end
+		}
+		for _, p := range [][]byte{a, b, a} {
+			if h, ok := parseRTP(p); ok {
+				s.observe(&h, p, fn)
+			}
+		}
+	})
+}
