@@ -5,7 +5,8 @@
 # the web console), redis-server (the store package's Redis tests start their
 # own, on a loopback port), Kamailio with its rtpengine module (the ng
 # front's proxy), rtpengine (the ng oracle), sipvicious (svmap/svwar/svcrack:
-# admission under scanning) and python3 (the digest UA in test/auth).
+# admission under scanning), python3 (the digest UA in test/auth) and
+# openssl (s_client against the SIP TLS listener).
 set -euo pipefail
 need=()
 command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
@@ -19,6 +20,7 @@ command -v kamailio >/dev/null 2>&1 || need+=(kamailio) # Debian's package has t
 command -v rtpengine >/dev/null 2>&1 || need+=(rtpengine-daemon)
 command -v svwar >/dev/null 2>&1 || need+=(sipvicious)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
+command -v openssl >/dev/null 2>&1 || need+=(openssl) # s_client checks the SIP TLS listener's certificate
 if ((${#need[@]} == 0)); then
 	exit 0
 fi
