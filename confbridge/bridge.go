@@ -73,6 +73,10 @@ type Bridge struct {
 	mix        [maxFrame]int32
 	shared     [2]sharedMix // the mix for members whose own audio is not in it, per law
 	talkOut    []talkChange // talker changes of the last tick, reported after unlock (talk.go)
+	ended      []func()     // media operations that ended this tick, called after unlock (media.go)
+	src        Source       // played to every member (PlayAll), nil when none
+	srcDone    func()
+	srcBuf     [maxFrame]int16
 }
 
 type sharedMix struct {
@@ -296,10 +300,10 @@ func (b *Bridge) eligible(ignoreTone bool) bool {
 	if x.codec != y.codec || x.attrs() || y.attrs() {
 		return false
 	}
-	return ignoreTone || b.tone == nil
+	return ignoreTone || (b.tone == nil && b.src == nil)
 }
 
-func (m *Member) attrs() bool { return m.muted || m.recvOnly || m.coach || m.pupil }
+func (m *Member) attrs() bool { return m.muted || m.recvOnly || m.coach || m.pupil || m.busy() }
 
 // reconcile links or unlinks the hairpin to match the membership (mu held).
 func (b *Bridge) reconcile() {
@@ -375,8 +379,14 @@ func (b *Bridge) tick(now int64) {
 	b.mu.Lock()
 	b.mixLocked(now)
 	changes := b.talkChangesLocked()
+	ended := b.ended
+	b.ended = b.ended[:0]
 	b.mu.Unlock()
 	b.reportTalk(changes)
+	for i, f := range ended {
+		f()
+		ended[i] = nil
+	}
 }
 
 // mixLocked mixes one period (mu held).
@@ -390,6 +400,9 @@ func (b *Bridge) mixLocked(now int64) {
 	for _, m := range b.members {
 		kind := m.play(k)
 		m.inMix = false
+		if m.ops.tap != nil {
+			m.tapLocked(kind, k)
+		}
 		if m.muted || m.recvOnly || kind == frameSilent {
 			m.talking, m.hang = false, 0
 			continue
@@ -414,11 +427,35 @@ func (b *Bridge) mixLocked(now int64) {
 	if b.tone != nil {
 		nSum = b.addTone(sum, nSum)
 	}
+	if b.src != nil {
+		nSum = b.addSource(sum, nSum)
+	}
 	b.shared[0].valid, b.shared[1].valid = false, false
 	for _, m := range b.members {
 		m.omu.Lock()
+		if m.emitEvent(now, &b.ended) {
+			m.omu.Unlock()
+			continue
+		}
 		p := m.obuf[rtpHeaderLen : rtpHeaderLen+k]
 		switch {
+		case m.ops.src != nil:
+			mix := b.mix[:k]
+			for i := range mix {
+				var v int32
+				if nSum > 0 {
+					v = sum[i]
+				}
+				if m.inMix {
+					v -= int32(m.pcm[i])
+				}
+				if m.pupil && nCoach > 0 {
+					v += coachSum[i]
+				}
+				mix[i] = v
+			}
+			m.addSource(mix, &b.ended)
+			m.law.encodeSat(p, mix)
 		case m.pupil && nCoach > 0:
 			mix := b.mix[:k]
 			for i := range mix {
@@ -455,8 +492,8 @@ func (b *Bridge) mixLocked(now int64) {
 		m.emit(uint8(m.codec), k, now)
 		m.omu.Unlock()
 	}
-	if b.tone == nil && b.opts.Hairpin {
-		b.reconcile() // a tone that just ended may let the hairpin return
+	if b.tone == nil && b.src == nil && b.opts.Hairpin {
+		b.reconcile() // a tone or play that just ended may let the hairpin return
 	}
 }
 

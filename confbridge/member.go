@@ -68,9 +68,12 @@ type Member struct {
 	sendErrs uint64
 	obuf     [maxPacket]byte
 
-	// Tick-owned buffers (under b.mu), last so the fields above share lines.
-	frame [maxFrame]byte
-	pcm   [maxFrame]int16
+	// Tick-owned (under b.mu), last so the fields above share lines.
+	ops    mediaOps // media.go
+	frame  [maxFrame]byte
+	pcm    [maxFrame]int16
+	tapBuf [maxFrame]int16
+	srcBuf [maxFrame]int16
 }
 
 func newMember(b *Bridge, id string, codec Codec, out Output) *Member {

@@ -1,0 +1,210 @@
+package confbridge
+
+// Media operations on a member: a Source mixed into what it hears, a Tap
+// on what it says, and RFC 4733 telephone-events sent in its stream. All
+// of them run on the mixer's tick: a member with any of them is mixed,
+// never hairpinned, while it lasts.
+
+// Source is audio played into a member's ear: Read fills one frame of
+// 8 kHz linear samples and says whether there is more after it. It is
+// called on the mixer's goroutine under the bridge's lock: it must not
+// block or allocate (decode prompts before you play them).
+type Source interface {
+	Read(pcm []int16) (more bool)
+}
+
+// mediaOps are a member's running operations (under b.mu).
+type mediaOps struct {
+	src     Source
+	srcDone func() // called after the tick that read the source's last frame
+	tap     func(pcm []int16)
+	ev      eventSender
+}
+
+// eventSender sends RFC 4733 events (keys) in the member's stream: each
+// key for eventTicks ticks with the duration growing, its end packet three
+// times, then gapTicks of audio before the next.
+type eventSender struct {
+	codes []byte
+	pt    uint8
+	done  func()
+	i     int    // key being sent
+	tick  int    // ticks of it sent so far (0: not started)
+	ends  int    // end packets sent
+	gap   int    // audio ticks left before the next key
+	ts    uint32 // the key's timestamp
+}
+
+const (
+	eventTicks = 5 // 100 ms of key at 20 ms
+	eventEnds  = 3 // RFC 4733 §2.5.1.4
+	eventGap   = 3 // 60 ms between keys
+	eventVol   = 10
+)
+
+func (m *Member) busy() bool { return m.ops.src != nil || m.ops.tap != nil || m.ops.ev.codes != nil }
+
+// Play mixes src into what member id hears until src ends (then done runs,
+// outside the lock, once) or StopPlay. A playing source is replaced.
+func (b *Bridge) Play(id string, src Source, done func()) error {
+	return b.set(id, func(m *Member) {
+		m.ops.src, m.ops.srcDone = src, done
+	})
+}
+
+// StopPlay ends member id's source without calling its done.
+func (b *Bridge) StopPlay(id string) error {
+	return b.set(id, func(m *Member) { m.ops.src, m.ops.srcDone = nil, nil })
+}
+
+// SetTap hands fn every tick's frame of what member id sends, decoded
+// (silence when it sent nothing), on the mixer goroutine under the lock:
+// fn must not block or allocate. nil removes the tap.
+func (b *Bridge) SetTap(id string, fn func(pcm []int16)) error {
+	return b.set(id, func(m *Member) { m.ops.tap = fn })
+}
+
+// SendEvents sends codes (RFC 4733 event codes) as telephone-events of
+// payload type pt in member id's stream; done runs after the last end
+// packet. Events being sent are replaced.
+func (b *Bridge) SendEvents(id string, codes []byte, pt uint8, done func()) error {
+	if len(codes) == 0 {
+		return nil
+	}
+	return b.set(id, func(m *Member) {
+		m.ops.ev = eventSender{codes: append([]byte(nil), codes...), pt: pt & 0x7f, done: done}
+	})
+}
+
+// StopEvents ends member id's events without calling done (a key in
+// progress is ended first, so the receiver does not hear it forever).
+func (b *Bridge) StopEvents(id string) error {
+	return b.set(id, func(m *Member) {
+		if e := &m.ops.ev; e.codes != nil && e.tick > 0 && e.ends == 0 {
+			e.codes, e.i, e.done = e.codes[e.i:e.i+1], 0, nil // finish this key's end packets
+			e.tick = eventTicks
+			return
+		}
+		m.ops.ev = eventSender{}
+	})
+}
+
+// tapLocked feeds the member's tap (mu held): the frame decoded whatever
+// the mix did with it.
+func (m *Member) tapLocked(kind frameKind, k int) {
+	pcm := m.tapBuf[:k]
+	if kind == frameSilent {
+		clear(pcm)
+	} else {
+		m.law.decode(pcm, m.frame[:k])
+	}
+	m.ops.tap(pcm)
+}
+
+// addSource adds the member's source to mix (mu held) and reports a source
+// that just ended through ended.
+func (m *Member) addSource(mix []int32, ended *[]func()) {
+	src := m.ops.src
+	buf := m.srcBuf[:len(mix)]
+	more := src.Read(buf)
+	for i, v := range buf {
+		mix[i] += int32(v)
+	}
+	if !more {
+		if m.ops.srcDone != nil {
+			*ended = append(*ended, m.ops.srcDone)
+		}
+		m.ops.src, m.ops.srcDone = nil, nil
+	}
+}
+
+// emitEvent sends this tick's telephone-event packet instead of audio, if
+// one is due (omu held). It reports whether it sent.
+func (m *Member) emitEvent(now int64, ended *[]func()) bool {
+	e := &m.ops.ev
+	if e.codes == nil {
+		return false
+	}
+	if e.gap > 0 {
+		e.gap--
+		return false
+	}
+	k := m.k
+	if e.tick == 0 {
+		e.ts = m.nextTs(now)
+		m.mark = true
+	}
+	end := e.tick >= eventTicks
+	if !end {
+		e.tick++
+	}
+	dur := e.tick * k
+	p := m.obuf[rtpHeaderLen:]
+	p[0] = e.codes[e.i]
+	p[1] = eventVol
+	if end {
+		p[1] |= 0x80
+		e.ends++
+	}
+	p[2], p[3] = byte(dur>>8), byte(dur)
+	putRTPHeader(m.obuf[:], e.pt, m.mark, m.seq, e.ts, m.ssrc)
+	m.mark = false
+	m.seq++
+	// The audio after the key continues the timeline past its duration.
+	m.lastTs, m.lastN, m.lastSend, m.started = e.ts, dur, now, true
+	m.hpSet = false
+	m.send(rtpHeaderLen + 4)
+	if e.ends >= eventEnds {
+		e.i++
+		e.tick, e.ends, e.gap = 0, 0, eventGap
+		if e.i >= len(e.codes) {
+			if e.done != nil {
+				*ended = append(*ended, e.done)
+			}
+			*e = eventSender{}
+		}
+	}
+	return true
+}
+
+// PlayAll mixes src into what every member hears (a hairpinned bridge mixes
+// while it plays) until it ends (then done runs once, outside the lock) or
+// StopPlayAll. A playing source is replaced.
+func (b *Bridge) PlayAll(src Source, done func()) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return ErrClosed
+	}
+	b.src, b.srcDone = src, done
+	b.reconcile()
+	return nil
+}
+
+// StopPlayAll ends the conference's source without calling its done.
+func (b *Bridge) StopPlayAll() {
+	b.mu.Lock()
+	b.src, b.srcDone = nil, nil
+	b.mu.Unlock()
+}
+
+// addSource adds this tick's frame of the conference source to the sum
+// (mu held) and returns the new number of contributors.
+func (b *Bridge) addSource(sum []int32, nSum int) int {
+	buf := b.srcBuf[:len(sum)]
+	more := b.src.Read(buf)
+	for i, v := range buf {
+		if nSum == 0 {
+			sum[i] = int32(v)
+		} else {
+			sum[i] += int32(v)
+		}
+	}
+	if !more {
+		if b.srcDone != nil {
+			b.ended = append(b.ended, b.srcDone)
+		}
+		b.src, b.srcDone = nil, nil
+	}
+	return nSum + 1
+}
