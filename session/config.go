@@ -28,6 +28,7 @@ type Config struct {
 	Conference   ConferenceConfig
 	MediaTimeout time.Duration // 0 disables the media-timeout sweeper
 	SRTP         string        // rtp.srtp: off | optional | required ("" = optional), for the SIP front's negotiation
+	Media        MediaConfig   // media.*: prompts and recordings
 }
 
 // DefaultResources are the built-in pool capacities (DESIGN §6).

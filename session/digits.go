@@ -1,6 +1,10 @@
 package session
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/mediagw/mediagw/audio"
+)
 
 // ReceiveDigit announces a digit that reached connection id by signalling
 // (SIP INFO) rather than in its media: a DigitReceived at its start and one
@@ -51,4 +55,27 @@ func DigitCode(key byte) (code byte, ok bool) {
 		return key - 'a' + 12, true
 	}
 	return 0, false
+}
+
+// applyInband listens for in-band DTMF on a mixed member whose remote did
+// not negotiate telephone-events: the mixer hands the detector each frame
+// it decodes (not while a two-party conference is hairpinned). Caller
+// holds mu.
+func (t *Table) applyInband(cf *conf, c *conn) {
+	if c.TelephoneEvent != 0 {
+		if err := cf.mixer.SetTap(c.ID, nil); err != nil {
+			t.log.WithError(err).WithField("conn_id", c.ID).Warn("clear in-band DTMF tap")
+		}
+		return
+	}
+	id, confID := c.ID, cf.id
+	det := audio.NewDTMFDetector(func(code byte) {
+		t.announce(Event{Type: DigitReceived, Connection: Connection{ID: id, ConferenceID: confID}, ConferenceID: confID, Digit: code})
+		t.announce(Event{Type: DigitReceived, Connection: Connection{ID: id, ConferenceID: confID}, ConferenceID: confID, Digit: code, DigitEnd: true})
+		t.met.digits.WithLabelValues("inband").Inc()
+		t.digitArrived(id, code)
+	})
+	if err := cf.mixer.SetTap(c.ID, det.Process); err != nil {
+		t.log.WithError(err).WithField("conn_id", c.ID).Warn("set in-band DTMF tap")
+	}
 }

@@ -41,7 +41,7 @@ func newMetrics(t *Table) *metrics {
 func newDigitCounter() *prometheus.CounterVec {
 	c := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "mediagw_dtmf_digits_total",
-		Help: "DTMF digits received, by source: rfc4733 (telephone-events heard by a conference mixer), info (SIP INFO).",
+		Help: "DTMF digits received, by source: rfc4733 (telephone-events), info (SIP INFO), inband (tones detected in a mixed G.711 member without telephone-event).",
 	}, []string{"source"})
 	c.WithLabelValues("rfc4733")
 	c.WithLabelValues("info")

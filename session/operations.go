@@ -60,16 +60,21 @@ type OperationResult struct {
 
 type operation struct {
 	id, action, connID, state string
+	confID                    string // the conference an output operation plays to (media.go)
+	key                       string // its key in opState.outputs ("" for a gather)
 	p                         GatherParams
 	started                   time.Time
 	digits                    []byte
 	maxTimer, interTimer      *time.Timer
+	stop                      func() // ends the mixer's part early (output operations)
 }
 
 // opState is the engine's state, guarded by Table.mu.
 type opState struct {
 	ops     map[string]*operation // by OperationId
 	gathers map[string]*operation // by ConnectionId
+	outputs map[string]*operation // Play, PlayTone, SendDigits: by "c:"+ConnectionId or "f:"+ConferenceId
+	pending []OperationResult     // autostopped by a leave, announced by the release that caused it
 	buf     map[string][]byte     // buffered digits by ConnectionId
 	next    uint64
 
@@ -145,11 +150,18 @@ func (t *Table) StopMediaOperation(id, opID string) ([]OperationResult, error) {
 		return nil, fmt.Errorf("%w: %s", ErrUnknownConnection, id)
 	}
 	var done []OperationResult
-	if op := t.ops.gathers[id]; op != nil && (opID == "" || op.id == opID) {
-		done = append(done, t.finishLocked(op, TermUserStop))
-	} else if opID != "" {
-		t.mu.Unlock()
-		return nil, fmt.Errorf("%w: OperationId %q is not running on %s", ErrInvalidParam, opID, id)
+	for _, op := range []*operation{t.ops.gathers[id], t.ops.outputs["c:"+id]} {
+		if op != nil && (opID == "" || op.id == opID) {
+			done = append(done, t.finishLocked(op, TermUserStop))
+		}
+	}
+	if opID != "" && len(done) == 0 {
+		if op := t.ops.ops[opID]; op != nil && op.connID == "" && op.confID != "" {
+			done = append(done, t.finishLocked(op, TermUserStop)) // a conference's play, named by its id
+		} else {
+			t.mu.Unlock()
+			return nil, fmt.Errorf("%w: OperationId %q is not running on %s", ErrInvalidParam, opID, id)
+		}
 	}
 	t.mu.Unlock()
 	t.announceOps(done)
@@ -193,6 +205,7 @@ func (t *Table) digit(connID string, d byte) {
 		t.mu.Unlock()
 		return // released meanwhile
 	}
+	done = append(done, t.outputDigitLocked(connID, d)...)
 	if op := t.ops.gathers[connID]; op != nil {
 		if r, ended := t.addDigitLocked(op, d); ended {
 			done = append(done, r)
@@ -252,6 +265,12 @@ func (t *Table) finishLocked(op *operation, cond string) OperationResult {
 	if t.ops.gathers[op.connID] == op {
 		delete(t.ops.gathers, op.connID)
 	}
+	if op.key != "" && t.ops.outputs[op.key] == op {
+		delete(t.ops.outputs, op.key)
+		if cond != TermEOD && op.stop != nil {
+			op.stop()
+		}
+	}
 	for _, tm := range []*time.Timer{op.maxTimer, op.interTimer} {
 		if tm != nil {
 			tm.Stop()
@@ -262,6 +281,8 @@ func (t *Table) finishLocked(op *operation, cond string) OperationResult {
 		TerminationCondition: cond, Digits: digitKeys(op.digits), Elapsed: time.Since(op.started)}
 	if c := t.conns[op.connID]; c != nil && c.conf != nil {
 		r.ConferenceID = c.conf.id
+	} else if op.confID != "" {
+		r.ConferenceID = op.confID
 	}
 	return r
 }
@@ -270,10 +291,13 @@ func (t *Table) finishLocked(op *operation, cond string) OperationResult {
 // digits (the connection is being released). Caller holds mu.
 func (t *Table) stopConnOpsLocked(c *conn) []OperationResult {
 	delete(t.ops.buf, c.ID)
-	if op := t.ops.gathers[c.ID]; op != nil {
-		return []OperationResult{t.finishLocked(op, TermAutoStop)}
+	var done []OperationResult
+	for _, op := range []*operation{t.ops.gathers[c.ID], t.ops.outputs["c:"+c.ID]} {
+		if op != nil {
+			done = append(done, t.finishLocked(op, TermAutoStop))
+		}
 	}
-	return nil
+	return done
 }
 
 func (t *Table) announceOps(done []OperationResult) {

@@ -50,6 +50,7 @@ type Table struct {
 	pending  [poolCount]int // reserved by creations whose sockets are being bound
 	refusing bool           // Drain(true): no new connections, the others go on (drain.go)
 	ops      opState        // media operations and buffered digits (operations.go)
+	prompts  promptCache    // decoded Play prompts (prompts.go)
 }
 
 type pool int
@@ -93,19 +94,23 @@ func New(cfg Config, ports PortPool, mixers MixerFactory, log *logrus.Entry) *Ta
 	if cfg.Conference.Ptime == 0 {
 		cfg.Conference = DefaultConferenceConfig()
 	}
+	if cfg.Media == (MediaConfig{}) {
+		cfg.Media = DefaultMediaConfig()
+	}
 	if log == nil {
 		l := logrus.New()
 		l.SetOutput(discard{})
 		log = logrus.NewEntry(l)
 	}
 	t := &Table{
-		cfg:    cfg,
-		ports:  ports,
-		mixers: mixers,
-		log:    log.WithField("component", "session"),
-		conns:  make(map[string]*conn),
-		confs:  make(map[string]*conf),
-		ops:    opState{ops: map[string]*operation{}, gathers: map[string]*operation{}, buf: map[string][]byte{}},
+		cfg:     cfg,
+		ports:   ports,
+		mixers:  mixers,
+		log:     log.WithField("component", "session"),
+		conns:   make(map[string]*conn),
+		confs:   make(map[string]*conf),
+		ops:     opState{ops: map[string]*operation{}, gathers: map[string]*operation{}, outputs: map[string]*operation{}, buf: map[string][]byte{}},
+		prompts: promptCache{max: cfg.Media.CacheBytes},
 	}
 	t.met = newMetrics(t)
 	return t
@@ -752,6 +757,7 @@ func (t *Table) applyAttrs(cf *conf, mb *member) {
 	if cf.kind != KindConference {
 		return
 	}
+	t.applyInband(cf, mb.c)
 	if err := cf.mixer.SetMuted(mb.c.ID, mb.attrs.Muted); err != nil {
 		t.log.WithError(err).WithField("conn_id", mb.c.ID).Warn("set muted")
 	}
@@ -784,6 +790,7 @@ func (t *Table) leave(cf *conf, c *conn) (empty bool) {
 			other.c.leg.SetHandler(nil)
 		}
 	case KindConference:
+		t.stopMemberOutputLocked(c.ID)
 		cf.mixer.Remove(c.ID)
 		if err := t.rebalance(cf); err != nil { // shrinking never needs more
 			t.log.WithError(err).Error("rebalance on leave")
@@ -910,6 +917,7 @@ func (t *Table) deleteConnection(connID, confID string, r Release) (Deleted, err
 			d.ConferenceReleased = true
 		}
 	}
+	rel.ops = append(t.takePendingLocked(), rel.ops...)
 	t.mu.Unlock()
 	subs := t.subscribers()
 
@@ -947,6 +955,7 @@ func (t *Table) releaseConn(c *conn, rel *releaser) {
 
 // releaseConf unregisters an empty conference. Caller holds mu.
 func (t *Table) releaseConf(cf *conf, rel *releaser) {
+	t.stopConfOutputLocked(cf.id)
 	delete(t.confs, cf.id)
 	if cf.held > 0 {
 		t.free(poolConference, cf.held)

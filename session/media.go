@@ -1,0 +1,216 @@
+package session
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/mediagw/mediagw/audio"
+	"github.com/mediagw/mediagw/confbridge"
+)
+
+// Output operations (DESIGN §8): Play, PlayTone and SendDigits put sound
+// (or RFC 4733 events) into what a connection hears, or into what a whole
+// conference hears. They run in the conference mixer (confbridge), which
+// gives them the connection's own RTP stream, continuous in sequence and
+// timestamp; one runs per target at a time (another is ResultCode 14). A
+// target that is not mixed (a connection outside any conference, or in a
+// two-party relay bridge) is refused with 27: the relay path has no clock
+// of its own to play from.
+
+// TermEOD: the operation played all it had.
+const TermEOD = "eod"
+
+// PlayParams are Play's parameters.
+type PlayParams struct {
+	Prompts   []string // files under media.dir, played in order
+	MaxTime   time.Duration
+	TermDigit int // RFC 4733 code that stops the play, -1 = none
+	MaxDigits int // digits that stop the play, 0 = none
+	State     string
+}
+
+// ToneParams are PlayTone's: two frequencies (Hz; 0 = none) at levels in
+// dBm0 (-40..0) for a duration (0 = until stopped).
+type ToneParams struct {
+	Freq1, Freq2   float64
+	Level1, Level2 float64
+	Duration       time.Duration
+	State          string
+}
+
+// Play plays prompts to connID (what it alone hears, on top of the
+// conference) or, with connID empty, to every member of confID.
+func (t *Table) Play(connID, confID string, p PlayParams) (string, error) {
+	if len(p.Prompts) == 0 {
+		return "", fmt.Errorf("%w: Play needs Prompt1", ErrInsufficientParams)
+	}
+	if p.MaxTime < 0 || p.MaxDigits < 0 || p.TermDigit > 15 {
+		return "", fmt.Errorf("%w: Play termination conditions", ErrInvalidParam)
+	}
+	prompts := make([][]int16, 0, len(p.Prompts))
+	for _, name := range p.Prompts {
+		pcm, err := t.prompts.load(t.cfg.Media.Dir, name)
+		if err != nil {
+			return "", err
+		}
+		prompts = append(prompts, pcm)
+	}
+	cond := GatherParams{MaxDigits: p.MaxDigits, TermDigit: p.TermDigit, MaxTime: p.MaxTime, State: p.State}
+	return t.startOutput(connID, confID, "Play", cond, &promptSource{prompts: prompts}, nil)
+}
+
+// PlayTone plays a one- or two-frequency tone.
+func (t *Table) PlayTone(connID, confID string, p ToneParams) (string, error) {
+	for _, f := range []float64{p.Freq1, p.Freq2} {
+		if f < 0 || f > 3900 {
+			return "", fmt.Errorf("%w: tone frequency %g Hz (0-3900)", ErrInvalidParam, f)
+		}
+	}
+	if p.Freq1 == 0 && p.Freq2 == 0 {
+		return "", fmt.Errorf("%w: PlayTone needs Frequency1", ErrInsufficientParams)
+	}
+	for _, l := range []float64{p.Level1, p.Level2} {
+		if l < -40 || l > 0 {
+			return "", fmt.Errorf("%w: tone level %g dBm0 (-40..0)", ErrInvalidParam, l)
+		}
+	}
+	if p.Duration < 0 {
+		return "", fmt.Errorf("%w: tone duration", ErrInvalidParam)
+	}
+	src := &toneSource{tone: audio.NewTone(p.Freq1, p.Freq2, p.Level1, p.Level2),
+		left: int(p.Duration * audio.SampleRate / time.Second), inf: p.Duration == 0}
+	return t.startOutput(connID, confID, "PlayTone", GatherParams{TermDigit: -1, State: p.State}, src, nil)
+}
+
+// SendDigits sends keys ("0-9*#A-D") to connID: as RFC 4733
+// telephone-events when its remote negotiated them, else as in-band DTMF.
+func (t *Table) SendDigits(connID, digits, state string) (string, error) {
+	if connID == "" {
+		return "", fmt.Errorf("%w: SendDigits needs ConnectionId", ErrInsufficientParams)
+	}
+	if digits == "" {
+		return "", fmt.Errorf("%w: SendDigits needs Digits", ErrInsufficientParams)
+	}
+	if len(digits) > 64 {
+		return "", fmt.Errorf("%w: Digits longer than 64 keys", ErrInvalidParam)
+	}
+	codes := make([]byte, len(digits))
+	for i := range len(digits) {
+		c, ok := audio.KeyCode(digits[i])
+		if !ok {
+			return "", fmt.Errorf("%w: Digits=%q (0-9*#A-D)", ErrInvalidParam, digits)
+		}
+		codes[i] = c
+	}
+	return t.startOutput(connID, "", "SendDigits", GatherParams{TermDigit: -1, State: state}, nil, codes)
+}
+
+// startOutput starts an output operation on its target: src played, or
+// codes sent as digits.
+func (t *Table) startOutput(connID, confID, action string, cond GatherParams, src confbridge.Source, codes []byte) (string, error) {
+	var done []OperationResult
+	t.mu.Lock()
+	defer func() { t.mu.Unlock(); t.announceOps(done) }()
+	key, cf, err := t.outputTargetLocked(connID, confID)
+	if err != nil {
+		return "", err
+	}
+	if t.ops.outputs[key] != nil {
+		return "", fmt.Errorf("%w: %s on %s", ErrOperationActive, t.ops.outputs[key].action, key[2:])
+	}
+	t.ops.next++
+	op := &operation{id: strconv.FormatUint(t.ops.next, 10), action: action, connID: connID, confID: cf.id,
+		state: cond.State, p: cond, started: time.Now(), key: key}
+	end := func() { t.expire(op, TermEOD) }
+	switch {
+	case codes != nil && t.conns[connID].TelephoneEvent != 0:
+		err = cf.mixer.SendEvents(connID, codes, t.conns[connID].TelephoneEvent, end)
+		op.stop = func() { _ = cf.mixer.StopEvents(connID) }
+	case codes != nil:
+		err = cf.mixer.Play(connID, audio.NewDTMFSource(codes, 100, 60), end)
+		op.stop = func() { _ = cf.mixer.StopPlay(connID) }
+	case connID != "":
+		err = cf.mixer.Play(connID, src, end)
+		op.stop = func() { _ = cf.mixer.StopPlay(connID) }
+	default:
+		err = cf.mixer.PlayAll(src, end)
+		op.stop = cf.mixer.StopPlayAll
+	}
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrInternal, err)
+	}
+	t.ops.ops[op.id] = op
+	t.ops.outputs[key] = op
+	t.met.opsActive.WithLabelValues(action).Inc()
+	if cond.MaxTime > 0 {
+		op.maxTimer = time.AfterFunc(cond.MaxTime, func() { t.expire(op, TermMaxTime) })
+	}
+	return op.id, nil
+}
+
+// outputTargetLocked finds the mixer an output operation plays through.
+func (t *Table) outputTargetLocked(connID, confID string) (string, *conf, error) {
+	if connID == "" {
+		if confID == "" {
+			return "", nil, fmt.Errorf("%w: ConnectionId or ConferenceId", ErrInsufficientParams)
+		}
+		cf, ok := t.confs[confID]
+		if !ok {
+			return "", nil, fmt.Errorf("%w: %s", ErrUnknownConference, confID)
+		}
+		if cf.mixer == nil {
+			return "", nil, fmt.Errorf("%w: %s is a two-party relay bridge, not a mixed conference", ErrInvalidParam, confID)
+		}
+		return "f:" + confID, cf, nil
+	}
+	if err := checkConnID(connID); err != nil {
+		return "", nil, err
+	}
+	c, ok := t.conns[connID]
+	if !ok {
+		return "", nil, fmt.Errorf("%w: %s", ErrUnknownConnection, connID)
+	}
+	if c.conf == nil || c.conf.mixer == nil {
+		return "", nil, fmt.Errorf("%w: connection %s is not in a mixed conference (media operations play through the mixer)", ErrInvalidParam, connID)
+	}
+	if confID != "" && c.conf.id != confID {
+		return "", nil, fmt.Errorf("%w: %s in %s", ErrNotMember, connID, confID)
+	}
+	return "c:" + connID, c.conf, nil
+}
+
+// outputDigitLocked lets a digit end the connection's Play by its
+// TermCondDigit / TermCondMaxDigits. Caller holds mu.
+func (t *Table) outputDigitLocked(connID string, d byte) []OperationResult {
+	op := t.ops.outputs["c:"+connID]
+	if op == nil || (op.p.TermDigit < 0 && op.p.MaxDigits == 0) {
+		return nil
+	}
+	if r, ended := t.addDigitLocked(op, d); ended {
+		return []OperationResult{r}
+	}
+	return nil
+}
+
+// stopMemberOutputLocked ends connID's output operation (it leaves its
+// mixer) with autostop into the pending list. Caller holds mu.
+func (t *Table) stopMemberOutputLocked(connID string) {
+	if op := t.ops.outputs["c:"+connID]; op != nil {
+		t.ops.pending = append(t.ops.pending, t.finishLocked(op, TermAutoStop))
+	}
+}
+
+// stopConfOutputLocked ends a conference's own output operation. Caller holds mu.
+func (t *Table) stopConfOutputLocked(confID string) {
+	if op := t.ops.outputs["f:"+confID]; op != nil {
+		t.ops.pending = append(t.ops.pending, t.finishLocked(op, TermAutoStop))
+	}
+}
+
+// takePendingLocked returns the autostopped operations not yet announced.
+func (t *Table) takePendingLocked() []OperationResult {
+	p := t.ops.pending
+	t.ops.pending = nil
+	return p
+}
