@@ -28,6 +28,9 @@ var actions = map[string]action{
 	"SetConfereeAttribute": setConfereeAttribute,
 	"GatherDigits":         gatherDigits,
 	"StopMediaOperation":   stopMediaOperation,
+	"Play":                 play,
+	"PlayTone":             playTone,
+	"SendDigits":           sendDigits,
 }
 
 var byHTTP = session.Release{By: session.FrontHTTP}

@@ -165,6 +165,11 @@ func (p params) connParams(remoteRequired bool) (session.ConnectionParams, error
 		}
 		cp.Mode = m
 	}
+	te, err := p.number("TelephoneEvent", 0, 96, 127)
+	if err != nil {
+		return cp, err
+	}
+	cp.TelephoneEvent = uint8(te) // RFC 4733 payload type the remote sends and takes; 0 = none (in-band DTMF)
 	cp.CallID, err = p.optional("CallId")
 	return cp, err
 }

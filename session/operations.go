@@ -140,7 +140,21 @@ func (t *Table) GatherDigits(id string, p GatherParams) (string, error) {
 // StopMediaOperation ends connection id's operations (all of them, or the
 // one opID names) with userstop. Unknown connection 23; an opID that is not
 // running there 27.
+//
+// With id empty, opID names any running operation (a conference's Play).
 func (t *Table) StopMediaOperation(id, opID string) ([]OperationResult, error) {
+	if id == "" && opID != "" {
+		t.mu.Lock()
+		op := t.ops.ops[opID]
+		if op == nil {
+			t.mu.Unlock()
+			return nil, fmt.Errorf("%w: OperationId %q is not running", ErrInvalidParam, opID)
+		}
+		done := []OperationResult{t.finishLocked(op, TermUserStop)}
+		t.mu.Unlock()
+		t.announceOps(done)
+		return done, nil
+	}
 	if err := checkConnID(id); err != nil {
 		return nil, err
 	}

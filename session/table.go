@@ -719,6 +719,9 @@ func (t *Table) join(cf *conf, connID string, a MemberAttrs) error {
 		if err != nil {
 			return fmt.Errorf("%w: %v", ErrInternal, err)
 		}
+		if c.TelephoneEvent != 0 {
+			m.SetEventPayloadType(c.TelephoneEvent)
+		}
 		mb.m = m
 		cf.members = append(cf.members, mb)
 		t.applyAttrs(cf, mb)

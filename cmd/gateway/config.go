@@ -39,6 +39,7 @@ type Config struct {
 	RTP        rtpproxy.Config          `yaml:"rtp"`
 	Resources  session.Resources        `yaml:"resources"`
 	Conference session.ConferenceConfig `yaml:"conference"`
+	Media      session.MediaConfig      `yaml:"media"`
 	Routes     []sip.Route              `yaml:"routes"`
 	HTTP       control.Config           `yaml:"http"`
 	State      store.Config             `yaml:"state"`
@@ -56,6 +57,7 @@ func defaultConfig() Config {
 		RTP:        rtpproxy.DefaultConfig(),
 		Resources:  session.DefaultResources(),
 		Conference: session.DefaultConferenceConfig(),
+		Media:      session.DefaultMediaConfig(),
 		Routes:     sip.DefaultRoutes(),
 		HTTP:       control.DefaultConfig(),
 		State:      store.DefaultConfig(),
@@ -183,7 +185,7 @@ func (c Config) validate() error {
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		return fmt.Errorf("log.format: %q is not text or json", c.Log.Format)
 	}
-	for _, v := range []any{c.SIP, c.MGCP, c.RTP, c.Resources, c.Conference, c.HTTP, c.State, c.NG} {
+	for _, v := range []any{c.SIP, c.MGCP, c.RTP, c.Resources, c.Conference, c.Media, c.HTTP, c.State, c.NG} {
 		if val, ok := v.(validator); ok {
 			if err := val.Validate(); err != nil {
 				return err

@@ -80,6 +80,7 @@ func run(ctx context.Context, cfg Config, logOut io.Writer) error {
 		Conference:   cfg.Conference,
 		MediaTimeout: cfg.RTP.MediaTimeout,
 		SRTP:         cfg.RTP.SRTP,
+		Media:        cfg.Media,
 	}, ports, engine, log)
 
 	reg := prometheus.NewRegistry()
