@@ -17,9 +17,11 @@ import (
 //     (only D, G, L and A are known);
 //   - 522 for an event or signal name the package does not define;
 //   - 512 for a defined event the endpoints cannot detect (L/hd, A/oc, D/L);
-//   - 513 for any signal (D/5, G/rt, A/ann): signals are media operations
-//     of the session table's engine (SendDigits, Play), which this front
-//     does not drive yet; the request is refused whole, nothing is stored;
+//   - 513 for a signal the gateway cannot generate: every signal but the
+//     DTMF digits (G/rt, A/ann, D/DO), digits inside an embedded E(S: ...)
+//     or on DLCX, and digits for a connection the mixer does not serve
+//     (an rtpbridge relay); the request is refused whole, nothing is stored
+//     (signals.go sends the digits it can: RQNT, CRCX, MDCX);
 //   - 523 for an unknown action (and S, the deprecated swap), or N, A, D
 //     and I combined with each other;
 //   - 519 for the D action with no digit map given now or before;

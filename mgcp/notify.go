@@ -48,6 +48,7 @@ type notifyRequest struct {
 	hasT      bool
 	notify    string // N: as sent; "" = keep the endpoint's
 	notifyDst netip.AddrPort
+	signals   *signalPlan // S: digits to send once the request is in place (signals.go)
 }
 
 // digitEvent is one detected symbol on a connection.

@@ -454,7 +454,7 @@ func TestNotifyEndpointLifecycleAndRefusals(t *testing.T) {
 		params string
 		code   int
 	}{
-		{"X: s\r\nS: D/5\r\n", 513},
+		{"X: s\r\nS: D/DO\r\n", 513},
 		{"X: s\r\nR: D/1(N)\r\nS: A/ann(welcome.wav)\r\n", 513},
 		{"X: s\r\nS: Q/beep\r\n", 518},
 		{"X: s\r\nS: D/beep\r\n", 522},

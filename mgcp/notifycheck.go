@@ -85,7 +85,8 @@ func (s *Server) readRequest(c *Command, resolve connResolver, required bool) (*
 			return nil, bad
 		}
 	}
-	if bad := checkSignals(sigs, resolve); bad != nil {
+	var bad *Response
+	if nr.signals, bad = planSignals(sigs, resolve); bad != nil {
 		return nil, bad
 	}
 	if n, ok := c.Params.Get("N"); ok {

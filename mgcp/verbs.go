@@ -198,6 +198,13 @@ func (s *Server) crcx(c *Command, ep endpoint, src netip.AddrPort) *Response {
 			}
 			return bad
 		}
+		_, kind := endpointOf(conf.ID)
+		if bad := s.playSignals(endpoint{kind: kind, confID: conf.ID}, nr.signals, conn.ID); bad != nil {
+			if _, derr := s.table.DeleteConnection(conn.ID, "", session.Release{By: session.FrontMGCP, Reason: "CRCX failed"}); derr != nil {
+				s.log.WithError(derr).WithField("conn_id", conn.ID).Error("releasing the connection of a failed CRCX")
+			}
+			return bad
+		}
 	}
 	var extra []Param
 	if ep.wild() {
@@ -290,6 +297,10 @@ func (s *Server) mdcx(c *Command, ep endpoint, src netip.AddrPort) *Response {
 		if bad := s.install(ep.local(), nr, conn.ID, src); bad != nil {
 			return bad
 		}
+		// The modification stands; digits that cannot be sent are a 513.
+		if bad := s.playSignals(ep, nr.signals, conn.ID); bad != nil {
+			return bad
+		}
 	}
 	return s.answer(conn, m)
 }
@@ -318,6 +329,9 @@ func (s *Server) dlcx(c *Command, ep endpoint, src netip.AddrPort) *Response {
 	}
 	if nr != nil && ep.all {
 		return fail(codeBadParam, "DLCX on %s with a notification request", ep.local())
+	}
+	if nr != nil && nr.signals != nil {
+		return fail(codeCannotSignal, "DLCX on %s: signals are not sent by a deletion", ep.local())
 	}
 	resp := s.dlcxDelete(c, ep)
 	if nr != nil && resp.Code < 300 && s.endpointExists(ep) {
@@ -569,6 +583,9 @@ func (s *Server) rqnt(c *Command, ep endpoint, src netip.AddrPort) *Response {
 	if !s.endpointExists(ep) { // released meanwhile: its request goes with it
 		s.dropEndpoint(ep.local())
 		return fail(codeUnknownEndpoint, "RQNT on %s: released meanwhile", ep.local())
+	}
+	if bad := s.playSignals(ep, nr.signals, ""); bad != nil {
+		return bad
 	}
 	return &Response{Code: codeOK}
 }
