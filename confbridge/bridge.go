@@ -77,6 +77,8 @@ type Bridge struct {
 	src        Source       // played to every member (PlayAll), nil when none
 	srcDone    func()
 	srcBuf     [maxFrame]int16
+	mixTap     func(pcm []int16) // SetMixTap
+	mixTapBuf  [maxFrame]int16
 }
 
 type sharedMix struct {
@@ -300,10 +302,11 @@ func (b *Bridge) eligible(ignoreTone bool) bool {
 	if x.codec != y.codec || x.attrs() || y.attrs() {
 		return false
 	}
-	return ignoreTone || (b.tone == nil && b.src == nil)
+	// Tones, plays and sent digits mix for their duration only.
+	return ignoreTone || (b.tone == nil && b.src == nil && b.mixTap == nil && !x.busy() && !y.busy())
 }
 
-func (m *Member) attrs() bool { return m.muted || m.recvOnly || m.coach || m.pupil || m.busy() }
+func (m *Member) attrs() bool { return m.muted || m.recvOnly || m.coach || m.pupil }
 
 // reconcile links or unlinks the hairpin to match the membership (mu held).
 func (b *Bridge) reconcile() {
@@ -400,7 +403,7 @@ func (b *Bridge) mixLocked(now int64) {
 	for _, m := range b.members {
 		kind := m.play(k)
 		m.inMix = false
-		if m.ops.tap != nil {
+		if m.ops.tapped {
 			m.tapLocked(kind, k)
 		}
 		if m.muted || m.recvOnly || kind == frameSilent {
@@ -429,6 +432,9 @@ func (b *Bridge) mixLocked(now int64) {
 	}
 	if b.src != nil {
 		nSum = b.addSource(sum, nSum)
+	}
+	if b.mixTap != nil {
+		b.mixTapLocked(sum, nSum)
 	}
 	b.shared[0].valid, b.shared[1].valid = false, false
 	for _, m := range b.members {
@@ -492,7 +498,7 @@ func (b *Bridge) mixLocked(now int64) {
 		m.emit(uint8(m.codec), k, now)
 		m.omu.Unlock()
 	}
-	if b.tone == nil && b.src == nil && b.opts.Hairpin {
+	if b.opts.Hairpin {
 		b.reconcile() // a tone or play that just ended may let the hairpin return
 	}
 }

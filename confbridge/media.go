@@ -1,9 +1,13 @@
 package confbridge
 
+import "fmt"
+
 // Media operations on a member: a Source mixed into what it hears, a Tap
-// on what it says, and RFC 4733 telephone-events sent in its stream. All
-// of them run on the mixer's tick: a member with any of them is mixed,
-// never hairpinned, while it lasts.
+// on what it says, and RFC 4733 telephone-events sent in its stream. They
+// run on the mixer's tick. A Source or events mix a hairpinned pair for
+// their duration (like a tone: Mixing() does not count them, so resources
+// held do not change); a Tap does not, and hears nothing while the pair is
+// hairpinned.
 
 // Source is audio played into a member's ear: Read fills one frame of
 // 8 kHz linear samples and says whether there is more after it. It is
@@ -13,11 +17,19 @@ type Source interface {
 	Read(pcm []int16) (more bool)
 }
 
+// Tap slots: a member has one tap of each kind.
+const (
+	TapDetect = iota // digit detection
+	TapRecord        // a recording
+	numTaps
+)
+
 // mediaOps are a member's running operations (under b.mu).
 type mediaOps struct {
 	src     Source
 	srcDone func() // called after the tick that read the source's last frame
-	tap     func(pcm []int16)
+	tap     [numTaps]func(pcm []int16)
+	tapped  bool // any tap set
 	ev      eventSender
 }
 
@@ -42,7 +54,7 @@ const (
 	eventVol   = 10
 )
 
-func (m *Member) busy() bool { return m.ops.src != nil || m.ops.tap != nil || m.ops.ev.codes != nil }
+func (m *Member) busy() bool { return m.ops.src != nil || m.ops.ev.codes != nil }
 
 // Play mixes src into what member id hears until src ends (then done runs,
 // outside the lock, once) or StopPlay. A playing source is replaced.
@@ -60,8 +72,45 @@ func (b *Bridge) StopPlay(id string) error {
 // SetTap hands fn every tick's frame of what member id sends, decoded
 // (silence when it sent nothing), on the mixer goroutine under the lock:
 // fn must not block or allocate. nil removes the tap.
-func (b *Bridge) SetTap(id string, fn func(pcm []int16)) error {
-	return b.set(id, func(m *Member) { m.ops.tap = fn })
+func (b *Bridge) SetTap(id string, slot int, fn func(pcm []int16)) error {
+	if slot < 0 || slot >= numTaps {
+		return fmt.Errorf("%w: tap slot %d", ErrInvalidMember, slot)
+	}
+	return b.set(id, func(m *Member) {
+		m.ops.tap[slot] = fn
+		m.ops.tapped = false
+		for _, f := range m.ops.tap {
+			m.ops.tapped = m.ops.tapped || f != nil
+		}
+	})
+}
+
+// SetMixTap hands fn every tick's full mix (everyone who talks, and what
+// is played to the conference), on the mixer goroutine under the lock: fn
+// must not block or allocate. nil removes it. A hairpinned pair is not
+// mixed, so a mix tap mixes it (like a play) while it is set.
+func (b *Bridge) SetMixTap(fn func(pcm []int16)) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return ErrClosed
+	}
+	b.mixTap = fn
+	b.reconcile()
+	return nil
+}
+
+// mixTapLocked hands the tick's mix to the mix tap (mu held).
+func (b *Bridge) mixTapLocked(sum []int32, nSum int) {
+	out := b.mixTapBuf[:len(sum)]
+	if nSum == 0 {
+		clear(out)
+	} else {
+		for i, v := range sum {
+			out[i] = int16(max(-32768, min(32767, v)))
+		}
+	}
+	b.mixTap(out)
 }
 
 // SendEvents sends codes (RFC 4733 event codes) as telephone-events of
@@ -98,7 +147,11 @@ func (m *Member) tapLocked(kind frameKind, k int) {
 	} else {
 		m.law.decode(pcm, m.frame[:k])
 	}
-	m.ops.tap(pcm)
+	for _, f := range m.ops.tap {
+		if f != nil {
+			f(pcm)
+		}
+	}
 }
 
 // addSource adds the member's source to mix (mu held) and reports a source

@@ -153,7 +153,7 @@ func TestTapHearsMember(t *testing.T) {
 	ps := addParties(t, h, []Codec{PCMA, PCMU}, toneFreqs)
 	var heard []int16
 	frames := 0
-	if err := h.b.SetTap("m0", func(pcm []int16) { frames++; heard = append(heard, pcm...) }); err != nil {
+	if err := h.b.SetTap("m0", TapDetect, func(pcm []int16) { frames++; heard = append(heard, pcm...) }); err != nil {
 		t.Fatal(err)
 	}
 	run(h, ps, 30)
@@ -179,7 +179,7 @@ func BenchmarkMixWithTapAndPlay(b *testing.B) {
 		m, _ := h.b.Add(string(rune('a'+i)), PCMU, discard{})
 		ms = append(ms, m)
 	}
-	h.b.SetTap("a", func([]int16) {})
+	h.b.SetTap("a", TapRecord, func([]int16) {})
 	h.b.Play("b", &toneSource{freq: 1000, frames: math.MaxInt}, nil)
 	s := newSender(PCMU, 1, 440)
 	pkts := make([][]byte, 64)

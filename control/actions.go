@@ -31,6 +31,7 @@ var actions = map[string]action{
 	"Play":                 play,
 	"PlayTone":             playTone,
 	"SendDigits":           sendDigits,
+	"Record":               record,
 }
 
 var byHTTP = session.Release{By: session.FrontHTTP}

@@ -95,6 +95,9 @@ func eventView(ev session.Event) (typ string, v map[string]string) {
 			return "", nil
 		}
 		typ = op.Action + "_Complete"
+		if op.ResultCode != 0 {
+			typ = op.Action + "_Failed"
+		}
 		v["OperationId"] = op.OperationID
 		v["ConnectionId"] = op.ConnectionID
 		if op.ConferenceID != "" {
@@ -106,6 +109,9 @@ func eventView(ev session.Event) (typ string, v map[string]string) {
 		v["State"] = op.State
 		if op.Action == "GatherDigits" {
 			v["Digits"] = op.Digits
+		}
+		if op.Filename != "" {
+			v["Filename"] = op.Filename
 		}
 	default:
 		return "", nil

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/mediagw/mediagw/audio"
 	"github.com/mediagw/mediagw/session"
 )
 
@@ -228,4 +229,43 @@ func sendDigits(t *session.Table, p params) (result, undo, error) {
 
 func stopper(t *session.Table, connID, op string) undo {
 	return func() { _, _ = t.StopMediaOperation(connID, op) }
+}
+
+// Record: ConnectionId (what it says) or ConferenceId (the mix); Filename
+// (a plain name under media.record_dir), AudioFileEncoding (pcm, ulaw,
+// alaw); TermCondMaxTime, TermCondSilence (ms), TermCondDigit; State.
+func record(t *session.Table, p params) (result, undo, error) {
+	connID, confID, err := p.target()
+	if err != nil {
+		return nil, nil, err
+	}
+	var rp session.RecordParams
+	if rp.Filename, err = p.optional("Filename"); err != nil {
+		return nil, nil, err
+	}
+	enc, err := p.optional("AudioFileEncoding")
+	if err != nil {
+		return nil, nil, err
+	}
+	var ok bool
+	if rp.Encoding, ok = audio.ParseEncoding(enc); !ok {
+		return nil, nil, fmt.Errorf("%w: AudioFileEncoding=%q (pcm, ulaw, alaw)", session.ErrInvalidParam, enc)
+	}
+	if rp.MaxTime, err = p.millis("TermCondMaxTime"); err != nil {
+		return nil, nil, err
+	}
+	if rp.Silence, err = p.millis("TermCondSilence"); err != nil {
+		return nil, nil, err
+	}
+	if rp.TermDigit, err = p.termKey("TermCondDigit"); err != nil {
+		return nil, nil, err
+	}
+	if rp.State, err = p.optional("State"); err != nil {
+		return nil, nil, err
+	}
+	op, err := t.Record(connID, confID, rp)
+	if err != nil {
+		return nil, nil, err
+	}
+	return opResult(connID, confID, op), stopper(t, connID, op), nil
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/mediagw/mediagw/audio"
+	"github.com/mediagw/mediagw/confbridge"
 )
 
 // ReceiveDigit announces a digit that reached connection id by signalling
@@ -63,7 +64,7 @@ func DigitCode(key byte) (code byte, ok bool) {
 // holds mu.
 func (t *Table) applyInband(cf *conf, c *conn) {
 	if c.TelephoneEvent != 0 {
-		if err := cf.mixer.SetTap(c.ID, nil); err != nil {
+		if err := cf.mixer.SetTap(c.ID, confbridge.TapDetect, nil); err != nil {
 			t.log.WithError(err).WithField("conn_id", c.ID).Warn("clear in-band DTMF tap")
 		}
 		return
@@ -75,7 +76,7 @@ func (t *Table) applyInband(cf *conf, c *conn) {
 		t.met.digits.WithLabelValues("inband").Inc()
 		t.digitArrived(id, code)
 	})
-	if err := cf.mixer.SetTap(c.ID, det.Process); err != nil {
+	if err := cf.mixer.SetTap(c.ID, confbridge.TapDetect, det.Process); err != nil {
 		t.log.WithError(err).WithField("conn_id", c.ID).Warn("set in-band DTMF tap")
 	}
 }

@@ -183,28 +183,34 @@ func (t *Table) outputTargetLocked(connID, confID string) (string, *conf, error)
 // outputDigitLocked lets a digit end the connection's Play by its
 // TermCondDigit / TermCondMaxDigits. Caller holds mu.
 func (t *Table) outputDigitLocked(connID string, d byte) []OperationResult {
-	op := t.ops.outputs["c:"+connID]
-	if op == nil || (op.p.TermDigit < 0 && op.p.MaxDigits == 0) {
-		return nil
+	var done []OperationResult
+	for _, op := range []*operation{t.ops.outputs["c:"+connID], t.ops.records["c:"+connID]} {
+		if op == nil || (op.p.TermDigit < 0 && op.p.MaxDigits == 0) {
+			continue
+		}
+		if r, ended := t.addDigitLocked(op, d); ended {
+			done = append(done, r)
+		}
 	}
-	if r, ended := t.addDigitLocked(op, d); ended {
-		return []OperationResult{r}
-	}
-	return nil
+	return done
 }
 
 // stopMemberOutputLocked ends connID's output operation (it leaves its
 // mixer) with autostop into the pending list. Caller holds mu.
 func (t *Table) stopMemberOutputLocked(connID string) {
-	if op := t.ops.outputs["c:"+connID]; op != nil {
-		t.ops.pending = append(t.ops.pending, t.finishLocked(op, TermAutoStop))
+	for _, op := range []*operation{t.ops.outputs["c:"+connID], t.ops.records["c:"+connID]} {
+		if op != nil {
+			t.ops.pending = append(t.ops.pending, t.finishLocked(op, TermAutoStop))
+		}
 	}
 }
 
 // stopConfOutputLocked ends a conference's own output operation. Caller holds mu.
 func (t *Table) stopConfOutputLocked(confID string) {
-	if op := t.ops.outputs["f:"+confID]; op != nil {
-		t.ops.pending = append(t.ops.pending, t.finishLocked(op, TermAutoStop))
+	for _, op := range []*operation{t.ops.outputs["f:"+confID], t.ops.records["f:"+confID]} {
+		if op != nil {
+			t.ops.pending = append(t.ops.pending, t.finishLocked(op, TermAutoStop))
+		}
 	}
 }
 

@@ -54,6 +54,7 @@ type OperationResult struct {
 	State                string
 	TerminationCondition string
 	Digits               string // GatherDigits: the keys gathered, "0-9*#A-D"
+	Filename             string // Record: the file under media.record_dir
 	ResultCode           int
 	Elapsed              time.Duration
 }
@@ -67,6 +68,8 @@ type operation struct {
 	digits                    []byte
 	maxTimer, interTimer      *time.Timer
 	stop                      func() // ends the mixer's part early (output operations)
+	record                    bool   // a Record: its stop always runs (it closes the writer's queue)
+	filename                  string // Record: the file, relative to media.record_dir
 }
 
 // opState is the engine's state, guarded by Table.mu.
@@ -74,6 +77,7 @@ type opState struct {
 	ops     map[string]*operation // by OperationId
 	gathers map[string]*operation // by ConnectionId
 	outputs map[string]*operation // Play, PlayTone, SendDigits: by "c:"+ConnectionId or "f:"+ConferenceId
+	records map[string]*operation // Record, keyed the same way
 	pending []OperationResult     // autostopped by a leave, announced by the release that caused it
 	buf     map[string][]byte     // buffered digits by ConnectionId
 	next    uint64
@@ -164,7 +168,7 @@ func (t *Table) StopMediaOperation(id, opID string) ([]OperationResult, error) {
 		return nil, fmt.Errorf("%w: %s", ErrUnknownConnection, id)
 	}
 	var done []OperationResult
-	for _, op := range []*operation{t.ops.gathers[id], t.ops.outputs["c:"+id]} {
+	for _, op := range []*operation{t.ops.gathers[id], t.ops.outputs["c:"+id], t.ops.records["c:"+id]} {
 		if op != nil && (opID == "" || op.id == opID) {
 			done = append(done, t.finishLocked(op, TermUserStop))
 		}
@@ -285,6 +289,10 @@ func (t *Table) finishLocked(op *operation, cond string) OperationResult {
 			op.stop()
 		}
 	}
+	if op.record && t.ops.records[op.key] == op {
+		delete(t.ops.records, op.key)
+		op.stop()
+	}
 	for _, tm := range []*time.Timer{op.maxTimer, op.interTimer} {
 		if tm != nil {
 			tm.Stop()
@@ -292,7 +300,7 @@ func (t *Table) finishLocked(op *operation, cond string) OperationResult {
 	}
 	t.met.opsActive.WithLabelValues(op.action).Dec()
 	r := OperationResult{OperationID: op.id, Action: op.action, ConnectionID: op.connID, State: op.state,
-		TerminationCondition: cond, Digits: digitKeys(op.digits), Elapsed: time.Since(op.started)}
+		TerminationCondition: cond, Digits: digitKeys(op.digits), Elapsed: time.Since(op.started), Filename: op.filename}
 	if c := t.conns[op.connID]; c != nil && c.conf != nil {
 		r.ConferenceID = c.conf.id
 	} else if op.confID != "" {
@@ -306,7 +314,7 @@ func (t *Table) finishLocked(op *operation, cond string) OperationResult {
 func (t *Table) stopConnOpsLocked(c *conn) []OperationResult {
 	delete(t.ops.buf, c.ID)
 	var done []OperationResult
-	for _, op := range []*operation{t.ops.gathers[c.ID], t.ops.outputs["c:"+c.ID]} {
+	for _, op := range []*operation{t.ops.gathers[c.ID], t.ops.outputs["c:"+c.ID], t.ops.records["c:"+c.ID]} {
 		if op != nil {
 			done = append(done, t.finishLocked(op, TermAutoStop))
 		}

@@ -116,7 +116,8 @@ func TestMediaOperationsThroughTheBinary(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "prompt.wav"), audio.EncodeWAV(prompt, audio.Ulaw), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	g := StartGateway(t, GatewayOptions{ExtraYAML: "media:\n  dir: " + dir + "\n"})
+	recDir := t.TempDir()
+	g := StartGateway(t, GatewayOptions{ExtraYAML: "media:\n  dir: " + dir + "\n  record_dir: " + recDir + "\n"})
 	events := followEvents(t, g)
 
 	freqs := []float64{440, 1000}
@@ -150,6 +151,7 @@ func TestMediaOperationsThroughTheBinary(t *testing.T) {
 	for _, p := range peers {
 		p.Reset()
 	}
+	rec := g.MustAction(t, "Record", map[string]any{"ConferenceId": "ops", "Filename": "ops.wav", "AudioFileEncoding": "ulaw"})["OperationId"]
 	op := g.MustAction(t, "Play", map[string]any{"ConferenceId": "ops", "Prompt1": "prompt.wav", "State": "hello"})["OperationId"]
 	time.Sleep(time.Second)
 	for i, p := range peers {
@@ -163,6 +165,29 @@ func TestMediaOperationsThroughTheBinary(t *testing.T) {
 	}
 	if el, _ := strconv.Atoi(done["ElapsedTime"]); el < 1400 || el > 3000 {
 		t.Errorf("a 1.5 s prompt took %d ms", el)
+	}
+	// The recording of the conference holds the prompt (and the members).
+	g.MustAction(t, "StopMediaOperation", map[string]any{"OperationId": rec})
+	if d := waitEvent(t, events, "Record_Complete", rec, 5*time.Second); d["Filename"] != "ops.wav" || d["TerminationCondition"] != "userstop" {
+		t.Fatalf("Record_Complete: %v", d)
+	}
+	time.Sleep(200 * time.Millisecond) // the writer patches the header after the stop
+	b, err := os.ReadFile(filepath.Join(recDir, "ops.wav"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	recorded, enc, err := audio.ParseWAV(b)
+	if err != nil || enc != audio.Ulaw || len(recorded) < 8000*3/2 {
+		t.Fatalf("ops.wav: %d samples, %v, %v", len(recorded), enc, err)
+	}
+	loud := 0
+	for i := 0; i+160 <= len(recorded); i += 160 {
+		if audio.LevelDBm0(recorded[i:i+160]) > -15 {
+			loud++
+		}
+	}
+	if loud < 60 {
+		t.Errorf("ops.wav has %d loud frames, want the 75 of the prompt", loud)
 	}
 	if r := g.Action(t, "Play", map[string]any{"ConnectionId": ids[0], "Prompt1": "../x.wav"}); r["ResultCode"] != "27" {
 		t.Errorf("escaping prompt: %v", r)
