@@ -42,6 +42,14 @@ Commands:
   mute CONFID CONNID [on|off]           mute a conference member (default on)
   drain [on|off]                        stop (or resume) taking new calls; calls in
                                         progress continue; /healthz answers 503
+  play [-digit K] [-max MS] TARGET PROMPT [PROMPT [PROMPT]]
+                                        play files under media.dir to a connection
+                                        (CONNID) or a conference (conf:CONFID)
+  record [-file F] [-encoding E] [-max MS] [-silence MS] TARGET
+                                        record a connection or a conference's mix
+                                        into media.record_dir
+  stop OPID [CONNID]                    stop a media operation (play, record, ...)
+  digits CONNID KEYS                    send DTMF keys (0-9*#A-D)
   stats                                 the gateway's counters and gauges
   events [-connection ID] [-conference ID] [-n COUNT]
                                         follow the event stream until interrupted
@@ -115,4 +123,8 @@ var commands = map[string]command{
 	"drain":  drain,
 	"stats":  stats,
 	"events": events,
+	"play":   play,
+	"record": record,
+	"stop":   stopOp,
+	"digits": digits,
 }

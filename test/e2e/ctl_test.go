@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mediagw/mediagw/audio"
 )
 
 var updateGolden = flag.Bool("update", false, "rewrite test/e2e/testdata/ctl/*.golden from the live output")
@@ -205,5 +207,55 @@ func TestCtlEvents(t *testing.T) {
 	}
 	if ev.Event != "ConnectionReleased" || ev.Data["ConnectionId"] != r["ConnectionId"] || ev.Data["By"] != "http" {
 		t.Fatalf("event %+v", ev)
+	}
+}
+
+// gateway ctl play, record, stop and digits against a live gateway: the
+// answers (golden), their exit codes, and the recording on disk.
+func TestCtlMedia(t *testing.T) {
+	dir, recDir := t.TempDir(), t.TempDir()
+	prompt := make([]int16, 8000*20) // 20 s: still playing when the second play comes
+	audio.NewTone(1000, 0, -10, audio.Off).Read(prompt)
+	if err := os.WriteFile(filepath.Join(dir, "hello.wav"), audio.EncodeWAV(prompt, audio.PCM16), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	g := StartGateway(t, GatewayOptions{ExtraYAML: "media:\n  dir: " + dir + "\n  record_dir: " + recDir + "\n"})
+	var ids []string
+	for i := 0; i < 2; i++ {
+		r := g.MustAction(t, "CreateConnection", map[string]any{"MediaTxIP": "127.0.0.1", "MediaTxPort": strconv.Itoa(4100 + 2*i), "MediaTxCodec": "PCMU"})
+		ids = append(ids, r["ConnectionId"])
+	}
+	g.MustAction(t, "CreateConference", map[string]any{"ConnectionId": ids[0], "ConferenceId": "media"})
+	g.MustAction(t, "JoinConference", map[string]any{"ConnectionId": ids[1], "ConferenceId": "media"})
+	cases := []struct {
+		name string
+		args []string
+		code int
+	}{
+		{"record-conference", []string{"record", "-file", "ctl.wav", "-encoding", "alaw", "conf:media"}, 0},
+		{"play-conference", []string{"play", "conf:media", "hello.wav"}, 0},
+		{"play-busy", []string{"play", "conf:media", "hello.wav"}, 14},
+		{"play-missing", []string{"play", ids[0], "nosuch.wav"}, 30},
+		{"play-escape", []string{"play", ids[0], "../etc/passwd"}, 27},
+		{"digits", []string{"digits", ids[1], "12#"}, 0},
+		{"stop-record", []string{"stop", "1"}, 0},
+		{"stop-unknown", []string{"stop", "99"}, 27},
+		{"usage-play", []string{"play", "conf:media"}, 2},
+		{"usage-record", []string{"record"}, 2},
+	}
+	for _, c := range cases {
+		out, code := ctlRun(t, g, nil, c.args...)
+		if code != c.code {
+			t.Errorf("gateway ctl %v: exit %d, want %d\n%s", c.args, code, c.code, out)
+		}
+		golden(t, c.name, out)
+	}
+	time.Sleep(300 * time.Millisecond)
+	b, err := os.ReadFile(filepath.Join(recDir, "ctl.wav"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pcm, enc, err := audio.ParseWAV(b); err != nil || enc != audio.Alaw || len(pcm) == 0 {
+		t.Fatalf("ctl.wav: %d samples %v %v", len(pcm), enc, err)
 	}
 }
