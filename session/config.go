@@ -2,7 +2,10 @@ package session
 
 import (
 	"fmt"
+	"math"
 	"time"
+
+	"github.com/mediagw/mediagw/audio"
 )
 
 // Resources are the pool capacities; 0 means bounded only by ports.
@@ -20,6 +23,13 @@ type ConferenceConfig struct {
 	// conference's name cannot pile callers into it); the next join is
 	// ResultCode 8. 0 = bounded only by the resource pools.
 	MaxMembers int `yaml:"max_members"`
+	// JoinTone plays a short rising tone to a conference when a member
+	// joins, a falling one when one leaves (every conference; the CUAE
+	// parameter SoundToneOnJoin asks for it per conference).
+	JoinTone bool `yaml:"join_tone"`
+	// TalkThreshold (dBm0) is the level above which a member is talking
+	// (StartTalking / StopTalking, and who is mixed).
+	TalkThreshold float64 `yaml:"talk_threshold"`
 }
 
 // Config is what the table needs from the gateway configuration.
@@ -36,7 +46,7 @@ func DefaultResources() Resources { return Resources{EnhancedRTP: 100} }
 
 // DefaultConferenceConfig is the built-in `conference` section.
 func DefaultConferenceConfig() ConferenceConfig {
-	return ConferenceConfig{Ptime: 20 * time.Millisecond, Codecs: []string{"PCMU", "PCMA"}}
+	return ConferenceConfig{Ptime: 20 * time.Millisecond, Codecs: []string{"PCMU", "PCMA"}, TalkThreshold: -40}
 }
 
 // Validate reports the first bad value, naming its key.
@@ -63,10 +73,23 @@ func (c ConferenceConfig) Validate() error {
 	if c.MaxMembers < 0 {
 		return fmt.Errorf("conference.max_members: must be >= 0")
 	}
+	if c.TalkThreshold < -70 || c.TalkThreshold > 0 {
+		return fmt.Errorf("conference.talk_threshold: %g dBm0 is outside -70..0", c.TalkThreshold)
+	}
 	for _, name := range c.Codecs {
 		if !mixable(name) {
 			return fmt.Errorf("conference.codecs: %q cannot be mixed (PCMU, PCMA)", name)
 		}
 	}
 	return nil
+}
+
+// talkLevel is the mixer's talker threshold (mean absolute sample) for a
+// level in dBm0: a sine's mean absolute value is 2/π of its peak. 0 (an
+// unset config) is the mixer's default.
+func (c ConferenceConfig) talkLevel() int {
+	if c.TalkThreshold == 0 {
+		return 0
+	}
+	return max(1, int(2/math.Pi*audio.Amplitude(c.TalkThreshold)))
 }

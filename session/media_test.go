@@ -107,3 +107,21 @@ func TestPlayLifecycle(t *testing.T) {
 		t.Fatalf("%+v", r)
 	}
 }
+
+// conference.talk_threshold in dBm0 becomes the mixer's mean-absolute
+// level: -40 dBm0 is about the 150 ConfBridge-like default; a config
+// outside -70..0 is refused.
+func TestTalkThresholdDBm0(t *testing.T) {
+	c := DefaultConferenceConfig()
+	if l := c.talkLevel(); l < 135 || l > 155 {
+		t.Fatalf("-40 dBm0 -> %d", l)
+	}
+	c.TalkThreshold = -20
+	if l := c.talkLevel(); l < 1350 || l > 1550 {
+		t.Fatalf("-20 dBm0 -> %d", l)
+	}
+	c.TalkThreshold = 3
+	if c.Validate() == nil {
+		t.Fatal("+3 dBm0 accepted")
+	}
+}

@@ -652,7 +652,8 @@ func (t *Table) newConfWith(confID string, kind Kind, o ConferenceOptions) (*con
 		id := confID
 		cf.mixer = t.mixers.NewBridge(confbridge.Options{
 			Hairpin:  o.Hairpin,
-			JoinTone: o.SoundToneOnJoin, LeaveTone: o.SoundToneOnJoin,
+			JoinTone: o.SoundToneOnJoin || t.cfg.Conference.JoinTone, LeaveTone: o.SoundToneOnJoin || t.cfg.Conference.JoinTone,
+			TalkThreshold: t.cfg.Conference.talkLevel(),
 			OnDigit: func(member string, event byte, end bool) {
 				t.announce(Event{Type: DigitReceived, Connection: Connection{ID: member, ConferenceID: id},
 					ConferenceID: id, Digit: event, DigitEnd: end})
