@@ -29,6 +29,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/mediagw/mediagw/audio"
 )
 
 var (
@@ -210,11 +212,11 @@ func ms(d time.Duration) float64 { return float64(d) / 1e6 }
 
 func (l *load) initAudio() {
 	for c := 0; c < 256; c++ {
-		l.decode[0][c] = ulawDecode(byte(c))
-		l.decode[1][c] = alawDecode(byte(c))
+		l.decode[0][c] = audio.UlawDecode(byte(c))
+		l.decode[1][c] = audio.AlawDecode(byte(c))
 	}
 	for law := 0; law < 2; law++ {
-		enc := [2]func(int16) byte{ulawEncode, alawEncode}[law]
+		enc := [2]func(int16) byte{audio.UlawEncode, audio.AlawEncode}[law]
 		for i := range l.silence[law] {
 			l.silence[law][i] = enc(0)
 		}

@@ -137,7 +137,8 @@ func authAction(t *testing.T, g *Gateway, token, name string, params map[string]
 func TestConsole(t *testing.T) {
 	browser := chromiumPath(t)
 	const token = "night-shift"
-	g := StartGateway(t, GatewayOptions{ExtraYAML: "  token: \"" + token + "\"\n"})
+	recDir := t.TempDir()
+	g := StartGateway(t, GatewayOptions{ExtraYAML: "  token: \"" + token + "\"\nmedia:\n  record_dir: " + recDir + "\n"})
 
 	a := NewTonePeer(t, 400, 0) // talks from the start
 	c := NewTonePeer(t, 800, 0) // listens only
@@ -209,6 +210,17 @@ func TestConsole(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("screenshot: %s", filepath.Join(dir, "console.png"))
+
+	// Record the conference from the console, then stop it: the button
+	// follows the operation, Record_Complete arrives, the file is on disk.
+	run("record", chromedp.Click(chromedp.CSS(`button[data-act="record"][data-conf="night"]`)))
+	waitJS("the Record button became Stop recording", `!!document.querySelector('button[data-act="stoprecord"][data-conf="night"]')`)
+	time.Sleep(500 * time.Millisecond)
+	run("stop recording", chromedp.Click(chromedp.CSS(`button[data-act="stoprecord"][data-conf="night"]`)))
+	waitJS("Record_Complete over the event stream", `[...document.querySelectorAll('#events li')].some((li) => li.textContent.includes('Record_Complete'))`)
+	if files, _ := filepath.Glob(filepath.Join(recDir, "*.wav")); len(files) != 1 {
+		t.Errorf("recordings on disk: %v", files)
+	}
 
 	run("kick B", chromedp.Click(chromedp.CSS(fmt.Sprintf(`.row.member[data-conn="%s"] button[data-act="kick"]`, idB))))
 	waitJS("B is gone from the console", fmt.Sprintf(`%s === null && document.querySelectorAll('.row.member').length === 2`, row(idB)))

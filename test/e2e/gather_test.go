@@ -1,12 +1,9 @@
 package e2e
 
 import (
-	"bufio"
-	"context"
 	"encoding/json"
 	"net/http"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 )
@@ -24,33 +21,7 @@ func TestGatherDigitsFromSIPpRFC4733(t *testing.T) {
 func gatherFromSIPp(t *testing.T, user, conference string) {
 	sipp := requireTool(t, "sipp")
 	g := StartGateway(t, GatewayOptions{})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", g.HTTP+"/v1/events", nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	type event struct {
-		typ  string
-		data map[string]string
-	}
-	events := make(chan event, 64)
-	go func() {
-		sc := bufio.NewScanner(resp.Body)
-		var typ string
-		for sc.Scan() {
-			line := sc.Text()
-			if v, ok := strings.CutPrefix(line, "event: "); ok {
-				typ = v
-			} else if v, ok := strings.CutPrefix(line, "data: "); ok {
-				var d map[string]string
-				_ = json.Unmarshal([]byte(v), &d)
-				events <- event{typ, d}
-			}
-		}
-	}()
+	events := followEvents(t, g)
 
 	scenario, _ := filepath.Abs("../sipp/uac_pcap.xml")
 	sippDone := make(chan error, 1)
