@@ -136,9 +136,10 @@ type DTMFDetector struct {
 	coef    [8]float32
 	bank    [2]goertzelBank
 	thr     float32
-	last    byte // the previous window's hit
-	run     int  // consecutive windows with that hit
-	current byte // the key being reported, noKey when none
+	quiet   float32 // mean power below which a frame cannot hold a key
+	last    byte    // the previous window's hit
+	run     int     // consecutive windows with that hit
+	current byte    // the key being reported, noKey when none
 	onDigit func(code byte)
 }
 
@@ -150,6 +151,8 @@ func NewDTMFDetector(onDigit func(code byte)) *DTMFDetector {
 	}
 	a := Amplitude(dtmfMinLevel) * dtmfBlock / 2
 	d.thr = float32(a * a)
+	amp := Amplitude(dtmfMinLevel)
+	d.quiet = float32(amp * amp / 4) // both tones at the minimum level carry amp² of mean power
 	d.Reset()
 	return d
 }
@@ -161,8 +164,29 @@ func (d *DTMFDetector) Reset() {
 	d.last, d.current, d.run = noKey, noKey, 0
 }
 
-// Process runs the detector over pcm.
+// Process runs the detector over pcm. A frame too quiet to hold a key
+// (most frames of most members: silence) costs one pass of squares and
+// counts as windows without a key.
 func (d *DTMFDetector) Process(pcm []int16) {
+	if len(pcm) >= dtmfBlock {
+		var e float32
+		for _, v := range pcm {
+			x := float32(v)
+			e += x * x
+		}
+		if e < d.quiet*float32(len(pcm)) {
+			d.bank[0] = goertzelBank{}
+			d.bank[1] = goertzelBank{n: dtmfHop}
+			if d.last != noKey {
+				d.last, d.run = noKey, 0
+			}
+			d.run += len(pcm) / dtmfHop
+			if d.run >= dtmfGapWindows {
+				d.current = noKey
+			}
+			return
+		}
+	}
 	for _, v := range pcm {
 		x := float32(v)
 		for b := range d.bank {

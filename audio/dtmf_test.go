@@ -162,3 +162,12 @@ func BenchmarkDTMFDetector20ms(b *testing.B) {
 		d.Process(frame)
 	}
 }
+
+func BenchmarkDTMFDetectorSilence20ms(b *testing.B) {
+	d := NewDTMFDetector(func(byte) {})
+	frame := make([]int16, 160)
+	b.ReportAllocs()
+	for b.Loop() {
+		d.Process(frame)
+	}
+}
