@@ -69,8 +69,7 @@ func planSignals(sigs []RequestedEvent, resolve connResolver) (*signalPlan, *Res
 }
 
 // playSignals sends the planned digits on ep's connections (newConn
-// resolves "$"). A connection the mixer does not serve (a relay bridge)
-// cannot be signalled: 513.
+// resolves "$"); a relayed connection borrows a mixer for it (session).
 func (s *Server) playSignals(ep endpoint, p *signalPlan, newConn string) *Response {
 	if p == nil {
 		return nil

@@ -37,7 +37,7 @@ func eventsHeard(t *testing.T, c *net.UDPConn, d time.Duration) string {
 
 // RQNT S: D/x sends the digits as RFC 4733 events to the endpoint's
 // connections, or to the one @ConnectionId names; a signal on a connection
-// the mixer does not serve is 513.
+// on an rtpbridge is sent through a mixer lent for it.
 func TestRQNTDigitSignals(t *testing.T) {
 	r := newRig(t)
 	cc := newConfCall(t, r, 3)
@@ -60,14 +60,17 @@ func TestRQNTDigitSignals(t *testing.T) {
 		t.Errorf("phone 0 heard %q sent to phone 1", got)
 	}
 
-	// A two-party rtpbridge relays; it has no mixer to send from.
+	// A two-party rtpbridge relays; a mixer is lent to it while it sends.
 	pc := listenUDP(t, "127.0.0.1")
 	resp = r.command(fmt.Sprintf("CRCX 302 rtpbridge/$@mgw MGCP 1.0\r\nC: c9\r\nM: sendrecv\r\n"+confSDP, pc.LocalAddr().(*net.UDPAddr).Port))
 	if resp.Code != 200 {
 		t.Fatalf("CRCX rtpbridge: %d", resp.Code)
 	}
 	ep := resp.Params.Value("Z")
-	if resp := r.command(fmt.Sprintf("RQNT 303 %s MGCP 1.0\r\nX: s3\r\nS: D/5\r\n", ep)); resp.Code != 513 {
-		t.Fatalf("RQNT S: D/5 on %s: %d, want 513", ep, resp.Code)
+	if resp := r.command(fmt.Sprintf("RQNT 303 %s MGCP 1.0\r\nX: s3\r\nS: D/5\r\n", ep)); resp.Code != 200 {
+		t.Fatalf("RQNT S: D/5 on %s: %d %s", ep, resp.Code, resp.Comment)
+	}
+	if got := eventsHeard(t, pc, time.Second); got != "5" {
+		t.Errorf("rtpbridge phone heard %q", got)
 	}
 }

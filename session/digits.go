@@ -62,21 +62,25 @@ func DigitCode(key byte) (code byte, ok bool) {
 // not negotiate telephone-events: the mixer hands the detector each frame
 // it decodes (not while a two-party conference is hairpinned). Caller
 // holds mu.
-func (t *Table) applyInband(cf *conf, c *conn) {
+func (t *Table) applyInband(cf *conf, c *conn) { t.listenInband(cf.mixer, c, cf.id) }
+
+// listenInband sets or clears c's in-band detector on mixer (its
+// conference's, or one lent to it). Caller holds mu.
+func (t *Table) listenInband(mixer *confbridge.Bridge, c *conn, confID string) {
 	if c.TelephoneEvent != 0 {
-		if err := cf.mixer.SetTap(c.ID, confbridge.TapDetect, nil); err != nil {
+		if err := mixer.SetTap(c.ID, confbridge.TapDetect, nil); err != nil {
 			t.log.WithError(err).WithField("conn_id", c.ID).Warn("clear in-band DTMF tap")
 		}
 		return
 	}
-	id, confID := c.ID, cf.id
+	id := c.ID
 	det := audio.NewDTMFDetector(func(code byte) {
 		t.announce(Event{Type: DigitReceived, Connection: Connection{ID: id, ConferenceID: confID}, ConferenceID: confID, Digit: code})
 		t.announce(Event{Type: DigitReceived, Connection: Connection{ID: id, ConferenceID: confID}, ConferenceID: confID, Digit: code, DigitEnd: true})
 		t.met.digits.WithLabelValues("inband").Inc()
 		t.digitArrived(id, code)
 	})
-	if err := cf.mixer.SetTap(c.ID, confbridge.TapDetect, det.Process); err != nil {
+	if err := mixer.SetTap(c.ID, confbridge.TapDetect, det.Process); err != nil {
 		t.log.WithError(err).WithField("conn_id", c.ID).Warn("set in-band DTMF tap")
 	}
 }

@@ -14,9 +14,9 @@ import (
 // conference hears. They run in the conference mixer (confbridge), which
 // gives them the connection's own RTP stream, continuous in sequence and
 // timestamp; one runs per target at a time (another is ResultCode 14). A
-// target that is not mixed (a connection outside any conference, or in a
-// two-party relay bridge) is refused with 27: the relay path has no clock
-// of its own to play from.
+// target that is not mixed (a connection outside any conference, or a
+// two-party relay bridge or one of its legs) borrows a private mixer for
+// the duration (lent.go).
 
 // TermEOD: the operation played all it had.
 const TermEOD = "eod"
@@ -70,8 +70,8 @@ func (t *Table) PlayTone(connID, confID string, p ToneParams) (string, error) {
 	if p.Freq1 == 0 && p.Freq2 == 0 {
 		return "", fmt.Errorf("%w: PlayTone needs Frequency1", ErrInsufficientParams)
 	}
-	for _, l := range []float64{p.Level1, p.Level2} {
-		if l < -40 || l > 0 {
+	for i, l := range []float64{p.Level1, p.Level2} {
+		if f := []float64{p.Freq1, p.Freq2}[i]; f != 0 && (l < -40 || l > 0) {
 			return "", fmt.Errorf("%w: tone level %g dBm0 (-40..0)", ErrInvalidParam, l)
 		}
 	}
@@ -106,38 +106,50 @@ func (t *Table) SendDigits(connID, digits, state string) (string, error) {
 	return t.startOutput(connID, "", "SendDigits", GatherParams{TermDigit: -1, State: state}, nil, codes)
 }
 
+// unlockAnnounce drops mu and announces the operations autostopped while
+// it was held (a lent mixer taken back by a join, a codec change).
+func (t *Table) unlockAnnounce() {
+	p := t.takePendingLocked()
+	t.mu.Unlock()
+	t.announceOps(p)
+}
+
 // startOutput starts an output operation on its target: src played, or
 // codes sent as digits.
 func (t *Table) startOutput(connID, confID, action string, cond GatherParams, src confbridge.Source, codes []byte) (string, error) {
-	var done []OperationResult
 	t.mu.Lock()
-	defer func() { t.mu.Unlock(); t.announceOps(done) }()
-	key, cf, err := t.outputTargetLocked(connID, confID)
+	defer t.unlockAnnounce()
+	key, c, cf, err := t.outputTargetLocked(connID, confID)
 	if err != nil {
 		return "", err
 	}
 	if t.ops.outputs[key] != nil {
 		return "", fmt.Errorf("%w: %s on %s", ErrOperationActive, t.ops.outputs[key].action, key[2:])
 	}
-	t.ops.next++
-	op := &operation{id: strconv.FormatUint(t.ops.next, 10), action: action, connID: connID, confID: cf.id,
+	op := &operation{id: strconv.FormatUint(t.ops.next+1, 10), action: action, connID: connID,
 		state: cond.State, p: cond, started: time.Now(), key: key}
+	mixer, err := t.targetMixerLocked(c, cf, op)
+	if err != nil {
+		return "", err
+	}
+	t.ops.next++
 	end := func() { t.expire(op, TermEOD) }
 	switch {
-	case codes != nil && t.conns[connID].TelephoneEvent != 0:
-		err = cf.mixer.SendEvents(connID, codes, t.conns[connID].TelephoneEvent, end)
-		op.stop = func() { _ = cf.mixer.StopEvents(connID) }
+	case codes != nil && c.TelephoneEvent != 0:
+		err = mixer.SendEvents(connID, codes, c.TelephoneEvent, end)
+		op.stop = func() { _ = mixer.StopEvents(connID) }
 	case codes != nil:
-		err = cf.mixer.Play(connID, audio.NewDTMFSource(codes, 100, 60), end)
-		op.stop = func() { _ = cf.mixer.StopPlay(connID) }
+		err = mixer.Play(connID, audio.NewDTMFSource(codes, 100, 60), end)
+		op.stop = func() { _ = mixer.StopPlay(connID) }
 	case connID != "":
-		err = cf.mixer.Play(connID, src, end)
-		op.stop = func() { _ = cf.mixer.StopPlay(connID) }
+		err = mixer.Play(connID, src, end)
+		op.stop = func() { _ = mixer.StopPlay(connID) }
 	default:
-		err = cf.mixer.PlayAll(src, end)
-		op.stop = cf.mixer.StopPlayAll
+		err = mixer.PlayAll(src, end)
+		op.stop = mixer.StopPlayAll
 	}
 	if err != nil {
+		t.giveBackLocked(op)
 		return "", fmt.Errorf("%w: %v", ErrInternal, err)
 	}
 	t.ops.ops[op.id] = op
@@ -149,35 +161,54 @@ func (t *Table) startOutput(connID, confID, action string, cond GatherParams, sr
 	return op.id, nil
 }
 
-// outputTargetLocked finds the mixer an output operation plays through.
-func (t *Table) outputTargetLocked(connID, confID string) (string, *conf, error) {
+// outputTargetLocked checks an output or record operation's target: the
+// connection connID, or with connID empty the conference (or relay
+// bridge) confID. It returns the target's key in opState.
+func (t *Table) outputTargetLocked(connID, confID string) (string, *conn, *conf, error) {
 	if connID == "" {
 		if confID == "" {
-			return "", nil, fmt.Errorf("%w: ConnectionId or ConferenceId", ErrInsufficientParams)
+			return "", nil, nil, fmt.Errorf("%w: ConnectionId or ConferenceId", ErrInsufficientParams)
 		}
 		cf, ok := t.confs[confID]
 		if !ok {
-			return "", nil, fmt.Errorf("%w: %s", ErrUnknownConference, confID)
+			return "", nil, nil, fmt.Errorf("%w: %s", ErrUnknownConference, confID)
 		}
-		if cf.mixer == nil {
-			return "", nil, fmt.Errorf("%w: %s is a two-party relay bridge, not a mixed conference", ErrInvalidParam, confID)
-		}
-		return "f:" + confID, cf, nil
+		return "f:" + confID, nil, cf, nil
 	}
 	if err := checkConnID(connID); err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	c, ok := t.conns[connID]
 	if !ok {
-		return "", nil, fmt.Errorf("%w: %s", ErrUnknownConnection, connID)
+		return "", nil, nil, fmt.Errorf("%w: %s", ErrUnknownConnection, connID)
 	}
-	if c.conf == nil || c.conf.mixer == nil {
-		return "", nil, fmt.Errorf("%w: connection %s is not in a mixed conference (media operations play through the mixer)", ErrInvalidParam, connID)
+	if confID != "" && (c.conf == nil || c.conf.id != confID) {
+		return "", nil, nil, fmt.Errorf("%w: %s in %s", ErrNotMember, connID, confID)
 	}
-	if confID != "" && c.conf.id != confID {
-		return "", nil, fmt.Errorf("%w: %s in %s", ErrNotMember, connID, confID)
+	return "c:" + connID, c, c.conf, nil
+}
+
+// targetMixerLocked is the mixer op plays or listens through: the
+// conference's, or one lent to a target that has none (lent.go). It sets
+// op.confID. Caller holds mu.
+func (t *Table) targetMixerLocked(c *conn, cf *conf, op *operation) (*confbridge.Bridge, error) {
+	if cf != nil {
+		op.confID = cf.id
+		if cf.mixer != nil {
+			return cf.mixer, nil
+		}
 	}
-	return "c:" + connID, c.conf, nil
+	if c == nil {
+		if len(cf.members) == 0 {
+			return nil, fmt.Errorf("%w: %s has no members", ErrInvalidParam, cf.id)
+		}
+		c = cf.members[0].c
+	}
+	l, err := t.borrowLocked(c, op)
+	if err != nil {
+		return nil, err
+	}
+	return l.mixer, nil
 }
 
 // outputDigitLocked lets a digit end the connection's Play by its

@@ -70,6 +70,7 @@ type operation struct {
 	stop                      func() // ends the mixer's part early (output operations)
 	record                    bool   // a Record: its stop always runs (it closes the writer's queue)
 	filename                  string // Record: the file, relative to media.record_dir
+	lent                      *lent  // the mixer lent for it (lent.go), nil when none
 }
 
 // opState is the engine's state, guarded by Table.mu.
@@ -119,6 +120,7 @@ func (t *Table) GatherDigits(id string, p GatherParams) (string, error) {
 	t.ops.ops[op.id] = op
 	t.ops.gathers[id] = op
 	t.met.opsActive.WithLabelValues(op.action).Inc()
+	t.listenLocked(t.conns[id]) // in-band digits on a leg that has no mixer
 	buffered := t.ops.buf[id]
 	delete(t.ops.buf, id)
 	for i, d := range buffered {
@@ -298,6 +300,7 @@ func (t *Table) finishLocked(op *operation, cond string) OperationResult {
 			tm.Stop()
 		}
 	}
+	t.giveBackLocked(op)
 	t.met.opsActive.WithLabelValues(op.action).Dec()
 	r := OperationResult{OperationID: op.id, Action: op.action, ConnectionID: op.connID, State: op.state,
 		TerminationCondition: cond, Digits: digitKeys(op.digits), Elapsed: time.Since(op.started), Filename: op.filename}

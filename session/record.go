@@ -71,30 +71,35 @@ func (t *Table) Record(connID, confID string, p RecordParams) (string, error) {
 		}
 	}
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	key, cf, err := t.outputTargetLocked(connID, confID)
+	defer t.unlockAnnounce()
+	key, c, cf, err := t.outputTargetLocked(connID, confID)
 	if err != nil {
 		return "", err
 	}
 	if t.ops.records[key] != nil {
 		return "", fmt.Errorf("%w: Record on %s", ErrOperationActive, key[2:])
 	}
-	t.ops.next++
-	op := &operation{id: strconv.FormatUint(t.ops.next, 10), action: "Record", connID: connID, confID: cf.id,
+	op := &operation{id: strconv.FormatUint(t.ops.next+1, 10), action: "Record", connID: connID,
 		state: p.State, p: GatherParams{TermDigit: p.TermDigit, MaxTime: p.MaxTime}, started: time.Now(), key: key, record: true}
+	mixer, err := t.targetMixerLocked(c, cf, op)
+	if err != nil {
+		return "", err
+	}
+	t.ops.next++
 	if name == "" {
 		name = fmt.Sprintf("rec-%s-%s.wav", op.id, op.started.UTC().Format("20060102T150405Z"))
 	}
 	op.filename = name
 	rec := &recording{frames: make(chan recFrame, recordQueue)}
 	if connID != "" {
-		err = cf.mixer.SetTap(connID, confbridge.TapRecord, rec.tap)
-		op.stop = func() { _ = cf.mixer.SetTap(connID, confbridge.TapRecord, nil); close(rec.frames) }
+		err = mixer.SetTap(connID, confbridge.TapRecord, rec.tap)
+		op.stop = func() { _ = mixer.SetTap(connID, confbridge.TapRecord, nil); close(rec.frames) }
 	} else {
-		err = cf.mixer.SetMixTap(rec.tap)
-		op.stop = func() { _ = cf.mixer.SetMixTap(nil); close(rec.frames) }
+		err = mixer.SetMixTap(rec.tap)
+		op.stop = func() { _ = mixer.SetMixTap(nil); close(rec.frames) }
 	}
 	if err != nil {
+		t.giveBackLocked(op)
 		return "", fmt.Errorf("%w: %v", ErrInternal, err)
 	}
 	t.ops.ops[op.id] = op

@@ -69,6 +69,7 @@ type conn struct {
 	Connection // snapshot fields; Stats are filled from the leg on copy
 	leg        *rtpproxy.Leg
 	conf       *conf
+	lent       *lent     // a mixer lent for media operations (lent.go)
 	modified   time.Time // last create/modify, the base for media timeouts
 }
 
@@ -335,9 +336,12 @@ func (t *Table) applyMedia(c *conn) {
 	}
 	c.leg.SetDirection(send, recv)
 	if c.conf == nil {
-		if c.Mode == ModeLoopback {
+		switch {
+		case c.lent != nil:
+			c.leg.SetHandler(c.lent.members[c.ID])
+		case c.Mode == ModeLoopback:
 			rtpproxy.Loopback(c.leg)
-		} else {
+		default:
 			c.leg.SetHandler(nil)
 		}
 	}
@@ -417,7 +421,7 @@ func (t *Table) ModifyConnection(id string, p ConnectionParams) (Connection, err
 	}
 
 	t.mu.Lock()
-	defer t.mu.Unlock()
+	defer t.unlockAnnounce()
 	c, ok := t.conns[id]
 	if !ok {
 		return Connection{}, fmt.Errorf("%w: %s", ErrUnknownConnection, id)
@@ -444,19 +448,27 @@ func (t *Table) ModifyConnection(id string, p ConnectionParams) (Connection, err
 		if mode == ModeLoopback && c.conf != nil {
 			return Connection{}, fmt.Errorf("%w: loopback while in conference %s", ErrInvalidParam, c.conf.id)
 		}
+		if mode == ModeLoopback {
+			t.reclaimConnLocked(c)
+		}
 		c.Mode = mode
 	}
-	if p.TelephoneEvent != 0 {
+	if p.TelephoneEvent != 0 && p.TelephoneEvent != c.TelephoneEvent {
+		t.reclaimConnLocked(c) // the lent mixer's event payload type
 		c.TelephoneEvent = p.TelephoneEvent
 	}
 	c.modified = time.Now()
 	t.applyMedia(c)
+	if c.Mode != ModeLoopback {
+		t.listenLocked(c)
+	}
 	return t.snapshot(c), nil
 }
 
 // changeCodec swaps a connection's codec, moving its enhanced_rtp resource
 // and its mixer membership. Caller holds mu.
 func (t *Table) changeCodec(c *conn, codec string) error {
+	t.reclaimConnLocked(c) // the lent mixer decodes the old codec
 	enhanced := !mixable(codec)
 	if enhanced && !c.Enhanced {
 		if err := t.reserve(poolEnhanced, 1); err != nil {
@@ -531,7 +543,7 @@ func DefaultConferenceOptions() ConferenceOptions { return ConferenceOptions{Hai
 // CreateConferenceWith is CreateConference with options.
 func (t *Table) CreateConferenceWith(confID string, kind Kind, connID string, a MemberAttrs, o ConferenceOptions) (Conference, error) {
 	t.mu.Lock()
-	defer t.mu.Unlock()
+	defer t.unlockAnnounce()
 	cf, err := t.newConfWith(confID, kind, o)
 	if err != nil {
 		return Conference{}, err
@@ -548,7 +560,7 @@ func (t *Table) CreateConferenceWith(confID string, kind Kind, connID string, a 
 // JoinConference adds connID to an existing conference.
 func (t *Table) JoinConference(confID, connID string, a MemberAttrs) (Conference, error) {
 	t.mu.Lock()
-	defer t.mu.Unlock()
+	defer t.unlockAnnounce()
 	cf, ok := t.confs[confID]
 	if !ok {
 		return Conference{}, fmt.Errorf("%w: %s", ErrUnknownConference, confID)
@@ -566,7 +578,7 @@ func (t *Table) JoinOrCreate(confID string, kind Kind, connID string, a MemberAt
 		return t.CreateConference("", kind, connID, a)
 	}
 	t.mu.Lock()
-	defer t.mu.Unlock()
+	defer t.unlockAnnounce()
 	cf, ok := t.confs[confID]
 	if ok {
 		if cf.kind != kind {
@@ -604,7 +616,7 @@ func (t *Table) Bridge(connA, connB string) (Conference, error) {
 		return Conference{}, fmt.Errorf("%w: cannot bridge %s to itself", ErrInvalidParam, connA)
 	}
 	t.mu.Lock()
-	defer t.mu.Unlock()
+	defer t.unlockAnnounce()
 	cf, err := t.newConf("", KindBridge)
 	if err != nil {
 		return Conference{}, err
@@ -702,12 +714,19 @@ func (t *Table) join(cf *conf, connID string, a MemberAttrs) error {
 		if len(cf.members) >= 2 {
 			return fmt.Errorf("%w: %s", ErrBridgeFull, cf.id)
 		}
+		t.reclaimConnLocked(c)
+		if len(cf.members) == 1 {
+			t.reclaimConnLocked(cf.members[0].c)
+		}
 		cf.members = append(cf.members, mb)
 		c.conf = cf
 		if len(cf.members) == 2 {
 			rtpproxy.Relay(cf.members[0].c.leg, cf.members[1].c.leg)
 		}
 		t.applyMedia(c)
+		for _, x := range cf.members {
+			t.listenLocked(x.c)
+		}
 	case KindConference:
 		if max := t.cfg.Conference.MaxMembers; max > 0 && len(cf.members) >= max {
 			return fmt.Errorf("%w: %s", ErrConferenceFull, cf.id)
@@ -716,6 +735,7 @@ func (t *Table) join(cf *conf, connID string, a MemberAttrs) error {
 		if !ok {
 			return fmt.Errorf("%w: %s cannot join the mixer of conference %s", ErrCodecUnsupported, c.Codec, cf.id)
 		}
+		t.reclaimConnLocked(c)
 		m, err := cf.mixer.Add(c.ID, codec, c.leg)
 		if err != nil {
 			return fmt.Errorf("%w: %v", ErrInternal, err)
@@ -779,6 +799,7 @@ func (t *Table) applyAttrs(cf *conf, mb *member) {
 // leave removes c from cf, leaving the connection open. It reports whether
 // cf is now empty (and so released). Caller holds mu.
 func (t *Table) leave(cf *conf, c *conn) (empty bool) {
+	t.reclaimConnLocked(c)
 	for i, mb := range cf.members {
 		if mb.c != c {
 			continue
@@ -792,6 +813,7 @@ func (t *Table) leave(cf *conf, c *conn) (empty bool) {
 	case KindBridge:
 		for _, other := range cf.members {
 			other.c.leg.SetHandler(nil)
+			t.listenLocked(other.c)
 		}
 	case KindConference:
 		t.stopMemberOutputLocked(c.ID)
@@ -920,6 +942,7 @@ func (t *Table) deleteConnection(connID, confID string, r Release) (Deleted, err
 			t.releaseConf(cf, &rel)
 			d.ConferenceReleased = true
 		}
+		t.listenLocked(c)
 	}
 	rel.ops = append(t.takePendingLocked(), rel.ops...)
 	t.mu.Unlock()
