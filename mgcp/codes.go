@@ -16,12 +16,13 @@ import (
 //   - 518 for a package RFC 3660 does not define for these endpoints
 //     (only D, G, L and A are known);
 //   - 522 for an event or signal name the package does not define;
-//   - 512 for a defined event the endpoints cannot detect (L/hd, A/oc, D/L);
+//   - 512 for a defined event the endpoints cannot detect (L/hd, G/oc, D/L);
 //   - 513 for a signal the gateway cannot generate: every signal but the
-//     DTMF digits (G/rt, A/ann, D/DO), digits inside an embedded E(S: ...)
-//     or on DLCX, and digits for a connection the mixer does not serve
-//     (an rtpbridge relay); the request is refused whole, nothing is stored
-//     (signals.go sends the digits it can: RQNT, CRCX, MDCX);
+//     DTMF digits and A/ann (G/rt, D/DO), and digits or announcements
+//     inside an embedded E(S: ...) or on DLCX; the request is refused
+//     whole, nothing is stored (signals.go sends what it can: RQNT, CRCX,
+//     MDCX);
+//   - 514 for an announcement whose file is missing or not a WAV we play;
 //   - 523 for an unknown action (and S, the deprecated swap), or N, A, D
 //     and I combined with each other;
 //   - 519 for the D action with no digit map given now or before;
@@ -49,6 +50,7 @@ const (
 	codeUnknownExt         = 511
 	codeCannotDetect       = 512
 	codeCannotSignal       = 513
+	codeCannotAnnounce     = 514
 	codeBadConnID          = 515
 	codeBadCallID          = 516
 	codeBadMode            = 517

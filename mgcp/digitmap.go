@@ -26,6 +26,8 @@ import (
 // symT is the timer.
 const (
 	symT     = 16
+	symOC    = 17 // A/oc: an announcement played out (not in digit maps)
+	symOF    = 18 // A/of: an announcement failed
 	numSyms  = 17
 	digitSet = symSet(1<<10 - 1) // x: 0-9
 	allDTMF  = symSet(1<<16 - 1) // 0-9 * # A-D

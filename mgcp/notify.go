@@ -99,6 +99,8 @@ type endpointState struct {
 	hasDetect  bool
 	inflight   *ntfyTx
 	queue      []*Command
+	anns       []string       // OperationIds of the A/ann plays running (signals.go)
+	annEarly   map[string]int // A/ann plays that ended before they were registered: their event
 }
 
 // install makes nr the endpoint's current request: the old one ends, its
@@ -149,6 +151,8 @@ func (s *Server) install(key string, nr *notifyRequest, newConn string, src neti
 	st.queue = nil
 	st.observed = nil
 	st.active = true
+	s.annStops = append(s.annStops, st.anns...) // a new request ends the signals of the old
+	st.anns, st.annEarly = nil, nil
 	held := st.quarantine
 	st.quarantine = nil
 	s.resetDial(st)
@@ -158,7 +162,9 @@ func (s *Server) install(key string, nr *notifyRequest, newConn string, src neti
 			s.afterReply = append(s.afterReply, s.observe(key, st, ev)...)
 		}
 	}
+	stops := s.takeAnnStops()
 	s.mu.Unlock()
+	s.stopAnns(stops)
 	return nil
 }
 
@@ -275,10 +281,22 @@ func (s *Server) observe(key string, st *endpointState, ev digitEvent) []outData
 	if re.action == 'I' {
 		return nil
 	}
-	if st.timerKind == timerStart {
-		s.stopTimer(st) // the first digit
+	if !re.keep { // time-out signals stop when a requested event comes (no K)
+		s.annStops = append(s.annStops, st.anns...)
+		st.anns = nil
 	}
-	name := "D/" + string(symChar(ev.sym))
+	var name string
+	switch ev.sym {
+	case symOC:
+		name = "A/oc(A/ann)"
+	case symOF:
+		name = "A/of(A/ann)"
+	default:
+		if st.timerKind == timerStart {
+			s.stopTimer(st) // the first digit
+		}
+		name = "D/" + string(symChar(ev.sym))
+	}
 	if re.qualify {
 		name += "@" + ev.conn
 	}
@@ -305,8 +323,8 @@ func (s *Server) observe(key string, st *endpointState, ev digitEvent) []outData
 	case 'A':
 		return nil
 	}
-	// 'D': collect by the digit map.
-	if st.dm == nil {
+	// 'D': collect by the digit map (an announcement's end is no digit).
+	if st.dm == nil || ev.sym > symT {
 		return s.notifyNow(key, st, emb != nil)
 	}
 	if st.dial == nil {
@@ -417,6 +435,10 @@ func (s *Server) digitLoop(done <-chan struct{}) {
 			delete(started, ev.Connection.ID)
 			continue
 		}
+		if ev.Type == session.OperationComplete {
+			s.annEnded(ev.Op)
+			continue
+		}
 		id, sym := ev.Connection.ID, int(ev.Digit)
 		if sym > 15 {
 			continue
@@ -437,9 +459,54 @@ func (s *Server) digitLoop(done <-chan struct{}) {
 		if ok && st != nil {
 			send = s.observe(info.endpoint, st, digitEvent{conn: id, sym: sym})
 		}
+		stops := s.takeAnnStops()
 		s.mu.Unlock()
 		s.sendAll(send)
+		s.stopAnns(stops)
 	}
+}
+
+// annEnded turns the end of an A/ann play into A/oc (played out) or A/of
+// (failed) on its endpoint; one stopped (by a request, an event, a
+// release) reports nothing.
+func (s *Server) annEnded(op *session.OperationResult) {
+	key, ok := strings.CutPrefix(op.State, annState)
+	if !ok {
+		return
+	}
+	sym := -1
+	switch {
+	case op.ResultCode != 0:
+		sym = symOF
+	case op.TerminationCondition == session.TermEOD:
+		sym = symOC
+	}
+	s.mu.Lock()
+	st := s.endpoints[key]
+	var send []outDatagram
+	if st != nil {
+		running := false
+		for i, id := range st.anns {
+			if id == op.OperationID {
+				st.anns = append(st.anns[:i], st.anns[i+1:]...)
+				running = true
+				break
+			}
+		}
+		switch {
+		case running && sym >= 0:
+			send = s.observe(key, st, digitEvent{conn: op.ConnectionID, sym: sym})
+		case sym >= 0 && len(st.annEarly) < maxQueued: // ended before playSignals registered it
+			if st.annEarly == nil {
+				st.annEarly = map[string]int{}
+			}
+			st.annEarly[op.OperationID] = sym
+		}
+	}
+	stops := s.takeAnnStops()
+	s.mu.Unlock()
+	s.sendAll(send)
+	s.stopAnns(stops)
 }
 
 // queueDigit hands an event to digitLoop without blocking the media path;

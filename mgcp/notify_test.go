@@ -455,7 +455,9 @@ func TestNotifyEndpointLifecycleAndRefusals(t *testing.T) {
 		code   int
 	}{
 		{"X: s\r\nS: D/DO\r\n", 513},
-		{"X: s\r\nR: D/1(N)\r\nS: A/ann(welcome.wav)\r\n", 513},
+		{"X: s\r\nR: D/1(N)\r\nS: A/ann(welcome.wav)\r\n", 514},
+		{"X: s\r\nS: A/ann\r\n", 538},
+		{"X: s\r\nR: D/1(N,E(S(A/ann(x.wav))))\r\n", 513},
 		{"X: s\r\nS: Q/beep\r\n", 518},
 		{"X: s\r\nS: D/beep\r\n", 522},
 		{"X: s\r\nR: FOO/x(N)\r\n", 518},

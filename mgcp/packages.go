@@ -12,15 +12,16 @@ import (
 //   - a package RFC 3660 does not define for us: 518;
 //   - an event or signal the package does not define: 522;
 //   - an event the package defines that these virtual endpoints cannot
-//     detect (L/hd: they have no hook; A/oc: no announcement runs): 512;
+//     detect (L/hd: they have no hook; G/oc: no generic signal runs): 512;
 //   - the DTMF package's digit signals (D/5, D/#) are sent by the session
-//     table's SendDigits (signals.go) from RQNT, CRCX and MDCX; inside an
-//     embedded E(S: ...) and on DLCX they are 513;
-//   - every other signal the packages define (G/rt, A/ann, D/DO): 513:
-//     no such generator here yet.
+//     table's SendDigits, and the announcement package's A/ann is played
+//     by its Play (signals.go), from RQNT, CRCX and MDCX; inside an
+//     embedded E(S: ...) and on DLCX they are 513; A/oc and A/of report
+//     an announcement's end;
+//   - every other signal the packages define (G/rt, D/DO): 513: no such
+//     generator here yet.
 //
-// A name without a package is in the DTMF package, the only one these
-// endpoints act on.
+// A name without a package is in the DTMF package.
 type pkgDef struct {
 	events, signals map[string]bool // lower case
 }
@@ -93,6 +94,14 @@ func eventSymbols(e EventName) (symSet, int) {
 	if pkg == "D" {
 		if set, ok := dtmfEvents(e.Name); ok {
 			return set, 0
+		}
+	}
+	if pkg == "A" {
+		switch strings.ToLower(e.Name) {
+		case "oc":
+			return 1 << symOC, 0
+		case "of":
+			return 1 << symOF, 0
 		}
 	}
 	if def.events[strings.ToLower(e.Name)] || strings.EqualFold(e.Name, "all") {

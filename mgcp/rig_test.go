@@ -41,6 +41,7 @@ type rigOption struct {
 	cfg       func(*Config)
 	srv       func(*Server)
 	resources func(*session.Resources)
+	media     func(*session.MediaConfig)
 	ports     [2]int // RTP port range of the table; zero = 32000-32999
 }
 
@@ -92,6 +93,10 @@ func newTable(t testing.TB, opts ...rigOption) *session.Table {
 	for _, o := range opts {
 		if o.resources != nil {
 			o.resources(&cfg.Resources)
+		}
+		if o.media != nil {
+			cfg.Media = session.DefaultMediaConfig()
+			o.media(&cfg.Media)
 		}
 	}
 	table := session.New(cfg, pool, eng, testLogger(t).WithField("component", "session"))

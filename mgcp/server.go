@@ -89,6 +89,7 @@ type Server struct {
 	digitTimers  digitTimers        // defaultDigitTimers; tests shorten them
 	ntfyBackoff  ntfyBackoff        // defaultNtfyBackoff; tests shorten it
 	afterReply   []outDatagram      // NTFY to send after the current response (guarded by mu)
+	annStops     []string           // announcements a detected event stopped, to stop after mu (signals.go)
 	notifyClosed bool               // Serve has ended: no new NTFY or digit timer (guarded by mu)
 }
 

@@ -646,6 +646,11 @@ func (s *Server) onEvent(ev session.Event) {
 	case session.DigitReceived:
 		s.queueDigit(ev)
 		return
+	case session.OperationComplete:
+		if ev.Op != nil && strings.HasPrefix(ev.Op.State, annState) {
+			s.queueDigit(ev) // in order with the digits
+		}
+		return
 	case session.ConferenceReleased:
 		if name, _ := endpointOf(ev.ConferenceID); name != "" {
 			s.dropEndpoint(name) // its notification request ends with it
