@@ -35,6 +35,36 @@ func (l *Leg) SetEvents(pt uint8, fn EventFunc) {
 	l.events.Store(&eventTap{pt: pt, fn: fn})
 }
 
+// AudioFunc receives the payload of each received packet of the tapped
+// payload type (after SRTP, latching and the direction check), on the
+// leg's reader before the packet is routed. It must not block, keep the
+// slice or allocate: it runs once per packet.
+type AudioFunc func(payload []byte)
+
+type audioTap struct {
+	pt uint8
+	fn AudioFunc
+}
+
+// SetAudioTap hands fn the payload of every received packet of payload
+// type pt (a static type such as 0 or 8); a nil fn removes the tap.
+func (l *Leg) SetAudioTap(pt uint8, fn AudioFunc) {
+	if fn == nil {
+		l.audio.Store(nil)
+		return
+	}
+	l.audio.Store(&audioTap{pt: pt, fn: fn})
+}
+
+// payloadOf is the payload h describes within pkt (before padding).
+func payloadOf(h *rtpHeader, pkt []byte) []byte {
+	end := len(pkt)
+	if pkt[0]&0x20 != 0 {
+		end -= int(pkt[end-1])
+	}
+	return pkt[end-h.payload : end]
+}
+
 // observeEvent runs the RFC 4733 state machine on one received packet of
 // the tap's payload type.
 func (s *eventState) observe(h *rtpHeader, pkt []byte, fn EventFunc) {

@@ -69,6 +69,7 @@ type Leg struct {
 	dynRate    atomic.Uint32             // clock rate of dynamic payload types, Hz
 	srtp       atomic.Pointer[srtpState] // nil: plain RTP (srtp.go)
 	events     atomic.Pointer[eventTap]  // nil: telephone-events not reported (events.go)
+	audio      atomic.Pointer[audioTap]  // nil: no audio tap (events.go)
 
 	st counters
 	rx receiver // owned by the RTP reader
@@ -284,6 +285,9 @@ func (l *Leg) handleRTP(pkt []byte, src netip.AddrPort) {
 	l.st.jitter.Store(int64(jitter))
 	if tap := l.events.Load(); tap != nil && h.pt == tap.pt {
 		l.rx.events.observe(&h, pkt, tap.fn)
+	}
+	if tap := l.audio.Load(); tap != nil && h.pt == tap.pt {
+		tap.fn(payloadOf(&h, pkt))
 	}
 
 	rt := l.route.Load()

@@ -1,6 +1,10 @@
 package session
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/mediagw/mediagw/audio"
+)
 
 // BenchmarkCreateDeleteConnection: one connection's whole life, including
 // binding and closing its two sockets.
@@ -44,5 +48,31 @@ func BenchmarkSnapshot(b *testing.B) {
 		if _, err := f.Connection(c.ID); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkLegInband is what media.inband_dtmf always adds to each 20 ms
+// packet of a relayed G.711 leg without telephone-events: decode and
+// search, on speech-level sound (a key) and on silence.
+func BenchmarkLegInband(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		fill func(pcm []int16)
+	}{
+		{"sound", func(pcm []int16) { audio.NewDTMFSource([]byte{5}, 1000, 0).Read(pcm) }},
+		{"silence", func(pcm []int16) { clear(pcm) }},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			pcm := make([]int16, 8000)
+			c.fill(pcm)
+			payload := make([]byte, len(pcm))
+			audio.EncodeUlaw(payload, pcm)
+			_, fn := legDetector("PCMU", func(byte) {})
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				off := (i % 49) * 160
+				fn(payload[off : off+160])
+			}
+		})
 	}
 }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/mediagw/mediagw/audio"
 	"github.com/mediagw/mediagw/confbridge"
+	"github.com/mediagw/mediagw/rtpproxy"
 )
 
 // ReceiveDigit announces a digit that reached connection id by signalling
@@ -73,14 +74,68 @@ func (t *Table) listenInband(mixer *confbridge.Bridge, c *conn, confID string) {
 		}
 		return
 	}
-	id := c.ID
-	det := audio.NewDTMFDetector(func(code byte) {
+	det := audio.NewDTMFDetector(t.inbandDigit(c.ID, confID))
+	if err := mixer.SetTap(c.ID, confbridge.TapDetect, det.Process); err != nil {
+		t.log.WithError(err).WithField("conn_id", c.ID).Warn("set in-band DTMF tap")
+	}
+}
+
+// inbandDigit announces a key an in-band detector heard on connection id,
+// start and end at once (the detector reports a key once).
+func (t *Table) inbandDigit(id, confID string) func(code byte) {
+	return func(code byte) {
 		t.announce(Event{Type: DigitReceived, Connection: Connection{ID: id, ConferenceID: confID}, ConferenceID: confID, Digit: code})
 		t.announce(Event{Type: DigitReceived, Connection: Connection{ID: id, ConferenceID: confID}, ConferenceID: confID, Digit: code, DigitEnd: true})
 		t.met.digits.WithLabelValues("inband").Inc()
 		t.digitArrived(id, code)
-	})
-	if err := mixer.SetTap(c.ID, confbridge.TapDetect, det.Process); err != nil {
-		t.log.WithError(err).WithField("conn_id", c.ID).Warn("set in-band DTMF tap")
+	}
+}
+
+// legListens reports whether c's own packets are searched for in-band
+// DTMF (media.inband_dtmf always): a G.711 leg without telephone-events
+// outside a mixed conference. Caller holds mu.
+func (t *Table) legListens(c *conn) bool {
+	if t.cfg.Media.InbandDTMF == InbandGather || c.TelephoneEvent != 0 || c.Mode == ModeLoopback {
+		return false
+	}
+	if c.conf != nil && c.conf.kind == KindConference {
+		return false
+	}
+	_, ok := confbridge.ParseCodec(c.Codec)
+	return ok
+}
+
+// applyLegInband sets or clears the in-band detector on c's leg. The
+// detector and its buffer belong to the leg's reader from then on.
+// Caller holds mu.
+func (t *Table) applyLegInband(c *conn) {
+	if !t.legListens(c) {
+		c.leg.SetAudioTap(0, nil)
+		return
+	}
+	confID := ""
+	if c.conf != nil {
+		confID = c.conf.id
+	}
+	pt, fn := legDetector(c.Codec, t.inbandDigit(c.ID, confID))
+	c.leg.SetAudioTap(pt, fn)
+}
+
+// legDetector is a leg's in-band detector: its payload type and the tap
+// that decodes each packet's G.711 payload into the detector.
+func legDetector(codec string, onDigit func(code byte)) (uint8, rtpproxy.AudioFunc) {
+	det := audio.NewDTMFDetector(onDigit)
+	decode, pt := audio.DecodeUlaw, uint8(0)
+	if codec == "PCMA" {
+		decode, pt = audio.DecodeAlaw, 8
+	}
+	var pcm [480]int16
+	return pt, func(payload []byte) {
+		for len(payload) > 0 {
+			n := min(len(payload), len(pcm))
+			decode(pcm[:n], payload[:n])
+			det.Process(pcm[:n])
+			payload = payload[n:]
+		}
 	}
 }

@@ -78,7 +78,9 @@ func (t *Table) lendLocked(c *conn) (*lent, error) {
 			m.SetEventPayloadType(x.TelephoneEvent) // the leg reports them; the mixer must not decode them
 		}
 		l.members[x.ID] = m
-		t.listenInband(l.mixer, x, l.confID())
+		if !t.legListens(x) { // else the leg hears its own digits already
+			t.listenInband(l.mixer, x, l.confID())
+		}
 		x.leg.SetHandler(m)
 	}
 	return l, nil
@@ -154,7 +156,7 @@ func (t *Table) reclaimConnLocked(c *conn) {
 // conference borrows a mixer. Caller holds mu.
 func (t *Table) listenLocked(c *conn) {
 	op := t.ops.gathers[c.ID]
-	if op == nil || op.lent != nil || c.TelephoneEvent != 0 || (c.conf != nil && c.conf.mixer != nil) {
+	if op == nil || op.lent != nil || c.TelephoneEvent != 0 || (c.conf != nil && c.conf.mixer != nil) || t.legListens(c) {
 		return
 	}
 	if _, err := t.borrowLocked(c, op); err != nil {

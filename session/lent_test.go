@@ -239,3 +239,65 @@ func TestGatherInbandUnmixed(t *testing.T) {
 		t.Fatalf("relay not restored after the gather: B got %v", by)
 	}
 }
+
+// With media.inband_dtmf always (the default) a relayed G.711 leg without
+// telephone-events is searched on its packets: its digits are announced
+// and buffered before any gather asks; the relay goes on untouched. With
+// gather, nothing listens until a GatherDigits runs.
+func TestInbandOnRelayedLegs(t *testing.T) {
+	for _, mode := range []string{InbandAlways, InbandGather} {
+		t.Run(mode, func(t *testing.T) {
+			lo := testPortMin + 1120
+			if mode == InbandGather {
+				lo += 10
+			}
+			f := newFixture(t, DefaultResources(), lo, lo+9)
+			f.cfg.Media.InbandDTMF = mode
+			pa, pb := newPhone(t, 0xa), newPhone(t, 0xb)
+			a, _ := f.CreateConnection(ConnectionParams{Remote: pa.addr(), Codec: "PCMU", Owner: FrontHTTP})
+			b, _ := f.CreateConnection(ConnectionParams{Remote: pb.addr(), Codec: "PCMU", Owner: FrontHTTP})
+			if _, err := f.Bridge(a.ID, b.ID); err != nil {
+				t.Fatal(err)
+			}
+			dtmf := audio.NewDTMFSource([]byte{7, 10}, 100, 100)
+			pa.src = func(pcm []int16) { dtmf.Read(pcm) }
+			stop := make(chan struct{})
+			done := make(chan struct{})
+			go func() { pace(stop, map[*phone]netip.AddrPort{pa: a.Local}); close(done) }()
+			var keys []byte
+			deadline := time.After(1500 * time.Millisecond)
+		wait:
+			for {
+				select {
+				case ev := <-f.events:
+					if ev.Type == DigitReceived && !ev.DigitEnd && ev.Connection.ID == a.ID {
+						keys = append(keys, "0123456789*#ABCD"[ev.Digit])
+					}
+				case <-deadline:
+					break wait
+				}
+			}
+			close(stop)
+			<-done
+			if by, _ := pb.heard(100 * time.Millisecond); mode == InbandAlways && by[0xa] == 0 {
+				t.Fatalf("B heard %v: the relay stopped", by)
+			}
+			want := "7*"
+			if mode == InbandGather {
+				want = ""
+			}
+			if string(keys) != want {
+				t.Fatalf("digits announced: %q, want %q", keys, want)
+			}
+			if mode == InbandAlways {
+				op, err := f.GatherDigits(a.ID, GatherParams{MaxDigits: 2, TermDigit: -1})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if r := f.nextOp(t); r.OperationID != op || r.Digits != "7*" {
+					t.Fatalf("gather of the buffered digits: %+v", r)
+				}
+			}
+		})
+	}
+}

@@ -18,17 +18,34 @@ type MediaConfig struct {
 	// CacheBytes bounds the decoded prompts kept in memory (16-bit
 	// samples: 16 KB per second of audio).
 	CacheBytes int `yaml:"cache_bytes"`
+	// InbandDTMF says where in-band DTMF is listened for on G.711 legs
+	// without telephone-events: "always" (every such leg: conference
+	// members in their mixer, relayed and lone legs on their packets) or
+	// "gather" (members, and other legs only while an operation that takes
+	// digits runs on them).
+	InbandDTMF string `yaml:"inband_dtmf"`
 }
+
+// In-band DTMF modes (media.inband_dtmf).
+const (
+	InbandAlways = "always"
+	InbandGather = "gather"
+)
 
 // DefaultMediaConfig is the built-in `media` section.
 func DefaultMediaConfig() MediaConfig {
-	return MediaConfig{Dir: "media", RecordDir: "recordings", CacheBytes: 64 << 20}
+	return MediaConfig{Dir: "media", RecordDir: "recordings", CacheBytes: 64 << 20, InbandDTMF: InbandAlways}
 }
 
 // Validate reports the first bad value, naming its key.
 func (c MediaConfig) Validate() error {
 	if c.CacheBytes < 0 {
 		return fmt.Errorf("media.cache_bytes: must be >= 0")
+	}
+	switch c.InbandDTMF {
+	case InbandAlways, InbandGather, "":
+	default:
+		return fmt.Errorf("media.inband_dtmf: %q is not always or gather", c.InbandDTMF)
 	}
 	return nil
 }

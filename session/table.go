@@ -356,6 +356,7 @@ func (t *Table) applyMedia(c *conn) {
 	} else {
 		c.leg.SetEvents(0, nil)
 	}
+	t.applyLegInband(c)
 }
 
 // snapshot copies c with live statistics. Caller holds mu.
