@@ -56,12 +56,20 @@ type DTMFSource struct {
 	on, off int
 	i, pos  int
 	tone    Tone
+	lo, hi  float64 // levels of the low and high tone, dBm0
 }
 
 // NewDTMFSource plays codes (RFC 4733 codes) with onMs of tone and offMs of
 // pause per key.
 func NewDTMFSource(codes []byte, onMs, offMs int) *DTMFSource {
-	s := &DTMFSource{codes: append([]byte(nil), codes...), on: onMs * SampleRate / 1000, off: offMs * SampleRate / 1000}
+	return NewDTMFSourceLevel(codes, onMs, offMs, DTMFLowLevel)
+}
+
+// NewDTMFSourceLevel is NewDTMFSource with the low tone at level dBm0 and
+// the high one 2 dB above it (at most 0 dBm0), as DTMF senders pre-twist.
+func NewDTMFSourceLevel(codes []byte, onMs, offMs int, level float64) *DTMFSource {
+	s := &DTMFSource{codes: append([]byte(nil), codes...), on: onMs * SampleRate / 1000, off: offMs * SampleRate / 1000,
+		lo: level, hi: min(level+DTMFHighLevel-DTMFLowLevel, 0)}
 	s.start()
 	return s
 }
@@ -69,7 +77,7 @@ func NewDTMFSource(codes []byte, onMs, offMs int) *DTMFSource {
 func (s *DTMFSource) start() {
 	if s.i < len(s.codes) {
 		lo, hi, _ := DTMFFrequencies(s.codes[s.i])
-		s.tone.Reset(lo, hi, DTMFLowLevel, DTMFHighLevel)
+		s.tone.Reset(lo, hi, s.lo, s.hi)
 	}
 }
 

@@ -1,6 +1,9 @@
 package confbridge
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+)
 
 // Media operations on a member: a Source mixed into what it hears, a Tap
 // on what it says, and RFC 4733 telephone-events sent in its stream. They
@@ -39,6 +42,9 @@ type mediaOps struct {
 type eventSender struct {
 	codes []byte
 	pt    uint8
+	on    int   // ticks of each key
+	pause int   // ticks between keys
+	vol   uint8 // RFC 4733 volume: -dBm0
 	done  func()
 	i     int    // key being sent
 	tick  int    // ticks of it sent so far (0: not started)
@@ -117,12 +123,36 @@ func (b *Bridge) mixTapLocked(sum []int32, nSum int) {
 // payload type pt in member id's stream; done runs after the last end
 // packet. Events being sent are replaced.
 func (b *Bridge) SendEvents(id string, codes []byte, pt uint8, done func()) error {
+	return b.SendEventsTimed(id, codes, EventTiming{PT: pt}, done)
+}
+
+// EventTiming shapes telephone-events: each key lasts On, keys are Pause
+// apart (both rounded to ticks, at least one; zero = 100 ms and 60 ms),
+// at Volume dBm0 below the overload point (RFC 4733 volume; zero = 10).
+type EventTiming struct {
+	PT        uint8
+	On, Pause time.Duration
+	Volume    uint8
+}
+
+// SendEventsTimed is SendEvents with the keys' duration, pause and volume.
+func (b *Bridge) SendEventsTimed(id string, codes []byte, et EventTiming, done func()) error {
 	if len(codes) == 0 {
 		return nil
 	}
-	return b.set(id, func(m *Member) {
-		m.ops.ev = eventSender{codes: append([]byte(nil), codes...), pt: pt & 0x7f, done: done}
-	})
+	ticks := func(d time.Duration, def int) int {
+		if d <= 0 {
+			return def
+		}
+		return max(1, int((d+b.eng.cfg.Ptime/2)/b.eng.cfg.Ptime))
+	}
+	vol := et.Volume
+	if vol == 0 {
+		vol = eventVol
+	}
+	ev := eventSender{codes: append([]byte(nil), codes...), pt: et.PT & 0x7f, done: done,
+		on: ticks(et.On, eventTicks), pause: ticks(et.Pause, eventGap), vol: min(vol, 63)}
+	return b.set(id, func(m *Member) { m.ops.ev = ev })
 }
 
 // StopEvents ends member id's events without calling done (a key in
@@ -131,7 +161,7 @@ func (b *Bridge) StopEvents(id string) error {
 	return b.set(id, func(m *Member) {
 		if e := &m.ops.ev; e.codes != nil && e.tick > 0 && e.ends == 0 {
 			e.codes, e.i, e.done = e.codes[e.i:e.i+1], 0, nil // finish this key's end packets
-			e.tick = eventTicks
+			e.tick = e.on
 			return
 		}
 		m.ops.ev = eventSender{}
@@ -187,14 +217,14 @@ func (m *Member) emitEvent(now int64, ended *[]func()) bool {
 		e.ts = m.nextTs(now)
 		m.mark = true
 	}
-	end := e.tick >= eventTicks
+	end := e.tick >= e.on
 	if !end {
 		e.tick++
 	}
 	dur := e.tick * k
 	p := m.obuf[rtpHeaderLen:]
 	p[0] = e.codes[e.i]
-	p[1] = eventVol
+	p[1] = e.vol
 	if end {
 		p[1] |= 0x80
 		e.ends++
@@ -209,7 +239,7 @@ func (m *Member) emitEvent(now int64, ended *[]func()) bool {
 	m.send(rtpHeaderLen + 4)
 	if e.ends >= eventEnds {
 		e.i++
-		e.tick, e.ends, e.gap = 0, 0, eventGap
+		e.tick, e.ends, e.gap = 0, 0, e.pause
 		if e.i >= len(e.codes) {
 			if e.done != nil {
 				*ended = append(*ended, e.done)

@@ -20,12 +20,18 @@ var commands = map[string]func(*Server, *Request) reply{
 	"query":      (*Server).query,
 	"list":       (*Server).list,
 	"statistics": (*Server).statistics,
+
+	"play media":      (*Server).playMedia, // media.go
+	"stop media":      (*Server).stopMedia,
+	"play dtmf":       (*Server).playDTMF,
+	"start recording": (*Server).startRecording,
+	"stop recording":  (*Server).stopRecording,
 }
 
 // mediaCommands are rtpengine's media commands: recognized, answered with
 // result error and a reason until the media engine serves them here.
-var mediaCommands = []string{"play media", "stop media", "play dtmf", "block dtmf", "unblock dtmf",
-	"start recording", "stop recording", "pause recording", "block media", "unblock media",
+var mediaCommands = []string{"block dtmf", "unblock dtmf",
+	"pause recording", "block media", "unblock media",
 	"silence media", "unsilence media", "start forwarding", "stop forwarding",
 	"publish", "subscribe request", "subscribe answer", "unsubscribe", "connect"}
 
@@ -442,6 +448,15 @@ func (s *Server) releaseDialog(c *call, d *dialog, rel session.Release) (callEnd
 // the other leg is released too and the ng state dropped. It runs on the
 // releasing goroutine and must not block, so the work goes to a goroutine.
 func (s *Server) onEvent(ev session.Event) {
+	if ev.Type == session.OperationComplete && ev.Op != nil && strings.HasPrefix(ev.Op.State, "ng-") {
+		op := *ev.Op
+		go s.mediaEnded(op)
+		return
+	}
+	if ev.Type == session.ConnectionReleased && ev.Connection.Owner == session.FrontNG {
+		id := ev.Connection.ID
+		go s.forgetMedia(id)
+	}
 	if ev.Type != session.ConnectionReleased || ev.Connection.Owner != session.FrontNG || ev.By == session.FrontNG {
 		return
 	}

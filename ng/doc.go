@@ -56,7 +56,10 @@
 //	| direction / interface        | logical interfaces                      | one (rtp.external_ip): logged and ignored                     |
 //	| asymmetric                   | no latching                             | always latches (rtp.strict_source)                            |
 //	| list                         | hash order                              | sorted                                                        |
-//	| play/stop media, play DTMF, block/unblock DTMF, start/stop/pause recording, ... | executes | result error, "'<command>' is not supported by mediagw yet" |
+//	| play/stop media              | any ffmpeg format, file/blob/db-id      | WAV under media.dir (file only); the file from-tag (or all) hears; reply duration |
+//	| play DTMF                    | needs "inject DTMF" on offer and answer | always available; queues behind the DTMF being sent; ticks of 20 ms |
+//	| start/stop recording         | recording daemon, metadata, per-stream  | the stream's two parties mixed, one WAV per audio stream in media.record_dir |
+//	| block/unblock DTMF/media, pause recording, publish, subscribe, ... | executes | result error, "'<command>' is not supported by mediagw yet" |
 //	| bad field types              | varies                                  | result error, "Invalid request: key ... must be ..."          |
 //	| media timeout                | --timeout per call; --offer-timeout for unanswered calls | rtp.media_timeout per bridge, answered or not (a call ringing longer than it without early media is released) |
 //

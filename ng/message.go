@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -36,7 +37,64 @@ type Request struct {
 	CodecStrip     []string
 	CodecMask      []string
 	CodecOffer     []string
-	Ignored        []string
+
+	// Media commands (media.go).
+	All         bool   // every participant ("all" key or flag)
+	File        string // play media
+	MediaBlob   bool   // play media "blob" (refused)
+	MediaDBID   bool   // play media "db-id" (refused)
+	RepeatTimes int
+	Code        byte // play DTMF: the key ('0'-'9', '*', '#', 'A'-'D')
+	HasCode     bool
+	Duration    int // play DTMF, ms
+	Pause       int // ms
+	Volume      int // dB
+	HasVolume   bool
+
+	Ignored []string
+}
+
+// dtmfKeys are the keys of RFC 4733 codes 0-15.
+const dtmfKeys = "0123456789*#ABCD"
+
+// setCode reads play DTMF's code (or digit): 0-15 or one key.
+func (r *Request) setCode(key string, v Value) error {
+	if n, ok := v.Int(); ok && v.Kind() == KindInt {
+		if n < 0 || n > 15 {
+			return &fieldError{key, "0-15 or one of 0-9*#A-D"}
+		}
+		r.Code, r.HasCode = dtmfKeys[n], true
+		return nil
+	}
+	b := v.Bytes()
+	if v.Kind() != KindString || len(b) != 1 || !strings.ContainsRune(dtmfKeys, rune(upper(b[0]))) {
+		return &fieldError{key, "0-15 or one of 0-9*#A-D"}
+	}
+	r.Code, r.HasCode = upper(b[0]), true
+	return nil
+}
+
+func upper(c byte) byte {
+	if c >= 'a' && c <= 'z' {
+		return c - 'a' + 'A'
+	}
+	return c
+}
+
+// intKey reads a non-negative integer key (an integer or its decimal string).
+func intKey(key string, v Value, max int) (int, error) {
+	n, ok := v.Int()
+	if !ok && v.Kind() == KindString {
+		var err error
+		var m int
+		if m, err = strconv.Atoi(string(v.Bytes())); err == nil {
+			n, ok = int64(m), true
+		}
+	}
+	if !ok || n < -int64(max) || n > int64(max) {
+		return 0, &fieldError{key, fmt.Sprintf("an integer (at most %d)", max)}
+	}
+	return int(n), nil
 }
 
 // fieldError is a key of the wrong type or value (answered with result error).
@@ -167,6 +225,44 @@ func ParseRequest(d Value) (*Request, error) {
 					r.LoadLimit = true
 				}
 			}
+		case "all":
+			// rtpengine: "all": "all" (or any value but "none") selects everyone.
+			r.All = !strings.EqualFold(v.Str(), "none")
+		case "file":
+			if v.Kind() != KindString {
+				return nil, &fieldError{"file", "a string"}
+			}
+			r.File = v.Str()
+		case "blob":
+			r.MediaBlob = true
+		case "db-id":
+			r.MediaDBID = true
+		case "repeat-times":
+			n, err := intKey("repeat-times", v, 1000)
+			if err != nil || n < 0 {
+				return nil, &fieldError{"repeat-times", "an integer 0-1000"}
+			}
+			r.RepeatTimes = n
+		case "code", "digit":
+			if err := r.setCode(string(k), v); err != nil {
+				return nil, err
+			}
+		case "duration", "pause":
+			n, err := intKey(string(k), v, 1<<20)
+			if err != nil || n < 0 {
+				return nil, &fieldError{string(k), "a non-negative integer (ms)"}
+			}
+			if string(k) == "duration" {
+				r.Duration = n
+			} else {
+				r.Pause = n
+			}
+		case "volume":
+			n, err := intKey("volume", v, 1<<20)
+			if err != nil {
+				return nil, err
+			}
+			r.Volume, r.HasVolume = n, true
 		case "direction", "interface":
 			// Logical interface names: this gateway has one (rtp.external_ip).
 			r.Ignored = append(r.Ignored, string(k))
@@ -222,6 +318,9 @@ func (r *Request) flag(b []byte) {
 		return
 	case "fatal":
 		r.Fatal = true
+		return
+	case "all":
+		r.All = true
 		return
 	}
 	s := string(k)

@@ -96,7 +96,8 @@ type Server struct {
 	calls  map[string]*call
 	byConn map[string]connRef
 	totals totals
-	closed bool // Serve returned: delayed deletes run at once
+	media  mediaState // media.go
+	closed bool       // Serve returned: delayed deletes run at once
 }
 
 // connRef finds the dialog of a connection the ng front created.
@@ -136,6 +137,7 @@ func New(cfg Config, table *session.Table, log *logrus.Entry, reg prometheus.Reg
 		started: time.Now(),
 		calls:   map[string]*call{},
 		byConn:  map[string]connRef{},
+		media:   mediaState{plays: map[string]string{}, dtmf: map[string][]session.DigitParams{}, recs: map[string][]string{}},
 	}
 	s.allow, _ = parseAllow(cfg.Allow) // checked by Validate
 	met, err := newMetrics(reg, func() float64 { return float64(s.nCalls.Load()) })

@@ -360,9 +360,12 @@ func TestErrors(t *testing.T) {
 		{"answer unknown call", Dict{"command": "answer", "call-id": "x", "from-tag": "f", "to-tag": "t", "sdp": sdpFor(a.addr())}, reasonUnknownCall},
 		{"answer without to-tag", Dict{"command": "answer", "call-id": "x", "from-tag": "f", "sdp": sdpFor(a.addr())}, reasonNoToTag},
 		{"query unknown", Dict{"command": "query", "call-id": "x"}, reasonUnknownCall},
-		{"play media", Dict{"command": "play media", "call-id": "x", "from-tag": "f", "file": "/x.wav"}, "not supported by mediagw yet"},
-		{"play DTMF", Dict{"command": "play DTMF", "call-id": "x", "from-tag": "f", "code": "1"}, "not supported by mediagw yet"},
-		{"start recording", Dict{"command": "start recording", "call-id": "x"}, "not supported by mediagw yet"},
+		{"play media unknown call", Dict{"command": "play media", "call-id": "x", "from-tag": "f", "file": "x.wav"}, reasonUnknownCall},
+		{"play media blob", Dict{"command": "play media", "call-id": "x", "from-tag": "f", "blob": "RIFF"}, "'blob' is not supported"},
+		{"play DTMF unknown call", Dict{"command": "play DTMF", "call-id": "x", "from-tag": "f", "code": "1"}, reasonUnknownCall},
+		{"play DTMF bad code", Dict{"command": "play DTMF", "call-id": "x", "from-tag": "f", "code": "x"}, "Invalid request"},
+		{"start recording unknown call", Dict{"command": "start recording", "call-id": "x"}, reasonUnknownCall},
+		{"block DTMF", Dict{"command": "block DTMF", "call-id": "x", "from-tag": "f"}, "not supported by mediagw yet"},
 	}
 	for _, c := range cases {
 		got := r.do(c.cmd)
@@ -384,8 +387,8 @@ func TestErrors(t *testing.T) {
 	if n := len(r.table.Connections()); n != 0 {
 		t.Fatalf("failed commands left %d connections", n)
 	}
-	if n := counter(t, r.reg, "mediagw_ng_requests_total", map[string]string{"command": "unknown", "result": "error"}); n != 5 {
-		t.Fatalf("unknown/error counter %v, want 5 (unknown command, no command, two bad fields, undecodable)", n)
+	if n := counter(t, r.reg, "mediagw_ng_requests_total", map[string]string{"command": "unknown", "result": "error"}); n != 6 {
+		t.Fatalf("unknown/error counter %v, want 6 (unknown command, no command, three bad fields, undecodable)", n)
 	}
 	if n := counter(t, r.reg, "mediagw_ng_requests_total", map[string]string{"command": "play dtmf", "result": "error"}); n != 1 {
 		t.Fatalf("play dtmf/error counter %v, want 1", n)

@@ -57,7 +57,7 @@ func (t *Table) Play(connID, confID string, p PlayParams) (string, error) {
 		prompts = append(prompts, pcm)
 	}
 	cond := GatherParams{MaxDigits: p.MaxDigits, TermDigit: p.TermDigit, MaxTime: p.MaxTime, State: p.State}
-	return t.startOutput(connID, confID, "Play", cond, &promptSource{prompts: prompts}, nil)
+	return t.startOutput(connID, confID, "Play", cond, &promptSource{prompts: prompts}, nil, nil)
 }
 
 // PlayTone plays a one- or two-frequency tone.
@@ -80,30 +80,48 @@ func (t *Table) PlayTone(connID, confID string, p ToneParams) (string, error) {
 	}
 	src := &toneSource{tone: audio.NewTone(p.Freq1, p.Freq2, p.Level1, p.Level2),
 		left: int(p.Duration * audio.SampleRate / time.Second), inf: p.Duration == 0}
-	return t.startOutput(connID, confID, "PlayTone", GatherParams{TermDigit: -1, State: p.State}, src, nil)
+	return t.startOutput(connID, confID, "PlayTone", GatherParams{TermDigit: -1, State: p.State}, src, nil, nil)
 }
 
 // SendDigits sends keys ("0-9*#A-D") to connID: as RFC 4733
 // telephone-events when its remote negotiated them, else as in-band DTMF.
 func (t *Table) SendDigits(connID, digits, state string) (string, error) {
+	return t.SendDigitsWith(connID, DigitParams{Digits: digits, State: state})
+}
+
+// DigitParams are SendDigitsWith's: the keys, each On long (default
+// 100 ms) with Pause between them (default 60 ms), at Level dBm0 (-63..0;
+// 0 = the default: -10 for events, -8/-6 for the two in-band tones).
+type DigitParams struct {
+	Digits    string
+	On, Pause time.Duration
+	Level     float64
+	State     string
+}
+
+// SendDigitsWith is SendDigits with the keys' timing and level.
+func (t *Table) SendDigitsWith(connID string, p DigitParams) (string, error) {
 	if connID == "" {
 		return "", fmt.Errorf("%w: SendDigits needs ConnectionId", ErrInsufficientParams)
 	}
-	if digits == "" {
+	if p.Digits == "" {
 		return "", fmt.Errorf("%w: SendDigits needs Digits", ErrInsufficientParams)
 	}
-	if len(digits) > 64 {
+	if len(p.Digits) > 64 {
 		return "", fmt.Errorf("%w: Digits longer than 64 keys", ErrInvalidParam)
 	}
-	codes := make([]byte, len(digits))
-	for i := range len(digits) {
-		c, ok := audio.KeyCode(digits[i])
+	if p.On < 0 || p.On > 5*time.Second || p.Pause < 0 || p.Pause > 5*time.Second || p.Level < -63 || p.Level > 0 {
+		return "", fmt.Errorf("%w: digit duration or pause (0-5 s) or level (-63..0 dBm0)", ErrInvalidParam)
+	}
+	codes := make([]byte, len(p.Digits))
+	for i := range len(p.Digits) {
+		c, ok := audio.KeyCode(p.Digits[i])
 		if !ok {
-			return "", fmt.Errorf("%w: Digits=%q (0-9*#A-D)", ErrInvalidParam, digits)
+			return "", fmt.Errorf("%w: Digits=%q (0-9*#A-D)", ErrInvalidParam, p.Digits)
 		}
 		codes[i] = c
 	}
-	return t.startOutput(connID, "", "SendDigits", GatherParams{TermDigit: -1, State: state}, nil, codes)
+	return t.startOutput(connID, "", "SendDigits", GatherParams{TermDigit: -1, State: p.State}, nil, &p, codes)
 }
 
 // unlockAnnounce drops mu and announces the operations autostopped while
@@ -116,7 +134,7 @@ func (t *Table) unlockAnnounce() {
 
 // startOutput starts an output operation on its target: src played, or
 // codes sent as digits.
-func (t *Table) startOutput(connID, confID, action string, cond GatherParams, src confbridge.Source, codes []byte) (string, error) {
+func (t *Table) startOutput(connID, confID, action string, cond GatherParams, src confbridge.Source, dp *DigitParams, codes []byte) (string, error) {
 	t.mu.Lock()
 	defer t.unlockAnnounce()
 	key, c, cf, err := t.outputTargetLocked(connID, confID)
@@ -136,10 +154,21 @@ func (t *Table) startOutput(connID, confID, action string, cond GatherParams, sr
 	end := func() { t.expire(op, TermEOD) }
 	switch {
 	case codes != nil && c.TelephoneEvent != 0:
-		err = mixer.SendEvents(connID, codes, c.TelephoneEvent, end)
+		et := confbridge.EventTiming{PT: c.TelephoneEvent, On: dp.On, Pause: dp.Pause, Volume: uint8(-dp.Level)}
+		err = mixer.SendEventsTimed(connID, codes, et, end)
 		op.stop = func() { _ = mixer.StopEvents(connID) }
 	case codes != nil:
-		err = mixer.Play(connID, audio.NewDTMFSource(codes, 100, 60), end)
+		on, pause, level := 100*time.Millisecond, 60*time.Millisecond, audio.DTMFLowLevel
+		if dp.On > 0 {
+			on = dp.On
+		}
+		if dp.Pause > 0 {
+			pause = dp.Pause
+		}
+		if dp.Level < 0 {
+			level = dp.Level
+		}
+		err = mixer.Play(connID, audio.NewDTMFSourceLevel(codes, int(on/time.Millisecond), int(pause/time.Millisecond), level), end)
 		op.stop = func() { _ = mixer.StopPlay(connID) }
 	case connID != "":
 		err = mixer.Play(connID, src, end)

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/mediagw/mediagw/audio"
 )
@@ -173,4 +174,14 @@ func (s *toneSource) Read(pcm []int16) bool {
 	clear(pcm[n:])
 	s.left -= n
 	return s.left > 0
+}
+
+// PromptLength is how long prompt name (under media.dir) plays; it loads
+// it into the cache as Play would.
+func (t *Table) PromptLength(name string) (time.Duration, error) {
+	pcm, err := t.prompts.load(t.cfg.Media.Dir, name)
+	if err != nil {
+		return 0, err
+	}
+	return time.Duration(len(pcm)) * time.Second / audio.SampleRate, nil
 }
