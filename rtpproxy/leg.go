@@ -1,7 +1,9 @@
 package rtpproxy
 
 import (
+	"encoding/binary"
 	"errors"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"sync"
@@ -70,6 +72,7 @@ type Leg struct {
 	srtp       atomic.Pointer[srtpState] // nil: plain RTP (srtp.go)
 	events     atomic.Pointer[eventTap]  // nil: telephone-events not reported (events.go)
 	audio      atomic.Pointer[audioTap]  // nil: no audio tap (events.go)
+	echoSSRC   uint32                    // the SSRC of what Loopback sends back (RFC 3550 §8.2: never the sender's own)
 
 	st counters
 	rx receiver // owned by the RTP reader
@@ -86,7 +89,7 @@ type Leg struct {
 
 // newLeg makes the leg of a bound pair.
 func newLeg(p *Pool, pair int32, port int, s sockets) (*Leg, error) {
-	l := &Leg{pool: p, pair: pair, port: port, s: s, v6: p.network != "udp4"}
+	l := &Leg{pool: p, pair: pair, port: port, s: s, v6: p.network != "udp4", echoSSRC: rand.Uint32()}
 	if s.rtp != nil {
 		var err1, err2 error
 		l.rtpTx, err1 = newSender(s.rtp, l.v6)
@@ -297,6 +300,10 @@ func (l *Leg) handleRTP(pkt []byte, src netip.AddrPort) {
 		_ = rt.peer.Send(pkt) // a closed or unaddressed peer drops it
 	case rt.echo:
 		if l.dir.Load()&dirSend != 0 {
+			if binary.BigEndian.Uint32(pkt[8:]) == l.echoSSRC { // the sender took ours: move away (§8.2)
+				l.echoSSRC++
+			}
+			binary.BigEndian.PutUint32(pkt[8:], l.echoSSRC) // sequence and timestamp stay the sender's, continuous
 			_ = l.sendTo(pkt, src)
 		}
 	case rt.h != nil:

@@ -2,6 +2,7 @@ package rtpproxy
 
 import (
 	"bytes"
+	"encoding/binary"
 	"net"
 	"net/netip"
 	"sync"
@@ -198,12 +199,27 @@ func TestLoopback(t *testing.T) {
 	ph := newPeer(t)
 	l.SetRemote(ph.addr())
 	Loopback(l)
+	// The packet comes back as it was, under the leg's own SSRC (RFC 3550
+	// §8.2: the caller's own would be a collision or a loop), the same for
+	// every packet; a sender that takes that SSRC gets another.
+	var ours uint32
 	for i := range 20 {
-		pkt := rtpPacket(8, uint16(i), uint32(i*160), 42, 160)
+		ssrc := uint32(42)
+		if i == 10 {
+			ssrc = ours
+		}
+		pkt := rtpPacket(8, uint16(i), uint32(i*160), ssrc, 160)
 		ph.send(t, legAddr(l), pkt)
 		got, from := recv(t, ph.rtp)
-		if !bytes.Equal(got, pkt) || from != legAddr(l) {
-			t.Fatalf("echo %d: % x from %v", i, got, from)
+		echoed := binary.BigEndian.Uint32(got[8:])
+		if i == 0 {
+			ours = echoed
+		}
+		if echoed == ssrc || (i != 10 && echoed != ours) || !bytes.Equal(got[:8], pkt[:8]) || !bytes.Equal(got[12:], pkt[12:]) || from != legAddr(l) {
+			t.Fatalf("echo %d: % x from %v (sent SSRC %x)", i, got[:12], from, ssrc)
+		}
+		if i == 10 {
+			ours = echoed
 		}
 	}
 	if s := l.Stats(); s.PacketsReceived != 20 || s.PacketsSent != 20 || s.OctetsSent != 20*160 {
@@ -394,7 +410,7 @@ func TestIPv6Leg(t *testing.T) {
 	if _, err := c.WriteToUDPAddrPort(pkt, to); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := recv(t, c); !bytes.Equal(got, pkt) {
+	if got, _ := recv(t, c); !bytes.Equal(got[12:], pkt[12:]) {
 		t.Fatalf("echo % x", got)
 	}
 	if l.LocalAddr().Addr() != netip.IPv6Loopback() {
@@ -592,7 +608,7 @@ func TestDualStackLeg(t *testing.T) {
 	Loopback(l)
 	pkt := rtpPacket(0, 1, 0, 1, 10)
 	ph.send(t, legAddr(l), pkt)
-	if got, from := recv(t, ph.rtp); !bytes.Equal(got, pkt) || from != legAddr(l) {
+	if got, from := recv(t, ph.rtp); !bytes.Equal(got[12:], pkt[12:]) || from != legAddr(l) {
 		t.Fatalf("echo % x from %v", got, from)
 	}
 	if l.Remote() != ph.addr() {

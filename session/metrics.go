@@ -15,6 +15,8 @@ type metrics struct {
 	mediaTimeouts prometheus.Counter
 	digits        *prometheus.CounterVec // source: rfc4733, info
 	opsActive     *prometheus.GaugeVec   // action
+	opsTotal      *prometheus.CounterVec // action, termination
+	recBytes      prometheus.Counter
 }
 
 func newMetrics(t *Table) *metrics {
@@ -33,18 +35,26 @@ func newMetrics(t *Table) *metrics {
 			Name: "mediagw_media_operations_active",
 			Help: "Media operations running, by action.",
 		}, []string{"action"}),
+		opsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mediagw_media_operations_total",
+			Help: "Media operations ended, by action and TerminationCondition (failed: ResultCode not 0).",
+		}, []string{"action", "termination"}),
+		recBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mediagw_recording_bytes_total",
+			Help: "Audio bytes written into recordings (WAV data, headers not counted).",
+		}),
 	}
 }
 
-// newDigitCounter is mediagw_dtmf_digits_total with the sources we detect
-// today exposed at 0 (in-band detection does not exist yet).
+// newDigitCounter is mediagw_dtmf_digits_total with its sources exposed at 0.
 func newDigitCounter() *prometheus.CounterVec {
 	c := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "mediagw_dtmf_digits_total",
-		Help: "DTMF digits received, by source: rfc4733 (telephone-events), info (SIP INFO), inband (tones detected in a mixed G.711 member without telephone-event).",
+		Help: "DTMF digits received, by source: rfc4733 (telephone-events), info (SIP INFO), inband (tones detected on a G.711 leg without telephone-event).",
 	}, []string{"source"})
 	c.WithLabelValues("rfc4733")
 	c.WithLabelValues("info")
+	c.WithLabelValues("inband")
 	return c
 }
 
@@ -72,6 +82,8 @@ func (t *Table) Register(reg prometheus.Registerer) error {
 		t.met.mediaTimeouts,
 		t.met.digits,
 		t.met.opsActive,
+		t.met.opsTotal,
+		t.met.recBytes,
 		gauge("mediagw_connections_active", "Open connections.", func() float64 {
 			n, _, _ := t.counts()
 			return float64(n)

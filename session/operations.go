@@ -71,6 +71,7 @@ type operation struct {
 	record                    bool   // a Record: its stop always runs (it closes the writer's queue)
 	filename                  string // Record: the file, relative to media.record_dir
 	lent                      *lent  // the mixer lent for it (lent.go), nil when none
+	failed                    bool   // ends with a ResultCode (mediagw_media_operations_total "failed")
 }
 
 // opState is the engine's state, guarded by Table.mu.
@@ -302,6 +303,11 @@ func (t *Table) finishLocked(op *operation, cond string) OperationResult {
 	}
 	t.giveBackLocked(op)
 	t.met.opsActive.WithLabelValues(op.action).Dec()
+	term := cond
+	if op.failed {
+		term = "failed"
+	}
+	t.met.opsTotal.WithLabelValues(op.action, term).Inc()
 	r := OperationResult{OperationID: op.id, Action: op.action, ConnectionID: op.connID, State: op.state,
 		TerminationCondition: cond, Digits: digitKeys(op.digits), Elapsed: time.Since(op.started), Filename: op.filename}
 	if c := t.conns[op.connID]; c != nil && c.conf != nil {

@@ -116,6 +116,10 @@ func (t *Table) Record(connID, confID string, p RecordParams) (string, error) {
 // closed (the operation ended) or ends the operation itself (silence, a
 // disk error).
 func (t *Table) writeRecording(op *operation, rec *recording, path string, p RecordParams) {
+	sampleBytes := 1
+	if p.Encoding == audio.PCM16 {
+		sampleBytes = 2
+	}
 	fail := func(err error) {
 		t.log.WithError(err).WithField("op_id", op.id).WithField("file", path).Warn("recording failed")
 		t.fail(op, fmt.Errorf("%w: %v", ErrFileIO, err))
@@ -149,6 +153,7 @@ func (t *Table) writeRecording(op *operation, rec *recording, path string, p Rec
 				fail(err)
 				return
 			}
+			t.met.recBytes.Add(float64(len(pcm) * sampleBytes))
 			if p.Silence > 0 {
 				if audio.LevelDBm0(pcm) < recordSilenceDBm0 {
 					silentFor += time.Duration(fr.n) * time.Second / audio.SampleRate
@@ -178,6 +183,7 @@ func (t *Table) fail(op *operation, err error) {
 		t.mu.Unlock()
 		return
 	}
+	op.failed = true
 	r := t.finishLocked(op, TermEOD)
 	r.ResultCode = ResultCode(err)
 	t.mu.Unlock()

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/mediagw/mediagw/audio"
 )
 
@@ -93,5 +95,14 @@ func TestRecord(t *testing.T) {
 	f.DeleteConnection(ids[2], "", Release{By: FrontHTTP})
 	if r := f.nextOp(t); r.OperationID != op || r.TerminationCondition != TermAutoStop {
 		t.Fatalf("%+v", r)
+	}
+	// Each end is counted by action and termination; bytes written too.
+	for term, want := range map[string]float64{"failed": 1, TermDigit: 1, TermAutoStop: 1, TermSilence: 1} {
+		if got := testutil.ToFloat64(f.met.opsTotal.WithLabelValues("Record", term)); got != want {
+			t.Errorf("mediagw_media_operations_total{Record,%s} = %v, want %v", term, got, want)
+		}
+	}
+	if b := testutil.ToFloat64(f.met.recBytes); b < 8000 {
+		t.Errorf("mediagw_recording_bytes_total = %v after more than 0.5 s of recordings", b)
 	}
 }
