@@ -31,12 +31,24 @@ type PlayParams struct {
 }
 
 // ToneParams are PlayTone's: two frequencies (Hz; 0 = none) at levels in
-// dBm0 (-40..0) for a duration (0 = until stopped).
+// dBm0 (-40..0) for a duration (0 = until stopped). With Steps, the steps
+// play in a loop instead (a cadence: ringback, a confirmation tone), for
+// Repeat rounds (0 = until Duration or a stop).
 type ToneParams struct {
 	Freq1, Freq2   float64
 	Level1, Level2 float64
 	Duration       time.Duration
+	Steps          []ToneStep
+	Repeat         int
 	State          string
+}
+
+// ToneStep is one step of a cadence: up to two frequencies (Hz, both 0 =
+// silence) at one level (dBm0), for Duration (> 0).
+type ToneStep struct {
+	Freq1, Freq2 float64
+	Level        float64
+	Duration     time.Duration
 }
 
 // Play plays prompts to connID (what it alone hears, on top of the
@@ -60,27 +72,49 @@ func (t *Table) Play(connID, confID string, p PlayParams) (string, error) {
 	return t.startOutput(connID, confID, "Play", cond, &promptSource{prompts: prompts}, nil, nil)
 }
 
-// PlayTone plays a one- or two-frequency tone.
+// PlayTone plays a one- or two-frequency tone, or a cadence of steps.
 func (t *Table) PlayTone(connID, confID string, p ToneParams) (string, error) {
-	for _, f := range []float64{p.Freq1, p.Freq2} {
-		if f < 0 || f > 3900 {
-			return "", fmt.Errorf("%w: tone frequency %g Hz (0-3900)", ErrInvalidParam, f)
+	steps := p.Steps
+	if len(steps) == 0 {
+		if p.Freq1 == 0 && p.Freq2 == 0 {
+			return "", fmt.Errorf("%w: PlayTone needs Frequency1", ErrInsufficientParams)
+		}
+		if err := checkTone(p.Freq1, p.Level1); err != nil {
+			return "", err
+		}
+		if err := checkTone(p.Freq2, p.Level2); err != nil {
+			return "", err
 		}
 	}
-	if p.Freq1 == 0 && p.Freq2 == 0 {
-		return "", fmt.Errorf("%w: PlayTone needs Frequency1", ErrInsufficientParams)
+	if len(steps) > 16 || p.Repeat < 0 {
+		return "", fmt.Errorf("%w: at most 16 tone steps, Repeat >= 0", ErrInvalidParam)
 	}
-	for i, l := range []float64{p.Level1, p.Level2} {
-		if f := []float64{p.Freq1, p.Freq2}[i]; f != 0 && (l < -40 || l > 0) {
-			return "", fmt.Errorf("%w: tone level %g dBm0 (-40..0)", ErrInvalidParam, l)
+	for _, st := range steps {
+		if err := checkTone(st.Freq1, st.Level); err != nil {
+			return "", err
+		}
+		if err := checkTone(st.Freq2, st.Level); err != nil {
+			return "", err
+		}
+		if st.Duration <= 0 || st.Duration > time.Minute {
+			return "", fmt.Errorf("%w: tone step duration %s (0-60 s)", ErrInvalidParam, st.Duration)
 		}
 	}
 	if p.Duration < 0 {
 		return "", fmt.Errorf("%w: tone duration", ErrInvalidParam)
 	}
-	src := &toneSource{tone: audio.NewTone(p.Freq1, p.Freq2, p.Level1, p.Level2),
-		left: int(p.Duration * audio.SampleRate / time.Second), inf: p.Duration == 0}
+	src := newToneSource(p)
 	return t.startOutput(connID, confID, "PlayTone", GatherParams{TermDigit: -1, State: p.State}, src, nil, nil)
+}
+
+func checkTone(f, level float64) error {
+	if f < 0 || f > 3900 {
+		return fmt.Errorf("%w: tone frequency %g Hz (0-3900)", ErrInvalidParam, f)
+	}
+	if f != 0 && (level < -40 || level > 0) {
+		return fmt.Errorf("%w: tone level %g dBm0 (-40..0)", ErrInvalidParam, level)
+	}
+	return nil
 }
 
 // SendDigits sends keys ("0-9*#A-D") to connID: as RFC 4733

@@ -121,3 +121,33 @@ func TestTalkThresholdDBm0(t *testing.T) {
 		t.Fatal("+3 dBm0 accepted")
 	}
 }
+
+// A cadence plays its steps in order for Repeat rounds, then ends; with a
+// Duration it is cut there, whatever the round.
+func TestToneCadence(t *testing.T) {
+	src := newToneSource(ToneParams{Steps: []ToneStep{{Freq1: 350, Freq2: 440, Level: -13, Duration: 100 * time.Millisecond},
+		{Duration: 100 * time.Millisecond}}, Repeat: 3})
+	var levels []float64
+	frame := make([]int16, 160)
+	for more := true; more; {
+		more = src.Read(frame)
+		levels = append(levels, audio.LevelDBm0(frame))
+	}
+	if len(levels) != 30 {
+		t.Fatalf("3 rounds of 200 ms took %d frames", len(levels))
+	}
+	for i, l := range levels {
+		if on := i%10 < 5; on != (l > -20) {
+			t.Fatalf("frame %d at %.1f dBm0 (on %v)", i, l, on)
+		}
+	}
+	src = newToneSource(ToneParams{Steps: []ToneStep{{Freq1: 440, Level: -19, Duration: 2 * time.Second}, {Duration: 4 * time.Second}},
+		Duration: 500 * time.Millisecond})
+	n := 0
+	for src.Read(frame) {
+		n++
+	}
+	if n+1 != 25 {
+		t.Fatalf("a 500 ms cut of a ringback cadence took %d frames", n+1)
+	}
+}

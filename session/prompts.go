@@ -3,6 +3,7 @@ package session
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -158,22 +159,68 @@ func (s *promptSource) Read(pcm []int16) bool {
 }
 
 // toneSource plays a Tone for a number of samples (forever when 0).
+// toneSource plays a tone or a cadence of steps (PlayTone). Its tones are
+// made when the operation starts: Read never allocates.
 type toneSource struct {
-	tone *audio.Tone
-	left int
-	inf  bool
+	steps  []toneStep
+	i, pos int  // step, samples of it played
+	left   int  // samples until Duration ends it
+	inf    bool // no Duration
+	rounds int  // rounds left (Repeat; 0 = unbounded)
+}
+
+type toneStep struct {
+	tone *audio.Tone // nil: silence
+	n    int         // samples
+}
+
+func newToneSource(p ToneParams) *toneSource {
+	s := &toneSource{left: int(p.Duration * audio.SampleRate / time.Second), inf: p.Duration == 0, rounds: p.Repeat}
+	if len(p.Steps) == 0 {
+		s.steps = []toneStep{{tone: audio.NewTone(p.Freq1, p.Freq2, p.Level1, p.Level2), n: math.MaxInt}}
+		return s
+	}
+	for _, st := range p.Steps {
+		ts := toneStep{n: max(1, int(st.Duration*audio.SampleRate/time.Second))}
+		if st.Freq1 != 0 || st.Freq2 != 0 {
+			ts.tone = audio.NewTone(st.Freq1, st.Freq2, st.Level, st.Level)
+		}
+		s.steps = append(s.steps, ts)
+	}
+	return s
 }
 
 func (s *toneSource) Read(pcm []int16) bool {
-	if s.inf {
-		s.tone.Read(pcm)
-		return true
+	for n := 0; n < len(pcm); {
+		if !s.inf && s.left <= 0 || s.i >= len(s.steps) {
+			clear(pcm[n:])
+			return false
+		}
+		st := &s.steps[s.i]
+		take := min(len(pcm)-n, st.n-s.pos)
+		if !s.inf {
+			take = min(take, s.left)
+			s.left -= take
+		}
+		if st.tone != nil {
+			st.tone.Read(pcm[n : n+take])
+		} else {
+			clear(pcm[n : n+take])
+		}
+		n += take
+		if s.pos += take; s.pos >= st.n {
+			s.pos = 0
+			if s.i++; s.i == len(s.steps) {
+				s.i = 0
+				if s.rounds > 0 {
+					if s.rounds--; s.rounds == 0 {
+						s.i = len(s.steps) // done
+					}
+				}
+			}
+		}
 	}
-	n := min(len(pcm), s.left)
-	s.tone.Read(pcm[:n])
-	clear(pcm[n:])
-	s.left -= n
-	return s.left > 0
+	return (s.inf || s.left > 0) && s.i < len(s.steps)
 }
 
 // PromptLength is how long prompt name (under media.dir) plays; it loads
