@@ -16,13 +16,14 @@ import (
 //   - 518 for a package RFC 3660 does not define for these endpoints
 //     (only D, G, L and A are known);
 //   - 522 for an event or signal name the package does not define;
-//   - 512 for a defined event the endpoints cannot detect (L/hd, G/oc, D/L);
+//   - 512 for a defined event the endpoints cannot detect (L/hd, G/ft, D/L);
 //   - 513 for a signal the gateway cannot generate: every signal but the
-//     DTMF digits and A/ann (G/rt, D/DO), and digits or announcements
-//     inside an embedded E(S: ...) or on DLCX; the request is refused
-//     whole, nothing is stored (signals.go sends what it can: RQNT, CRCX,
-//     MDCX);
-//   - 514 for an announcement whose file is missing or not a WAV we play;
+//     DTMF digits, A/ann and G/rt, G/it, G/cf (G/cg, D/DO, L/rg), and any
+//     signal inside an embedded E(S: ...) or on DLCX; the request is
+//     refused whole, nothing is stored (signals.go plays what it can:
+//     RQNT, CRCX, MDCX);
+//   - 514 for an announcement whose file is missing or not a WAV we play,
+//     when the request does not ask for A/of (which then reports it);
 //   - 523 for an unknown action (and S, the deprecated swap), or N, A, D
 //     and I combined with each other;
 //   - 519 for the D action with no digit map given now or before;

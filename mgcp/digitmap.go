@@ -26,8 +26,10 @@ import (
 // symT is the timer.
 const (
 	symT     = 16
-	symOC    = 17 // A/oc: an announcement played out (not in digit maps)
-	symOF    = 18 // A/of: an announcement failed
+	symAOC   = 17 // A/oc: an announcement played out (signals: not in digit maps)
+	symAOF   = 18 // A/of: an announcement failed
+	symGOC   = 19 // G/oc: a G time-out tone ran its time
+	symGOF   = 20 // G/of: a G tone failed
 	numSyms  = 17
 	digitSet = symSet(1<<10 - 1) // x: 0-9
 	allDTMF  = symSet(1<<16 - 1) // 0-9 * # A-D

@@ -17,6 +17,7 @@ func FuzzHandle(f *testing.F) {
 		"MDCX 4 rtpbridge/1@mgw MGCP 1.0\r\nC: 5a1\r\nI: 1\r\nM: sendrecv\r\n\r\nv=0\r\nc=IN IP6 ::1\r\nm=audio 4002 RTP/AVP 0\r\n",
 		"AUCX 5 rtpbridge/1@mgw MGCP 1.0\r\nI: 1\r\nF: C, N, L, M, P, LC, RC\r\n",
 		"RQNT 6 cnf/7@mgw MGCP 1.0\r\nN: ca@[127.0.0.1]:2727\r\nX: 1\r\nR: D/[0-9]\r\n.\r\nEPCF 7 *@mgw MGCP 1.0\r\nB: e:mu\r\n",
+		"CRCX 11 cnf/$@mgw MGCP 1.0\r\nC: 1\r\nM: confrnce\r\nX: s\r\nR: A/oc(N), A/of(N), G/oc(N)\r\nS: A/ann(file:x.wav), G/rt(to=20), G/cf@$\r\n",
 		"CRCX 8 cnf/$@mgw MGCP 1.0\r\nC: 1\r\nM: confrnce\r\nX: a1\r\nR: D/[0-9#*T]@$(D), D/A(N,E(R(D/x(N)),D(xx)))\r\nD: (xxxx|*xx|9011x.T)\r\nQ: loop\r\n.\r\nRQNT 9 cnf/1@mgw MGCP 1.0\r\nX: 2\r\nR: D/#(A,E(R(D/[0-9](N))))\r\nS: D/5\r\n.\r\nAUEP 10 cnf/1@mgw MGCP 1.0\r\nF: R, S, X, N, D\r\n",
 	} {
 		f.Add([]byte(s))

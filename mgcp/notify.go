@@ -55,6 +55,7 @@ type notifyRequest struct {
 type digitEvent struct {
 	conn string
 	sym  int
+	sig  string // symAOC..symGOF: the signal that ended ("A/ann", "G/rt")
 }
 
 // Timer kinds of an endpoint's digit collection.
@@ -99,8 +100,8 @@ type endpointState struct {
 	hasDetect  bool
 	inflight   *ntfyTx
 	queue      []*Command
-	anns       []string       // OperationIds of the A/ann plays running (signals.go)
-	annEarly   map[string]int // A/ann plays that ended before they were registered: their event
+	anns       []string              // OperationIds of the A/ann plays running (signals.go)
+	annEarly   map[string]digitEvent // signals that ended before they were registered: their event
 }
 
 // install makes nr the endpoint's current request: the old one ends, its
@@ -287,10 +288,10 @@ func (s *Server) observe(key string, st *endpointState, ev digitEvent) []outData
 	}
 	var name string
 	switch ev.sym {
-	case symOC:
-		name = "A/oc(A/ann)"
-	case symOF:
-		name = "A/of(A/ann)"
+	case symAOC, symGOC:
+		name = ev.sig[:2] + "oc(" + ev.sig + ")"
+	case symAOF, symGOF:
+		name = ev.sig[:2] + "of(" + ev.sig + ")"
 	default:
 		if st.timerKind == timerStart {
 			s.stopTimer(st) // the first digit
@@ -466,20 +467,27 @@ func (s *Server) digitLoop(done <-chan struct{}) {
 	}
 }
 
-// annEnded turns the end of an A/ann play into A/oc (played out) or A/of
-// (failed) on its endpoint; one stopped (by a request, an event, a
-// release) reports nothing.
+// annEnded turns the end of a time-out signal (A/ann, G/rt, G/it) into
+// its package's oc (played out) or of (failed) on its endpoint; one
+// stopped (by a request, an event, a release) reports nothing.
 func (s *Server) annEnded(op *session.OperationResult) {
-	key, ok := strings.CutPrefix(op.State, annState)
+	rest, ok := strings.CutPrefix(op.State, sigState)
 	if !ok {
 		return
 	}
-	sym := -1
+	sig, key, ok := strings.Cut(rest, "|")
+	if !ok || len(sig) < 3 {
+		return
+	}
+	ev := digitEvent{conn: op.ConnectionID, sym: -1, sig: sig}
 	switch {
 	case op.ResultCode != 0:
-		sym = symOF
+		ev.sym = symAOF
 	case op.TerminationCondition == session.TermEOD:
-		sym = symOC
+		ev.sym = symAOC
+	}
+	if ev.sym >= 0 && sig[0] == 'G' {
+		ev.sym += symGOC - symAOC
 	}
 	s.mu.Lock()
 	st := s.endpoints[key]
@@ -494,13 +502,13 @@ func (s *Server) annEnded(op *session.OperationResult) {
 			}
 		}
 		switch {
-		case running && sym >= 0:
-			send = s.observe(key, st, digitEvent{conn: op.ConnectionID, sym: sym})
-		case sym >= 0 && len(st.annEarly) < maxQueued: // ended before playSignals registered it
+		case running && ev.sym >= 0:
+			send = s.observe(key, st, ev)
+		case ev.sym >= 0 && len(st.annEarly) < maxQueued: // ended before playSignals registered it
 			if st.annEarly == nil {
-				st.annEarly = map[string]int{}
+				st.annEarly = map[string]digitEvent{}
 			}
-			st.annEarly[op.OperationID] = sym
+			st.annEarly[op.OperationID] = ev
 		}
 	}
 	stops := s.takeAnnStops()

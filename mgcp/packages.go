@@ -12,14 +12,15 @@ import (
 //   - a package RFC 3660 does not define for us: 518;
 //   - an event or signal the package does not define: 522;
 //   - an event the package defines that these virtual endpoints cannot
-//     detect (L/hd: they have no hook; G/oc: no generic signal runs): 512;
+//     detect (L/hd: they have no hook; G/ft: no fax here): 512;
 //   - the DTMF package's digit signals (D/5, D/#) are sent by the session
-//     table's SendDigits, and the announcement package's A/ann is played
-//     by its Play (signals.go), from RQNT, CRCX and MDCX; inside an
-//     embedded E(S: ...) and on DLCX they are 513; A/oc and A/of report
-//     an announcement's end;
-//   - every other signal the packages define (G/rt, D/DO): 513: no such
-//     generator here yet.
+//     table's SendDigits, the announcement package's A/ann is played by
+//     its Play and the G tones rt, it and cf by its PlayTone (signals.go),
+//     from RQNT, CRCX and MDCX; inside an embedded E(S: ...) and on DLCX
+//     they are 513; A/oc, A/of, G/oc and G/of report a time-out signal's
+//     end;
+//   - every other signal the packages define (G/cg, G/pat, D/DO, L/*):
+//     513: no such generator here yet.
 //
 // A name without a package is in the DTMF package.
 type pkgDef struct {
@@ -96,12 +97,16 @@ func eventSymbols(e EventName) (symSet, int) {
 			return set, 0
 		}
 	}
-	if pkg == "A" {
+	if pkg == "A" || pkg == "G" {
+		off := 0
+		if pkg == "G" {
+			off = symGOC - symAOC
+		}
 		switch strings.ToLower(e.Name) {
 		case "oc":
-			return 1 << symOC, 0
+			return 1 << (symAOC + off), 0
 		case "of":
-			return 1 << symOF, 0
+			return 1 << (symAOF + off), 0
 		}
 	}
 	if def.events[strings.ToLower(e.Name)] || strings.EqualFold(e.Name, "all") {

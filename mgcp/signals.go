@@ -2,7 +2,9 @@ package mgcp
 
 import (
 	"errors"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/mediagw/mediagw/session"
 )
@@ -38,30 +40,48 @@ func dtmfSignal(e EventName) (byte, bool) {
 
 // signalPlan is what a validated S: will do: keys per ConnectionId ("" =
 // every connection of the endpoint, "$" = the one being created), and
-// announcements to play.
+// announcements and tones to play.
 type signalPlan struct {
-	keys map[string]string
-	anns []annPlay
+	keys  map[string]string
+	media []mediaSignal
 }
 
-// annPlay is one A/ann: a file under media.dir, played to a connection
-// (target as in keys) or, with target "", to the whole endpoint.
-type annPlay struct {
-	target, file string
+// mediaSignal is one A/ann or G tone: played to a connection (target as
+// in keys) or, with target "", to the whole endpoint.
+type mediaSignal struct {
+	target string
+	name   string        // "A/ann", "G/rt", ...
+	file   string        // A/ann: under media.dir
+	to     time.Duration // a time-out signal's timeout; 0 = a brief signal
 }
 
-// annState marks the Play operations started by A/ann; the endpoint's
-// name follows, so their completion finds its request (notify.go).
-const annState = "mgcp-ann:"
+// sigState marks the operations started by signals: the signal's name
+// and the endpoint follow, so their completion finds the request
+// (notify.go).
+const sigState = "mgcp-sig|"
 
-// planSignals validates S: into a plan; any signal but a DTMF digit or an
-// announcement is refused with its code.
+// genericTones are the G package's tones (RFC 3660 §2.1) with North
+// American cadences, and the timeout of the time-out ones (0: brief).
+var genericTones = map[string]struct {
+	steps []session.ToneStep
+	to    time.Duration
+}{
+	"rt": {[]session.ToneStep{{Freq1: 440, Freq2: 480, Level: -19, Duration: 2 * time.Second}, {Duration: 4 * time.Second}}, 180 * time.Second},
+	"it": {[]session.ToneStep{{Freq1: 440, Level: -14, Duration: 250 * time.Millisecond}, {Freq1: 620, Level: -14, Duration: 250 * time.Millisecond}}, 30 * time.Second},
+	"cf": {[]session.ToneStep{{Freq1: 350, Freq2: 440, Level: -13, Duration: 100 * time.Millisecond}, {Duration: 100 * time.Millisecond}}, 0},
+}
+
+// planSignals validates S: into a plan; any signal but a DTMF digit, an
+// announcement or a G tone is refused with its code.
 func planSignals(sigs []RequestedEvent, resolve connResolver) (*signalPlan, *Response) {
 	var p *signalPlan
 	for _, sg := range sigs {
 		k, digit := dtmfSignal(sg.EventName)
-		ann := isAnn(sg.EventName)
-		if !digit && !ann {
+		ms, media, bad := mediaSignalOf(sg)
+		if bad != nil {
+			return nil, bad
+		}
+		if !digit && !media {
 			if code := signalCode(sg.EventName); code != 0 {
 				return nil, fail(code, "signal %s", sg.EventName)
 			}
@@ -80,12 +100,9 @@ func planSignals(sigs []RequestedEvent, resolve connResolver) (*signalPlan, *Res
 		if p == nil {
 			p = &signalPlan{keys: map[string]string{}}
 		}
-		if ann {
-			file, ok := annFile(sg)
-			if !ok {
-				return nil, fail(codeEventParam, "signal %s: want A/ann(file:NAME.wav), a file under media.dir", sg.EventName)
-			}
-			p.anns = append(p.anns, annPlay{target: target, file: file})
+		if media {
+			ms.target = target
+			p.media = append(p.media, ms)
 			continue
 		}
 		if sg.HasParams {
@@ -96,7 +113,35 @@ func planSignals(sigs []RequestedEvent, resolve connResolver) (*signalPlan, *Res
 	return p, nil
 }
 
-func isAnn(e EventName) bool { return e.Pkg == "A" && strings.EqualFold(e.Name, "ann") }
+// mediaSignalOf recognizes A/ann(url) and the G tones (with an optional
+// to=<ms> timeout); bad is a parameter error (538).
+func mediaSignalOf(sg RequestedEvent) (ms mediaSignal, ok bool, bad *Response) {
+	name := strings.ToLower(sg.Name)
+	switch {
+	case sg.Pkg == "A" && name == "ann":
+		file, ok := annFile(sg)
+		if !ok {
+			return ms, false, fail(codeEventParam, "signal %s: want A/ann(file:NAME.wav), a file under media.dir", sg.EventName)
+		}
+		return mediaSignal{name: "A/ann", file: file, to: time.Hour}, true, nil
+	case sg.Pkg == "G":
+		g, known := genericTones[name]
+		if !known {
+			return ms, false, nil
+		}
+		ms = mediaSignal{name: "G/" + name, to: g.to}
+		if sg.HasParams {
+			v, found := strings.CutPrefix(strings.TrimSpace(sg.Params), "to=")
+			n, err := strconv.Atoi(v)
+			if !found || err != nil || n <= 0 || n > 3600000 || g.to == 0 {
+				return ms, false, fail(codeEventParam, "signal %s: the only parameter is to=<ms> on a time-out signal", sg.EventName)
+			}
+			ms.to = time.Duration(n) * time.Millisecond
+		}
+		return ms, true, nil
+	}
+	return ms, false, nil
+}
 
 // annFile is the file an A/ann(url[,parms]) names: "file:NAME",
 // "file://NAME" or a bare NAME, relative to media.dir (the session table
@@ -152,23 +197,46 @@ func (s *Server) playSignals(ep endpoint, p *signalPlan, newConn string) *Respon
 			}
 		}
 	}
-	for _, a := range p.anns {
-		connID, confID := a.target, ""
-		switch a.target {
+	for _, m := range p.media {
+		connID, confID := m.target, ""
+		switch m.target {
 		case "":
 			confID = ep.confID
 		case "$":
 			connID = newConn
 		}
-		op, err := s.table.Play(connID, confID, session.PlayParams{Prompts: []string{a.file}, TermDigit: -1, State: annState + ep.local()})
+		state := sigState + m.name + "|" + ep.local()
+		var op string
+		var err error
+		if m.file != "" {
+			op, err = s.table.Play(connID, confID, session.PlayParams{Prompts: []string{m.file}, TermDigit: -1, State: state})
+		} else {
+			g := genericTones[m.name[2:]]
+			tp := session.ToneParams{Steps: g.steps, Duration: m.to, State: state}
+			if m.to == 0 {
+				tp.Repeat = 3 // a brief signal: three bursts (G/cf)
+			}
+			op, err = s.table.PlayTone(connID, confID, tp)
+		}
 		if err != nil {
-			return fail(codeCannotAnnounce, "announcement %s: %s", a.file, err)
+			if m.file != "" && s.failedAnnouncement(ep.local(), connID, m.name) {
+				s.log.WithError(err).WithField("endpoint", ep.local()).Info("announcement failed: A/of notified")
+				continue
+			}
+			code := codeCannotSignal
+			if m.file != "" {
+				code = codeCannotAnnounce
+			}
+			return fail(code, "signal %s: %s", m.name, err)
+		}
+		if m.to == 0 {
+			continue // brief: nothing stops it, nothing reports its end
 		}
 		s.mu.Lock()
 		if st := s.endpoints[ep.local()]; st != nil {
-			if sym, ended := st.annEarly[op]; ended { // its NTFY follows the response
+			if ev, ended := st.annEarly[op]; ended { // its NTFY follows the response
 				delete(st.annEarly, op)
-				s.afterReply = append(s.afterReply, s.observe(ep.local(), st, digitEvent{conn: connID, sym: sym})...)
+				s.afterReply = append(s.afterReply, s.observe(ep.local(), st, ev)...)
 			} else {
 				st.anns = append(st.anns, op)
 			}
@@ -178,6 +246,21 @@ func (s *Server) playSignals(ep endpoint, p *signalPlan, newConn string) *Respon
 		s.stopAnns(stops)
 	}
 	return nil
+}
+
+// failedAnnouncement reports an announcement that could not start as
+// A/of(A/ann) when the endpoint's request asks for A/of (its NTFY follows
+// the response); false when nobody asked, and the command fails instead.
+func (s *Server) failedAnnouncement(key, connID, name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.endpoints[key]
+	ev := digitEvent{conn: connID, sym: symAOF, sig: name}
+	if st == nil || !st.active || matchEvent(st.events, ev) == nil {
+		return false
+	}
+	s.afterReply = append(s.afterReply, s.observe(key, st, ev)...)
+	return true
 }
 
 // stopAnns ends announcements a new request or a detected event stopped

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -164,9 +165,17 @@ func TestAnnouncement(t *testing.T) {
 		t.Fatal("the digit did not stop the announcement")
 	}
 
-	// A missing file is 514; a URL with a scheme we do not fetch is 538.
+	// A missing file is A/of when R: asks for it, else 514; a URL with a
+	// scheme we do not fetch is 538.
 	if resp := r.command(fmt.Sprintf("RQNT 402 %s MGCP 1.0\r\nX: a3\r\nS: A/ann(file:missing.wav)\r\n", cc.ep)); resp.Code != 514 {
 		t.Fatalf("missing announcement: %d", resp.Code)
+	}
+	got := r.exchange(r.ca, fmt.Sprintf("RQNT 406 %s MGCP 1.0\r\nX: a6\r\nR: A/of(N)\r\nS: A/ann(file:missing.wav)\r\n", cc.ep))
+	if len(got) != 2 || !strings.HasPrefix(got[0], "200 406 ") || !strings.Contains(got[1], "O: A/of(A/ann)") || !strings.Contains(got[1], "X: a6") {
+		t.Fatalf("missing announcement with A/of requested: %q (want the 200, then the NTFY)", got)
+	}
+	if c, err := ParseCommand([]byte(got[1])); err == nil {
+		r.send(r.ca, fmt.Sprintf("200 %d OK\r\n", c.TransID))
 	}
 	if resp := r.command(fmt.Sprintf("RQNT 403 %s MGCP 1.0\r\nX: a4\r\nS: A/ann(http://x/y.wav)\r\n", cc.ep)); resp.Code != 538 {
 		t.Fatalf("http announcement: %d", resp.Code)
@@ -187,5 +196,41 @@ func TestAnnouncement(t *testing.T) {
 	}
 	if o := r.ntfy(200).Params.Value("O"); o != "A/oc(A/ann)" {
 		t.Fatalf("NTFY O: %q", o)
+	}
+}
+
+// The G package's time-out tones play on the same generator: G/rt(to=500)
+// is ringback (440+480 Hz) heard by the members, and its end after 500 ms
+// is G/oc(G/rt); G/cf is brief and reports nothing; G/cg is still 513.
+func TestGenericTones(t *testing.T) {
+	r := newRig(t)
+	cc := newConfCall(t, r, 2)
+	start := time.Now()
+	if resp := r.command(fmt.Sprintf("RQNT 500 %s MGCP 1.0\r\nX: g1\r\nR: G/oc(N)\r\nS: G/rt(to=500)\r\n", cc.ep)); resp.Code != 200 {
+		t.Fatalf("RQNT G/rt: %d %s", resp.Code, resp.Comment)
+	}
+	if l := loudness(t, cc.phones[1].c, 300*time.Millisecond); l < -25 {
+		t.Errorf("phone 1 heard at most %.1f dBm0 of -19 dBm0 ringback", l)
+	}
+	n := r.ntfy(200)
+	if o := n.Params.Value("O"); o != "G/oc(G/rt)" {
+		t.Fatalf("NTFY O: %q", o)
+	}
+	if el := time.Since(start); el < 480*time.Millisecond || el > 3*time.Second {
+		t.Fatalf("G/oc after %v of a 500 ms ringback", el)
+	}
+	if resp := r.command(fmt.Sprintf("RQNT 501 %s MGCP 1.0\r\nX: g2\r\nR: G/oc(N)\r\nS: G/cf\r\n", cc.ep)); resp.Code != 200 {
+		t.Fatalf("RQNT G/cf: %d %s", resp.Code, resp.Comment)
+	}
+	if l := loudness(t, cc.phones[0].c, 400*time.Millisecond); l < -20 {
+		t.Errorf("phone 0 heard at most %.1f dBm0 of the confirmation tone", l)
+	}
+	r.quiet(800 * time.Millisecond) // brief: no G/oc
+	tid := 502
+	for sig, code := range map[string]int{"G/cg": 513, "G/cf(to=100)": 538, "G/rt(x)": 538} {
+		tid++
+		if resp := r.command(fmt.Sprintf("RQNT %d %s MGCP 1.0\r\nX: g3\r\nS: %s\r\n", tid, cc.ep, sig)); resp.Code != code {
+			t.Errorf("S: %s: %d, want %d", sig, resp.Code, code)
+		}
 	}
 }

@@ -647,7 +647,7 @@ func (s *Server) onEvent(ev session.Event) {
 		s.queueDigit(ev)
 		return
 	case session.OperationComplete:
-		if ev.Op != nil && strings.HasPrefix(ev.Op.State, annState) {
+		if ev.Op != nil && strings.HasPrefix(ev.Op.State, sigState) {
 			s.queueDigit(ev) // in order with the digits
 		}
 		return
