@@ -24,6 +24,7 @@ type Source interface {
 const (
 	TapDetect = iota // digit detection
 	TapRecord        // a recording
+	TapLevel         // silence / non-silence detection
 	numTaps
 )
 

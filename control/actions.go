@@ -32,6 +32,8 @@ var actions = map[string]action{
 	"PlayTone":             playTone,
 	"SendDigits":           sendDigits,
 	"Record":               record,
+	"DetectSilence":        detectSilence,
+	"DetectNonSilence":     detectNonSilence,
 }
 
 var byHTTP = session.Release{By: session.FrontHTTP}

@@ -238,3 +238,33 @@ func TestGatherDigitsAction(t *testing.T) {
 	}
 	do(t, s, "DeleteConnection", `{"ConnectionId":"`+id+`"}`)
 }
+
+// DetectSilence over HTTP: a connection nobody talks on is silent, so the
+// operation completes with "silence" on the event stream; SilenceTime is
+// required (26).
+func TestDetectSilenceAction(t *testing.T) {
+	s, _, _ := newServer(t, "")
+	addr := serve(t, s)
+	stream, closeStream := openEvents(t, addr, "", "")
+	defer closeStream()
+	_, res := do(t, s, "CreateConnection", `{"MediaTxIP":"127.0.0.1","MediaTxPort":"40002"}`)
+	id := res["ConnectionId"]
+	if code, res := do(t, s, "DetectSilence", `{"ConnectionId":"`+id+`"}`); code != 400 || res["ResultCode"] != "26" {
+		t.Fatalf("DetectSilence without SilenceTime: %d %v", code, res)
+	}
+	code, res := do(t, s, "DetectSilence", `{"ConnectionId":"`+id+`","SilenceTime":200,"State":"quiet"}`)
+	if code != 200 || res["OperationId"] == "" {
+		t.Fatalf("DetectSilence: %d %v", code, res)
+	}
+	for {
+		typ, v := stream.next()
+		if typ != "DetectSilence_Complete" {
+			continue
+		}
+		if v["OperationId"] != res["OperationId"] || v["TerminationCondition"] != "silence" || v["State"] != "quiet" {
+			t.Fatalf("%v", v)
+		}
+		break
+	}
+	do(t, s, "DeleteConnection", `{"ConnectionId":"`+id+`"}`)
+}

@@ -3,6 +3,7 @@ package control
 import (
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/mediagw/mediagw/audio"
 	"github.com/mediagw/mediagw/session"
@@ -221,6 +222,39 @@ func sendDigits(t *session.Table, p params) (result, undo, error) {
 		return nil, nil, err
 	}
 	op, err := t.SendDigits(id, digits, state)
+	if err != nil {
+		return nil, nil, err
+	}
+	return opResult(id, "", op), stopper(t, id, op), nil
+}
+
+// DetectSilence: ConnectionId, SilenceTime (ms); State.
+func detectSilence(t *session.Table, p params) (result, undo, error) {
+	return detectLevel(t, p, "SilenceTime", t.DetectSilence)
+}
+
+// DetectNonSilence: ConnectionId, NonSilenceTime (ms); State.
+func detectNonSilence(t *session.Table, p params) (result, undo, error) {
+	return detectLevel(t, p, "NonSilenceTime", t.DetectNonSilence)
+}
+
+func detectLevel(t *session.Table, p params, timeParam string, start func(string, time.Duration, string) (string, error)) (result, undo, error) {
+	id, err := p.required("ConnectionId")
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := p.required(timeParam); err != nil {
+		return nil, nil, err
+	}
+	d, err := p.millis(timeParam)
+	if err != nil {
+		return nil, nil, err
+	}
+	state, err := p.optional("State")
+	if err != nil {
+		return nil, nil, err
+	}
+	op, err := start(id, d, state)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -292,7 +292,7 @@ func (t *Table) outputDigitLocked(connID string, d byte) []OperationResult {
 // stopMemberOutputLocked ends connID's output operation (it leaves its
 // mixer) with autostop into the pending list. Caller holds mu.
 func (t *Table) stopMemberOutputLocked(connID string) {
-	for _, op := range []*operation{t.ops.outputs["c:"+connID], t.ops.records["c:"+connID]} {
+	for _, op := range []*operation{t.ops.outputs["c:"+connID], t.ops.records["c:"+connID], t.ops.detects["c:"+connID]} {
 		if op != nil {
 			t.ops.pending = append(t.ops.pending, t.finishLocked(op, TermAutoStop))
 		}

@@ -72,6 +72,7 @@ type operation struct {
 	filename                  string // Record: the file, relative to media.record_dir
 	lent                      *lent  // the mixer lent for it (lent.go), nil when none
 	failed                    bool   // ends with a ResultCode (mediagw_media_operations_total "failed")
+	detect                    bool   // a DetectSilence / DetectNonSilence (detect.go)
 }
 
 // opState is the engine's state, guarded by Table.mu.
@@ -80,6 +81,7 @@ type opState struct {
 	gathers map[string]*operation // by ConnectionId
 	outputs map[string]*operation // Play, PlayTone, SendDigits: by "c:"+ConnectionId or "f:"+ConferenceId
 	records map[string]*operation // Record, keyed the same way
+	detects map[string]*operation // DetectSilence, DetectNonSilence: by "c:"+ConnectionId
 	pending []OperationResult     // autostopped by a leave, announced by the release that caused it
 	buf     map[string][]byte     // buffered digits by ConnectionId
 	next    uint64
@@ -171,7 +173,7 @@ func (t *Table) StopMediaOperation(id, opID string) ([]OperationResult, error) {
 		return nil, fmt.Errorf("%w: %s", ErrUnknownConnection, id)
 	}
 	var done []OperationResult
-	for _, op := range []*operation{t.ops.gathers[id], t.ops.outputs["c:"+id], t.ops.records["c:"+id]} {
+	for _, op := range []*operation{t.ops.gathers[id], t.ops.outputs["c:"+id], t.ops.records["c:"+id], t.ops.detects["c:"+id]} {
 		if op != nil && (opID == "" || op.id == opID) {
 			done = append(done, t.finishLocked(op, TermUserStop))
 		}
@@ -296,6 +298,10 @@ func (t *Table) finishLocked(op *operation, cond string) OperationResult {
 		delete(t.ops.records, op.key)
 		op.stop()
 	}
+	if op.detect && t.ops.detects[op.key] == op {
+		delete(t.ops.detects, op.key)
+		op.stop()
+	}
 	for _, tm := range []*time.Timer{op.maxTimer, op.interTimer} {
 		if tm != nil {
 			tm.Stop()
@@ -323,7 +329,7 @@ func (t *Table) finishLocked(op *operation, cond string) OperationResult {
 func (t *Table) stopConnOpsLocked(c *conn) []OperationResult {
 	delete(t.ops.buf, c.ID)
 	var done []OperationResult
-	for _, op := range []*operation{t.ops.gathers[c.ID], t.ops.outputs["c:"+c.ID], t.ops.records["c:"+c.ID]} {
+	for _, op := range []*operation{t.ops.gathers[c.ID], t.ops.outputs["c:"+c.ID], t.ops.records["c:"+c.ID], t.ops.detects["c:"+c.ID]} {
 		if op != nil {
 			done = append(done, t.finishLocked(op, TermAutoStop))
 		}

@@ -110,7 +110,7 @@ func New(cfg Config, ports PortPool, mixers MixerFactory, log *logrus.Entry) *Ta
 		log:     log.WithField("component", "session"),
 		conns:   make(map[string]*conn),
 		confs:   make(map[string]*conf),
-		ops:     opState{ops: map[string]*operation{}, gathers: map[string]*operation{}, outputs: map[string]*operation{}, records: map[string]*operation{}, buf: map[string][]byte{}},
+		ops:     opState{ops: map[string]*operation{}, gathers: map[string]*operation{}, outputs: map[string]*operation{}, records: map[string]*operation{}, detects: map[string]*operation{}, buf: map[string][]byte{}},
 		prompts: promptCache{max: cfg.Media.CacheBytes},
 	}
 	t.met = newMetrics(t)
