@@ -41,6 +41,13 @@ type Route struct {
 	Target string   `yaml:"target"` // bridge: URI template with ${user} etc.
 	Code   int      `yaml:"code"`   // reject: SIP status (default 403)
 	Allow  []string `yaml:"allow"`  // CIDRs that may use the route; empty = any admitted source
+	// Pin (conference only): callers are answered but stay outside the
+	// conference until they key it (RFC 4733 or in-band; '#' ends an
+	// entry); three wrong entries end the call (pin.go).
+	Pin string `yaml:"pin"`
+	// Prompt (with Pin): a WAV under media.dir asking for the PIN; "" = a
+	// short tone.
+	Prompt string `yaml:"prompt"`
 }
 
 // Route actions.
@@ -155,6 +162,14 @@ func compileRoutes(routes []Route) ([]rule, error) {
 		default:
 			return nil, fmt.Errorf("routes[%d].action: %q (want conference, bridge, echo or reject)", i, r.Action)
 		}
+		if r.Pin != "" || r.Prompt != "" {
+			if r.Action != ActionConference {
+				return nil, fmt.Errorf("routes[%d].pin: only a conference route takes a PIN", i)
+			}
+			if !validPin(r.Pin) {
+				return nil, fmt.Errorf("routes[%d].pin: %q must be 1-16 keys of 0-9, *, A-D (# ends an entry)", i, r.Pin)
+			}
+		}
 		allow, err := parsePrefixes(fmt.Sprintf("routes[%d].allow", i), r.Allow)
 		if err != nil {
 			return nil, err
@@ -168,6 +183,8 @@ func compileRoutes(routes []Route) ([]rule, error) {
 type match struct {
 	Action string
 	ConfID string // conference: the conference to join
+	Pin    string // conference: the PIN callers must key first ("" = none)
+	Prompt string // conference with a PIN: the prompt asking for it
 	Target string // bridge: the expanded target URI
 	Code   int    // reject: the status
 	allow  []netip.Prefix
@@ -180,7 +197,7 @@ func route(rules []rule, user string) (m match, ok bool, err error) {
 		if idx == nil {
 			continue
 		}
-		m = match{Action: r.Action, Code: r.Code, allow: r.allow}
+		m = match{Action: r.Action, Code: r.Code, allow: r.allow, Pin: r.Pin, Prompt: r.Prompt}
 		switch r.Action {
 		case ActionConference:
 			m.ConfID = user

@@ -325,7 +325,7 @@ func (l *leg) answerLocal(tx gosip.ServerTransaction, inv *gosip.Request, offer 
 		l.answerEnded(tx, inv)
 		return
 	}
-	if m.Action == ActionConference {
+	if m.Action == ActionConference && m.Pin == "" {
 		if _, err := s.table.JoinOrCreate(m.ConfID, session.KindConference, conn.ID, session.MemberAttrs{}); err != nil {
 			l.failInvite(tx, inv, err)
 			return
@@ -349,6 +349,9 @@ func (l *leg) answerLocal(tx gosip.ServerTransaction, inv *gosip.Request, offer 
 		l.logger().WithFields(logrus.Fields{"conn_id": conn.ID, "conf_id": m.ConfID, "action": m.Action, "codec": codec.Name}).Debug("call answered")
 	}
 	l.accept(tx, inv, body, offer == nil)
+	if m.Action == ActionConference && m.Pin != "" {
+		s.startPin(l, conn.ID, m) // outside the conference until the PIN is right
+	}
 }
 
 // sdpLocked writes our next SDP version. Caller holds mu.

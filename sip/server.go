@@ -69,14 +69,15 @@ type Server struct {
 	cert       atomic.Pointer[tls.Certificate] // sip.tls, swapped by ReloadTLS
 	unc        *unconfirmedSet
 
-	mu       sync.Mutex      // guards the fields below
-	legs     map[string]*leg // call legs by our dialog tag
-	inbound  int             // legs of calls we answered (not uac): sip.max_calls
-	udp      *transport      // set by ServeUDP
-	tcp      *transport      // set by ServeTCP
-	tcpLimit *limitListener  // set by ServeTCP
-	tls      *transport      // set by ServeTLS
-	closing  bool            // Shutdown has begun
+	mu       sync.Mutex          // guards the fields below
+	legs     map[string]*leg     // call legs by our dialog tag
+	pins     map[string]*pinGate // callers at a conference PIN, by ConnectionId (pin.go)
+	inbound  int                 // legs of calls we answered (not uac): sip.max_calls
+	udp      *transport          // set by ServeUDP
+	tcp      *transport          // set by ServeTCP
+	tcpLimit *limitListener      // set by ServeTCP
+	tls      *transport          // set by ServeTLS
+	closing  bool                // Shutdown has begun
 }
 
 // transport is one listening transport and the client that sends from it.
@@ -126,6 +127,7 @@ func New(cfg Config, routes []Route, codecs []string, table *session.Table, log 
 		met:    met,
 		host:   advertisedHost(cfg),
 		legs:   make(map[string]*leg),
+		pins:   make(map[string]*pinGate),
 
 		answered:   newAnswered(),
 		adm:        adm,
@@ -449,9 +451,17 @@ func growStack() byte {
 // connection another front (or the media-timeout sweeper, or shutdown)
 // released is hung up with a BYE, off the releasing goroutine.
 func (s *Server) onTableEvent(ev session.Event) {
+	if ev.Type == session.OperationComplete && ev.Op != nil && ev.Op.State == pinState && ev.Op.Action == "GatherDigits" {
+		r := *ev.Op
+		s.bg.Go(func() { s.pinEntered(r) })
+		return
+	}
 	if ev.Type != session.ConnectionReleased || ev.Connection.Owner != session.FrontSIP {
 		return
 	}
+	s.mu.Lock()
+	delete(s.pins, ev.Connection.ID)
+	s.mu.Unlock()
 	l := s.leg(ev.Connection.Tag)
 	if l == nil {
 		return
