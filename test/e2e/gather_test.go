@@ -81,6 +81,7 @@ func gatherFromSIPp(t *testing.T, user, conference string) {
 type listedConn struct {
 	ConnectionID string `json:"ConnectionId"`
 	ConferenceID string `json:"ConferenceId"`
+	PacketsSent  uint64 `json:"PacketsSent"`
 }
 
 func listConnections(t *testing.T, g *Gateway) []listedConn {
