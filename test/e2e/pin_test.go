@@ -1,20 +1,33 @@
 package e2e
 
 import (
+	"fmt"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
 )
 
 // A conference route with a PIN, driven by SIPp through the binary: the
-// caller keying 4711 by SIP INFO becomes a member of conference 7 and is
-// sent its audio; one keying three wrong entries gets the gateway's BYE and
+// caller hears Asterisk's real conf-getpin prompt, which its first key cuts
+// short; keying 4711 by SIP INFO makes it a member of conference 7, sent
+// its audio; one keying three wrong entries gets the gateway's BYE and
 // never joins; nothing is left either way.
 func TestPinRouteWithSIPp(t *testing.T) {
 	sipp := requireTool(t, "sipp")
-	g := StartGateway(t, GatewayOptions{ExtraYAML: `routes:
-  - {match: '^pin-(?P<id>[0-9]+)$', action: conference, pin: "4711"}
-`})
+	media := t.TempDir()
+	prompt, err := os.ReadFile("/usr/share/asterisk/sounds/en_US_f_Allison/conf-getpin.wav") // test/tools.sh installs it
+	if err != nil {
+		t.Fatalf("Debian's asterisk-core-sounds-en-wav: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(media, "conf-getpin.wav"), prompt, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	g := StartGateway(t, GatewayOptions{ExtraYAML: fmt.Sprintf(`media: {dir: %q}
+routes:
+  - {match: '^pin-(?P<id>[0-9]+)$', action: conference, pin: "4711", prompt: conf-getpin.wav}
+`, media)})
+	events := followEvents(t, g)
 	// A member already there (HTTP), sending a tone.
 	peer := NewTonePeer(t, 700, 0)
 	res := g.MustAction(t, "CreateConnection", map[string]any{"MediaTxIP": "127.0.0.1", "MediaTxPort": peer.Port(), "MediaTxCodec": "PCMU"})
@@ -59,6 +72,10 @@ func TestPinRouteWithSIPp(t *testing.T) {
 	}
 	if err := <-done; err != nil {
 		t.Fatalf("SIPp (right PIN): %v", err)
+	}
+	// The prompt (about 3 s of speech) was cut by the first key.
+	if ev := waitEvent(t, events, "Play_Complete", "", 5*time.Second); ev["State"] != "sip-pin" || ev["TerminationCondition"] != "maxdigits" {
+		t.Fatalf("the PIN prompt ended %v", ev)
 	}
 
 	// Wrong PIN three times: the gateway hangs up (SIPp expects the BYE).
