@@ -31,6 +31,9 @@ type Config struct {
 	Unconfirmed UnconfirmedConfig `yaml:"unconfirmed"` // answered INVITEs waiting for their ACK
 	TCP         TCPConfig         `yaml:"tcp"`         // idle timeout and connection caps (tcplimit.go)
 	TLS         TLSConfig         `yaml:"tls"`         // required by a tls:// listener (tls.go)
+	// Menu maps DTMF key sequences of SIP conference members to actions:
+	// mute (toggle the member's own mute) or leave (hang up) (menu.go).
+	Menu map[string]string `yaml:"menu"`
 }
 
 // Route is one entry of the yaml top-level `routes`, tried in order on the
@@ -77,6 +80,11 @@ func DefaultRoutes() []Route {
 
 // Validate reports the first bad value of the section, naming its key.
 func (c Config) Validate() error {
+	for keys, action := range c.Menu {
+		if err := checkMenuEntry(keys, action); err != nil {
+			return fmt.Errorf("sip.menu[%q]: %w", keys, err)
+		}
+	}
 	for i, l := range c.Listen {
 		if _, _, err := ParseListen(l); err != nil {
 			return fmt.Errorf("sip.listen[%d]: %w", i, err)

@@ -72,6 +72,7 @@ type Server struct {
 	mu       sync.Mutex          // guards the fields below
 	legs     map[string]*leg     // call legs by our dialog tag
 	pins     map[string]*pinGate // callers at a conference PIN, by ConnectionId (pin.go)
+	menu     menuState           // keys of the DTMF menu so far (menu.go)
 	inbound  int                 // legs of calls we answered (not uac): sip.max_calls
 	udp      *transport          // set by ServeUDP
 	tcp      *transport          // set by ServeTCP
@@ -128,6 +129,7 @@ func New(cfg Config, routes []Route, codecs []string, table *session.Table, log 
 		host:   advertisedHost(cfg),
 		legs:   make(map[string]*leg),
 		pins:   make(map[string]*pinGate),
+		menu:   menuState{keys: map[string]menuKeys{}},
 
 		answered:   newAnswered(),
 		adm:        adm,
@@ -456,12 +458,20 @@ func (s *Server) onTableEvent(ev session.Event) {
 		s.bg.Go(func() { s.pinEntered(r) })
 		return
 	}
+	if ev.Type == session.DigitReceived && !ev.DigitEnd && ev.ConferenceID != "" && len(s.cfg.Menu) > 0 {
+		id, conf, digit := ev.Connection.ID, ev.ConferenceID, ev.Digit
+		s.bg.Go(func() { s.menuDigit(id, conf, digit) })
+		return
+	}
 	if ev.Type != session.ConnectionReleased || ev.Connection.Owner != session.FrontSIP {
 		return
 	}
 	s.mu.Lock()
 	delete(s.pins, ev.Connection.ID)
 	s.mu.Unlock()
+	s.menu.mu.Lock()
+	delete(s.menu.keys, ev.Connection.ID)
+	s.menu.mu.Unlock()
 	l := s.leg(ev.Connection.Tag)
 	if l == nil {
 		return
