@@ -66,7 +66,7 @@ func DefaultConfig() Config {
 	return Config{Listen: []string{"udp://0.0.0.0:5060", "tcp://0.0.0.0:5060"},
 		Trusted: append([]string(nil), DefaultTrusted...), Realm: DefaultRealm, NonceTTL: DefaultNonceTTL,
 		AuthAlgorithms: append([]string(nil), DefaultAuthAlgorithms...),
-		Rate:           DefaultRate, Unconfirmed: DefaultUnconfirmed, TCP: DefaultTCP}
+		Rate:           DefaultRate, Unconfirmed: DefaultUnconfirmed, TCP: DefaultTCP, Menu: map[string]string{}}
 }
 
 // DefaultRoutes are the built-in routes: conf-<id> joins conference <id>,
