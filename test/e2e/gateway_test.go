@@ -255,6 +255,14 @@ func (g *Gateway) Stop() {
 	})
 }
 
+// Kill ends the gateway with SIGKILL (a crash): no drain, nothing flushed.
+func (g *Gateway) Kill() {
+	g.stopOnce.Do(func() {
+		_ = g.cmd.Process.Kill()
+		<-g.exited
+	})
+}
+
 // Logs returns what the gateway has logged so far.
 func (g *Gateway) Logs() string { return g.logs.String() }
 
