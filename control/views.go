@@ -61,6 +61,7 @@ type conferenceView struct {
 	Kind         string       `json:"Kind"`
 	Mixing       bool         `json:"Mixing"`
 	Members      []memberView `json:"Members"`
+	Links        []string     `json:"Links,omitempty"` // conferences linked to this one
 	Created      string       `json:"Created"`
 }
 
@@ -78,7 +79,7 @@ func (s *Server) handleConferences(w http.ResponseWriter, _ *http.Request) {
 	out := make([]conferenceView, len(confs))
 	for i, cf := range confs {
 		v := conferenceView{ConferenceID: cf.ID, Kind: string(cf.Kind), Mixing: cf.Mixing, Members: make([]memberView, len(cf.Members)),
-			Created: cf.Created.UTC().Format("2006-01-02T15:04:05.000Z07:00")}
+			Links: cf.Links, Created: cf.Created.UTC().Format("2006-01-02T15:04:05.000Z07:00")}
 		for j, m := range cf.Members {
 			v.Members[j] = memberView{m.ConnectionID, m.Muted, m.ReceiveOnly, m.Coach, m.Pupil, m.Talking}
 		}

@@ -81,6 +81,7 @@ type conf struct {
 	members []*member
 	mixer   *confbridge.Bridge // KindConference only
 	held    int                // conference resources held (0 unless mixing)
+	links   []*link            // conferences linked to this one (link.go)
 }
 
 type member struct {
@@ -984,6 +985,7 @@ func (t *Table) releaseConn(c *conn, rel *releaser) {
 // releaseConf unregisters an empty conference. Caller holds mu.
 func (t *Table) releaseConf(cf *conf, rel *releaser) {
 	t.stopConfOutputLocked(cf.id)
+	t.unlinkAllLocked(cf)
 	delete(t.confs, cf.id)
 	if cf.held > 0 {
 		t.free(poolConference, cf.held)
@@ -1093,7 +1095,7 @@ func idLess(a, b string) bool {
 // snapshot copies a conference. Caller holds mu.
 func (cf *conf) snapshot() Conference {
 	s := Conference{ID: cf.id, Kind: cf.kind, Created: cf.created, Mixing: cf.held > 0,
-		Members: make([]Member, len(cf.members))}
+		Members: make([]Member, len(cf.members)), Links: cf.linkedTo()}
 	for i, mb := range cf.members {
 		s.Members[i] = Member{ConnectionID: mb.c.ID, MemberAttrs: mb.attrs}
 		if cf.mixer != nil {

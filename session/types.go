@@ -131,6 +131,7 @@ type Conference struct {
 	Kind    Kind
 	Mixing  bool // members hold conference resources (false for bridges and hairpins)
 	Members []Member
+	Links   []string // conferences linked to this one: each hears the other's members
 	Created time.Time
 }
 

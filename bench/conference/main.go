@@ -47,6 +47,7 @@ var (
 	lateMax   = flag.Float64("late-max", 0.001, "largest late-tick ratio of a passing step")
 	lossMax   = flag.Float64("loss-max", 0.001, "largest mixed-packet loss ratio of a passing step")
 	verbose   = flag.Bool("v", false, "print diagnostics to stderr")
+	play      = flag.Bool("play", false, "play a tone (PlayTone, 2600 Hz at -30 dBm0) into every conference for the whole run (PLAY=1)")
 )
 
 const (
@@ -143,8 +144,12 @@ func run() error {
 		}
 		steps = append(steps, n)
 	}
-	fmt.Printf("# conference capacity: %d members per conference, %d talkers each, ptime 20 ms, %v warm-up, %v measured per step\n",
-		*members, *talkers, *warmup, *measure)
+	playing := ""
+	if *play {
+		playing = ", a PlayTone into every conference"
+	}
+	fmt.Printf("# conference capacity: %d members per conference, %d talkers each%s, ptime 20 ms, %v warm-up, %v measured per step\n",
+		*members, *talkers, playing, *warmup, *measure)
 	fmt.Printf("# %6s %6s %9s %9s %10s %10s %12s %8s %9s\n", "legs", "confs", "late%", "loss%", "jit_p99ms", "jit_maxms", "cpu_us/m·s", "gw_cpu%", "audio_ok")
 	best := 0
 	for _, target := range steps {
@@ -322,6 +327,12 @@ func (l *load) addConference(n, nTalk int) error {
 		s.legs = append(s.legs, lg)
 		s.mu.Unlock()
 		conf.legs = append(conf.legs, lg)
+	}
+	if *play {
+		// Everyone hears it, mixed with the talk: what a Play costs a conference.
+		if _, err := l.action("PlayTone", map[string]string{"ConferenceId": conf.id, "Frequency1": "2600", "Amplitude1": "-30"}); err != nil {
+			return err
+		}
 	}
 	l.mu.Lock()
 	l.confs = append(l.confs, conf)

@@ -9,6 +9,8 @@
 #   conference_tick_jitter_p99_ms=X
 # and records the run in the "Conference" section of bench/RESULTS.md
 # (RECORD=0 skips that).
+# PLAY=1 plays a tone into every conference for the whole run (issue 12:
+# what a Play costs a conference).
 # Usage: bench/conference/run.sh [extra flags for the load program]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -78,7 +80,9 @@ done
 T0=$(date +%s)
 {
 	echo "# $(date -u +%FT%TZ) $(uname -m), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)); gateway on cpu $GW_CPU, phones on cpu $LOAD_CPU, autogroup nice $NICE${PRIO:+, $PRIO}"
-	GOMAXPROCS=1 $PRIO taskset -c "$LOAD_CPU" "$OUT/confload" -http "$HTTP" -gw-pid "$GW" "$@"
+	PLAYFLAG=()
+	if [ "${PLAY:-0}" = 1 ]; then PLAYFLAG=(-play); fi
+	GOMAXPROCS=1 $PRIO taskset -c "$LOAD_CPU" "$OUT/confload" -http "$HTTP" -gw-pid "$GW" "${PLAYFLAG[@]}" "$@"
 } | tee "$OUT/result.txt"
 T1=$(date +%s)
 
