@@ -182,14 +182,20 @@ func TestTransferTargetFails(t *testing.T) {
 	g.idle(t)
 }
 
-// REFER to one of our own conferences moves the leg (same dialog and port).
+// REFER from a conference leg to another of our conferences, as phones do
+// it (RFC 4579 §5.5: the gateway is the focus): the conferences are linked
+// (alice in a and bob in b hear each other), alice stays until she hangs
+// up, as a transferor does, and her leaving collapses a and the link. A
+// REFER to a conference that does not exist is NOTIFY 404, and nothing
+// changes.
 func TestTransferToOwnConference(t *testing.T) {
 	alice := newPhone(t, "alice", 400)
 	bob := newPhone(t, "bob", 1000)
+	carol := newPhone(t, "carol", 1600)
 	g := startGateway(t, nil)
 	ca := alice.mustDial(g.uri("conf-a"), alice.offer(dirSendRecv))
 	cb := bob.mustDial(g.uri("conf-b"), bob.offer(dirSendRecv))
-	port := ca.answer.Port
+	cc := carol.mustDial(g.uri("conf-b"), carol.offer(dirSendRecv))
 	to := g.uri("conf-b")
 	if res := ca.do(gosip.REFER, nil, "", gosip.NewHeader("Refer-To", "<"+uriString(to)+">")); res.StatusCode != 202 {
 		t.Fatalf("REFER: %d", res.StatusCode)
@@ -198,27 +204,54 @@ func TestTransferToOwnConference(t *testing.T) {
 	if n := alice.expectNotify(t); !strings.HasPrefix(n, "SIP/2.0 200") {
 		t.Fatalf("final NOTIFY %q, want 200", n)
 	}
-	if _, err := g.table.Conference("a"); err == nil {
-		t.Error("conference a still exists after its only member moved")
+	cf, err := g.table.Conference("a")
+	if err != nil || len(cf.Members) != 1 || len(cf.Links) != 1 || cf.Links[0] != "b" {
+		t.Fatalf("conference a = %+v, %v; want alice, linked to b", cf, err)
 	}
-	cf, err := g.table.Conference("b")
-	if err != nil || len(cf.Members) != 2 {
-		t.Fatalf("conference b = %+v, %v; want 2 members", cf, err)
+	hearsOnly(t, "bob", bob.rtp, []float64{400, 1600}, []float64{1000})
+	hearsOnly(t, "alice", alice.rtp, []float64{1000, 1600}, []float64{400})
+
+	nowhere := g.uri("conf-nowhere")
+	if res := ca.do(gosip.REFER, nil, "", gosip.NewHeader("Refer-To", "<"+uriString(nowhere)+">")); res.StatusCode != 202 {
+		t.Fatalf("REFER: %d", res.StatusCode)
 	}
-	hearsOnly(t, "bob", bob.rtp, []float64{400}, []float64{1000})
-	hearsOnly(t, "alice", alice.rtp, []float64{1000}, []float64{400})
-	conns := g.table.Connections()
-	found := false
-	for _, c := range conns {
-		if int(c.Local.Port()) == port {
-			found = true
-		}
+	alice.expectNotify(t)
+	if n := alice.expectNotify(t); !strings.HasPrefix(n, "SIP/2.0 404") {
+		t.Fatalf("final NOTIFY %q for a conference that does not exist, want 404", n)
 	}
-	if !found {
-		t.Errorf("alice's connection (port %d) changed on the move", port)
+
+	ca.hangup() // the transferor hangs up: a and its link go, b stays whole
+	eventually(t, "conference a released", func() bool { _, err := g.table.Conference("a"); return err != nil })
+	if cf, err := g.table.Conference("b"); err != nil || len(cf.Members) != 2 || len(cf.Links) != 0 {
+		t.Fatalf("conference b = %+v, %v; want bob and carol, no link", cf, err)
 	}
-	ca.hangup()
+	hearsOnly(t, "bob", bob.rtp, []float64{1600}, []float64{400, 1000})
 	cb.hangup()
+	cc.hangup()
+	g.idle(t)
+}
+
+// REFER from a conference leg to an outside party: the party is invited
+// into the conference and the referrer stays in it.
+func TestReferFromConferenceInvitesTarget(t *testing.T) {
+	alice := newPhone(t, "alice", 400)
+	carol := newPhone(t, "carol", 1600)
+	g := startGateway(t, nil)
+	ca := alice.mustDial(g.uri("conf-inv"), alice.offer(dirSendRecv))
+	if res := ca.do(gosip.REFER, nil, "", gosip.NewHeader("Refer-To", "<"+uriString(carol.uri())+">")); res.StatusCode != 202 {
+		t.Fatalf("REFER: %d", res.StatusCode)
+	}
+	alice.expectNotify(t)
+	if n := alice.expectNotify(t); !strings.HasPrefix(n, "SIP/2.0 200") {
+		t.Fatalf("final NOTIFY %q, want 200", n)
+	}
+	if cf, err := g.table.Conference("inv"); err != nil || len(cf.Members) != 2 {
+		t.Fatalf("conference inv = %+v, %v; want alice and carol", cf, err)
+	}
+	hearsOnly(t, "alice", alice.rtp, []float64{1600}, []float64{400})
+	hearsOnly(t, "carol", carol.rtp, []float64{400}, []float64{1600})
+	ca.hangup()
+	carol.hangupAnswered(t)
 	g.idle(t)
 }
 

@@ -2,6 +2,7 @@ package sip
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"slices"
@@ -74,7 +75,25 @@ func referTarget(req *gosip.Request) (gosip.Uri, error) {
 	return u, nil
 }
 
-// transfer carries out a REFER accepted with 202.
+// conferenceOf is the mixed conference the leg's connection is in.
+func (l *leg) conferenceOf() (string, bool) {
+	l.mu.Lock()
+	connID := l.connID
+	l.mu.Unlock()
+	c, err := l.s.table.Connection(connID)
+	if err != nil || c.ConferenceID == "" {
+		return "", false
+	}
+	cf, err := l.s.table.Conference(c.ConferenceID)
+	if err != nil || cf.Kind != session.KindConference {
+		return "", false
+	}
+	return cf.ID, true
+}
+
+// transfer carries out a REFER accepted with 202: on a conference leg the
+// target joins (or, one of our conferences, is linked to) the referrer's
+// conference; on a bridge or echo leg the call moves to the target.
 func (l *leg) transfer(target gosip.Uri, seq uint32, hdrs []gosip.Header) {
 	defer func() {
 		l.mu.Lock()
@@ -84,6 +103,28 @@ func (l *leg) transfer(target gosip.Uri, seq uint32, hdrs []gosip.Header) {
 	log := l.logger().WithField("refer_to", target.String())
 	l.notify(seq, 100, false)
 	var code int
+	if conf, ok := l.conferenceOf(); ok {
+		// A conference leg: the gateway is the focus (RFC 4579 §5.5). The
+		// target is brought into the referrer's conference, which the
+		// referrer leaves only by hanging up, as transferors do.
+		if confID, own := l.s.ownConference(target); own {
+			code = 200
+			if confID != conf {
+				if err := l.s.table.LinkConferences(conf, confID); err != nil && !errors.Is(err, session.ErrLinked) {
+					code, _ = status(err)
+					if errors.Is(err, session.ErrUnknownConference) {
+						code = 404
+					}
+				}
+			}
+			log.WithFields(logrus.Fields{"conf_id": conf, "linked": confID, "code": code}).Info("conference linked by REFER")
+		} else {
+			code = l.transferOut(target, hdrs)
+			log.WithFields(logrus.Fields{"conf_id": conf, "code": code}).Info("REFER target invited into the conference")
+		}
+		l.notify(seq, code, true)
+		return
+	}
 	if confID, ok := l.s.ownConference(target); ok {
 		if err := l.moveTo(confID); err != nil {
 			code, _ = status(err)

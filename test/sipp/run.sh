@@ -143,12 +143,23 @@ sleep 0.3
 sipp_run cancel-ringing-bridge "$gw" -sf "$here/cancel_uac.xml" -s ring-bob -m 1
 sipp_wait uas-ring "$uas_pid"
 
-# REFER to one of our own conferences: the call moves from conf-r1 to conf-r2.
+# REFER to one of our own conferences (r2, with a member made over HTTP):
+# conf-r1 is linked to it; the caller then hangs up and r2 stays.
+res="$(curl -sf -X POST "$http/v1/actions/CreateConference" -d '{"ConferenceId":"r2","MediaTxIP":"127.0.0.1","MediaTxPort":"36099"}')"
+if [[ "$res" != *'"ResultCode": "0"'* ]]; then
+	log "FAIL refer-own-conference setup: $res"
+	failed=1
+fi
 sipp_run refer-own-conference "$gw" -sf "$here/refer_conf.xml" -s conf-r1 -key referto conf-r2 -m 1
+res="$(curl -sf -X POST "$http/v1/actions/DeleteConnection" -d '{"ConferenceId":"r2"}')"
+if [[ "$res" != *'"ConferenceReleased": "true"'* ]]; then
+	log "FAIL refer-own-conference: conference r2 did not outlive the linked call: $res"
+	failed=1
+fi
 
-# REFER to an external target (a second SIPp, built-in uas): the target
-# takes the call's place in conference rx and the referrer gets BYE. The
-# conference is then released over the HTTP API, which hangs the target up.
+# REFER to an external target (a second SIPp, built-in uas): the target is
+# invited into conference rx; the referrer hangs up itself. The conference
+# is then released over the HTTP API, which hangs the target up.
 sipp_bg uas-refer-target -sn uas -p 36072 -mp 36088 -m 1
 uas_pid=$!
 sleep 0.3
