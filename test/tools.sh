@@ -6,7 +6,8 @@
 # own, on a loopback port), Kamailio with its rtpengine module (the ng
 # front's proxy), rtpengine (the ng oracle), sipvicious (svmap/svwar/svcrack:
 # admission under scanning), python3 (the digest UA in test/auth) and
-# openssl (s_client against the SIP TLS listener) and Asterisk's English
+# openssl (s_client against the SIP TLS listener), baresip (a real phone:
+# REFER into a conference, conference membership) and Asterisk's English
 # prompts (real speech for the DTMF detector, real prompts for Play).
 set -euo pipefail
 need=()
@@ -22,6 +23,7 @@ command -v rtpengine >/dev/null 2>&1 || need+=(rtpengine-daemon)
 command -v svwar >/dev/null 2>&1 || need+=(sipvicious)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v openssl >/dev/null 2>&1 || need+=(openssl) # s_client checks the SIP TLS listener's certificate
+command -v baresip >/dev/null 2>&1 || need+=(baresip-core) # a real phone: aufile, ctrl_tcp and menu modules
 [[ -d /usr/share/asterisk/sounds/en_US_f_Allison ]] || need+=(asterisk-core-sounds-en-wav) # real speech: the in-band DTMF detector must not fire on it; prompts for Play
 if ((${#need[@]} == 0)); then
 	exit 0
