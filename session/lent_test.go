@@ -50,12 +50,9 @@ func (p *phone) send(to netip.AddrPort) {
 	}
 }
 
-// heard reads what arrived within d: packets by SSRC, and the loudest
-// payload level seen (dBm0).
-func (p *phone) heard(d time.Duration) (bySSRC map[uint32]int, loudest float64) {
-	bySSRC, loudest = map[uint32]int{}, -100
+// each hands fn every packet that reaches p within d.
+func (p *phone) each(d time.Duration, fn func(pkt []byte)) {
 	buf := make([]byte, 1500)
-	pcm := make([]int16, 160)
 	end := time.Now().Add(d)
 	for {
 		_ = p.c.SetReadDeadline(end)
@@ -63,15 +60,24 @@ func (p *phone) heard(d time.Duration) (bySSRC map[uint32]int, loudest float64) 
 		if err != nil {
 			return
 		}
-		if n < 12+160 {
-			continue
-		}
-		bySSRC[binary.BigEndian.Uint32(buf[8:])]++
-		audio.DecodeUlaw(pcm, buf[12:12+160])
-		if l := audio.LevelDBm0(pcm); l > loudest {
-			loudest = l
-		}
+		fn(buf[:n])
 	}
+}
+
+// heard reads what arrived within d: packets by SSRC, and the loudest
+// payload level seen (dBm0).
+func (p *phone) heard(d time.Duration) (bySSRC map[uint32]int, loudest float64) {
+	bySSRC, loudest = map[uint32]int{}, -100
+	pcm := make([]int16, 160)
+	p.each(d, func(pkt []byte) {
+		if len(pkt) < 12+160 {
+			return
+		}
+		bySSRC[binary.BigEndian.Uint32(pkt[8:])]++
+		audio.DecodeUlaw(pcm, pkt[12:12+160])
+		loudest = max(loudest, audio.LevelDBm0(pcm))
+	})
+	return bySSRC, loudest
 }
 
 // pace sends a packet from each phone every 20 ms until stop closes.

@@ -12,21 +12,14 @@ import (
 // record decodes what reaches p (µ-law) for d.
 func (p *phone) record(d time.Duration) []int16 {
 	var out []int16
-	buf := make([]byte, 1500)
 	pcm := make([]int16, 160)
-	end := time.Now().Add(d)
-	for {
-		_ = p.c.SetReadDeadline(end)
-		n, err := p.c.Read(buf)
-		if err != nil {
-			return out
+	p.each(d, func(pkt []byte) {
+		if len(pkt) == 12+160 && pkt[1]&0x7f == 0 {
+			audio.DecodeUlaw(pcm, pkt[12:])
+			out = append(out, pcm...)
 		}
-		if n != 12+160 || buf[1]&0x7f != 0 {
-			continue
-		}
-		audio.DecodeUlaw(pcm, buf[12:n])
-		out = append(out, pcm...)
-	}
+	})
+	return out
 }
 
 // power is the mean amplitude of frequency f in x (Goertzel).
