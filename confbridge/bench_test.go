@@ -3,6 +3,7 @@ package confbridge
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 	"testing"
 )
 
@@ -14,8 +15,15 @@ func (o *nullOut) Send(p []byte) error { o.n += len(p); return nil }
 // packet for that tick arriving through HandleRTP; ns/member-tick is the
 // cost per member per 20 ms. Packets are pre-built and re-stamped in place.
 func BenchmarkMemberTick(b *testing.B) {
-	for _, c := range []struct{ members, talkers int }{{3, 3}, {10, 10}, {10, 2}, {100, 3}, {200, 3}, {100, 0}} {
-		b.Run(fmt.Sprintf("members=%d/talkers=%d", c.members, c.talkers), func(b *testing.B) {
+	for _, c := range []struct {
+		members, talkers int
+		play             bool // a PlayAll into the conference (issue 12: what a Play costs)
+	}{{3, 3, false}, {10, 10, false}, {10, 2, false}, {10, 3, false}, {10, 3, true}, {100, 3, false}, {100, 3, true}, {200, 3, false}, {100, 0, false}} {
+		name := fmt.Sprintf("members=%d/talkers=%d", c.members, c.talkers)
+		if c.play {
+			name += "/play"
+		}
+		b.Run(name, func(b *testing.B) {
 			e := newEngine(Config{Shards: 1}, false)
 			var clock int64
 			e.clock = func() int64 { return clock }
@@ -40,6 +48,12 @@ func BenchmarkMemberTick(b *testing.B) {
 					b.Fatal(err)
 				}
 				srcs[i] = src{m: m, pkt: newSender(codec, uint32(i+1), freq).next()}
+			}
+			if c.play {
+				// A decoded prompt, as session plays one: a copy per tick.
+				if err := br.PlayAll(newLoopSource(2600), nil); err != nil {
+					b.Fatal(err)
+				}
 			}
 			b.ReportAllocs()
 			b.ResetTimer()
@@ -85,5 +99,43 @@ func BenchmarkEncodeFrame(b *testing.B) {
 	b.ReportAllocs()
 	for n := 0; n < b.N; n++ {
 		lawU.encodeSat(dst, src)
+	}
+}
+
+// loopSource repeats one second of a tone, decoded beforehand as session
+// decodes its prompts: Read is a copy.
+type loopSource struct {
+	pcm []int16
+	pos int
+}
+
+func newLoopSource(freq float64) *loopSource {
+	s := &loopSource{pcm: make([]int16, sampleRate)}
+	for i := range s.pcm {
+		s.pcm[i] = int16(3000 * math.Sin(2*math.Pi*freq*float64(i)/sampleRate))
+	}
+	return s
+}
+
+func (s *loopSource) Read(pcm []int16) bool {
+	for n := 0; n < len(pcm); {
+		c := copy(pcm[n:], s.pcm[s.pos:])
+		n += c
+		s.pos = (s.pos + c) % len(s.pcm)
+	}
+	return true
+}
+
+// BenchmarkPlayAllPerTick is all a conference's Play adds to its tick:
+// one frame read from the source and added into the mix.
+func BenchmarkPlayAllPerTick(b *testing.B) {
+	e := newEngine(Config{Shards: 1}, false)
+	br := e.NewBridge(Options{})
+	defer br.Close()
+	br.src = newLoopSource(2600)
+	sum := make([]int32, e.k)
+	b.ReportAllocs()
+	for b.Loop() {
+		br.addSource(sum, 3)
 	}
 }

@@ -277,13 +277,7 @@ func (b *Bridge) StopPlayAll() {
 func (b *Bridge) addSource(sum []int32, nSum int) int {
 	buf := b.srcBuf[:len(sum)]
 	more := b.src.Read(buf)
-	for i, v := range buf {
-		if nSum == 0 {
-			sum[i] = int32(v)
-		} else {
-			sum[i] += int32(v)
-		}
-	}
+	accumulate(sum, buf, nSum == 0)
 	if !more {
 		if b.srcDone != nil {
 			b.ended = append(b.ended, b.srcDone)

@@ -101,7 +101,7 @@ if [ "${RECORD:-1}" != 0 ]; then
 	{
 		echo "### $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- confbridge cmd rtpproxy session control 2>/dev/null || echo '+dirty'), took $((T1 - T0)) s"
 		echo
-		echo "Command: \`make bench-conference\` (\`bench/conference/run.sh${*:+ $*}\`); gateway pinned with \`taskset -c $GW_CPU\`, phones with \`taskset -c $LOAD_CPU\`."
+		echo "Command: \`${PLAY:+PLAY=$PLAY }make bench-conference\` (\`bench/conference/run.sh${*:+ $*}\`); gateway pinned with \`taskset -c $GW_CPU\`, phones with \`taskset -c $LOAD_CPU\`."
 		echo
 		echo '```'
 		cat "$OUT/result.txt"
