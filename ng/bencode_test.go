@@ -80,7 +80,9 @@ func TestMarshalSortsKeys(t *testing.T) {
 // form is canonical), and the encoding decodes to an equal value again.
 func FuzzDecode(f *testing.F) {
 	for _, s := range []string{"d7:command4:pinge", "d3:sdp4:v=0\n5:flagsl13:trust-addressee", "li1ei-2e0:e",
-		"d1:ad1:bl1:ceee", "i0e", "le"} {
+		"d1:ad1:bl1:ceee", "i0e", "le",
+		"d7:command9:play DTMF7:call-id1:x8:from-tag1:f4:code1:58:durationi160e6:volumei-12ee",
+		"d7:command10:play media7:call-id1:x8:from-tag1:f4:file5:a.wav12:repeat-times1:33:all3:alle"} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
