@@ -78,7 +78,10 @@ func (b *Bridge) StopPlay(id string) error {
 
 // SetTap hands fn every tick's frame of what member id sends, decoded
 // (silence when it sent nothing), on the mixer goroutine under the lock:
-// fn must not block or allocate. nil removes the tap.
+// fn must not block or allocate. nil removes the tap. A TapDetect also
+// hears what the member sends while its bridge is hairpinned, packet by
+// packet on the member's HandleRTP goroutine: around a change between the
+// two it may be called from both at once, so it must do its own locking.
 func (b *Bridge) SetTap(id string, slot int, fn func(pcm []int16)) error {
 	if slot < 0 || slot >= numTaps {
 		return fmt.Errorf("%w: tap slot %d", ErrInvalidMember, slot)
@@ -88,6 +91,13 @@ func (b *Bridge) SetTap(id string, slot int, fn func(pcm []int16)) error {
 		m.ops.tapped = false
 		for _, f := range m.ops.tap {
 			m.ops.tapped = m.ops.tapped || f != nil
+		}
+		if slot == TapDetect {
+			if fn == nil {
+				m.hpTap.Store(nil)
+			} else {
+				m.hpTap.Store(&fn)
+			}
 		}
 	})
 }

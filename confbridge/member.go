@@ -44,6 +44,12 @@ type Member struct {
 	// Counters written by HandleRTP.
 	malformed, wrongPT, oversize, relayed atomic.Uint64
 
+	// The digit tap (TapDetect) also hears packets relayed while the
+	// bridge is hairpinned: HandleRTP decodes them into hpBuf (owned by
+	// HandleRTP's goroutine) for it.
+	hpTap atomic.Pointer[func(pcm []int16)]
+	hpBuf [maxFrame]int16
+
 	// Owned by the tick (under b.mu).
 	talking bool
 	told    bool // the talking state last reported through Options.OnTalk
@@ -132,6 +138,11 @@ func (m *Member) HandleRTP(pkt []byte) {
 	if p := m.peer.Load(); p != nil {
 		p.relay(&h, payload, now)
 		m.relayed.Add(1)
+		if tap := m.hpTap.Load(); tap != nil {
+			n := min(len(payload), len(m.hpBuf))
+			m.law.decode(m.hpBuf[:n], payload[:n])
+			(*tap)(m.hpBuf[:n])
+		}
 		return
 	}
 	if len(payload) > maxPayload || len(payload) == 0 {

@@ -2,6 +2,7 @@ package session
 
 import (
 	"fmt"
+	"sync"
 
 	"github.com/mediagw/mediagw/audio"
 	"github.com/mediagw/mediagw/confbridge"
@@ -61,8 +62,8 @@ func DigitCode(key byte) (code byte, ok bool) {
 
 // applyInband listens for in-band DTMF on a mixed member whose remote did
 // not negotiate telephone-events: the mixer hands the detector each frame
-// it decodes (not while a two-party conference is hairpinned). Caller
-// holds mu.
+// it decodes, or each packet it relays while a two-party conference is
+// hairpinned. Caller holds mu.
 func (t *Table) applyInband(cf *conf, c *conn) { t.listenInband(cf.mixer, c, cf.id) }
 
 // listenInband sets or clears c's in-band detector on mixer (its
@@ -75,7 +76,13 @@ func (t *Table) listenInband(mixer *confbridge.Bridge, c *conn, confID string) {
 		return
 	}
 	det := audio.NewDTMFDetector(t.inbandDigit(c.ID, confID))
-	if err := mixer.SetTap(c.ID, confbridge.TapDetect, det.Process); err != nil {
+	var mu sync.Mutex // the mixer's tick and, while hairpinned, the leg's reader
+	process := func(pcm []int16) {
+		mu.Lock()
+		det.Process(pcm)
+		mu.Unlock()
+	}
+	if err := mixer.SetTap(c.ID, confbridge.TapDetect, process); err != nil {
 		t.log.WithError(err).WithField("conn_id", c.ID).Warn("set in-band DTMF tap")
 	}
 }

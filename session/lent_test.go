@@ -307,3 +307,38 @@ func TestInbandOnRelayedLegs(t *testing.T) {
 		})
 	}
 }
+
+// A two-party conference that is hairpinned (its packets relayed, no mix)
+// still hears in-band digits: the member's detector gets the packets it
+// relays.
+func TestInbandHairpinnedConference(t *testing.T) {
+	f := newFixture(t, DefaultResources(), testPortMin+1170, testPortMin+1179)
+	pa, pb := newPhone(t, 0xa), newPhone(t, 0xb)
+	a, _ := f.CreateConnection(ConnectionParams{Remote: pa.addr(), Codec: "PCMU", Owner: FrontHTTP})
+	b, _ := f.CreateConnection(ConnectionParams{Remote: pb.addr(), Codec: "PCMU", Owner: FrontHTTP})
+	if _, err := f.CreateConference("hp", KindConference, a.ID, MemberAttrs{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.JoinConference("hp", b.ID, MemberAttrs{}); err != nil {
+		t.Fatal(err)
+	}
+	if cf, _ := f.Conference("hp"); cf.Mixing {
+		t.Fatal("two PCMU members are not hairpinned")
+	}
+	op, err := f.GatherDigits(a.ID, GatherParams{MaxDigits: 2, TermDigit: -1, MaxTime: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dtmf := audio.NewDTMFSource([]byte{5, 8}, 100, 100)
+	pa.src = func(pcm []int16) { dtmf.Read(pcm) }
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { pace(stop, map[*phone]netip.AddrPort{pa: a.Local, pb: b.Local}); close(done) }()
+	defer func() { close(stop); <-done }()
+	if r := f.nextOp(t); r.OperationID != op || r.Digits != "58" {
+		t.Fatalf("%+v", r)
+	}
+	if cf, _ := f.Conference("hp"); cf.Mixing {
+		t.Fatal("the digits unhairpinned the conference")
+	}
+}
