@@ -141,42 +141,108 @@ func (p *Pool) Open() (*Leg, error) {
 			}
 			return nil, ErrNoPorts
 		}
-		port := p.lay.firstPort + 2*int(i)
-		s, err := e.s, error(nil)
-		if s.bound() {
-			s.drain() // what the pollers have not thrown away yet
-		} else if s, err = p.bindPair(port); err != nil {
+		l, inUse, err := p.openPair(i, e)
+		if inUse {
 			busy = append(busy, i)
-			if !errors.Is(err, syscall.EADDRINUSE) {
-				// Not a busy port (bad bind address, no permission...): no other
-				// pair would fare better.
-				return nil, fmt.Errorf("rtpproxy: bind port %d: %w", port, err)
-			}
 			continue
 		}
-		l, err := newLeg(p, i, port, s)
-		switch {
-		case err != nil:
-		case e.run != nil: // idle: its sockets are in e.run's epoll set
-			l.run = e.run
-			p.byPair[i].Store(l)
-		case p.poll:
-			err = p.attach(l)
-		}
 		if err != nil {
-			if e.run != nil {
-				p.unbind(e.last)
-			}
-			s.close()
 			busy = append(busy, i)
-			return nil, fmt.Errorf("rtpproxy: port %d: %w", port, err)
+			return nil, err
 		}
-		p.mu.Lock()
-		p.live[l] = struct{}{}
-		p.mu.Unlock()
-		l.start()
 		return l, nil
 	}
+}
+
+// ErrPortTaken: OpenPort's pair is held by a live leg, or its ports by
+// another socket.
+var ErrPortTaken = errors.New("rtpproxy: RTP port pair taken")
+
+// OpenPort hands out the pair whose RTP port is port (even, in the pool's
+// range): what a restored connection needs to keep its address. A pair
+// held by a live leg, or bound by another socket meanwhile, is ErrPortTaken.
+func (p *Pool) OpenPort(port int) (*Leg, error) {
+	off := port - p.lay.firstPort
+	if off < 0 || off%2 != 0 || off/2 >= p.lay.pairs {
+		return nil, fmt.Errorf("rtpproxy: port %d is not an RTP port of the pool", port)
+	}
+	i := int32(off / 2)
+	p.mu.Lock()
+	e, ok := p.takePair(i)
+	p.mu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("%w: %d", ErrPortTaken, port)
+	}
+	l, inUse, err := p.openPair(i, e)
+	if err != nil {
+		p.mu.Lock()
+		p.push(i)
+		p.mu.Unlock()
+		if inUse {
+			return nil, fmt.Errorf("%w: %d: %v", ErrPortTaken, port, err)
+		}
+		return nil, err
+	}
+	return l, nil
+}
+
+// takePair removes pair i from the free or idle pairs. Caller holds p.mu.
+func (p *Pool) takePair(i int32) (idlePair, bool) {
+	for k, e := range p.idle {
+		if e.pair == i {
+			p.idle[k] = p.idle[len(p.idle)-1]
+			p.idle = p.idle[:len(p.idle)-1]
+			return e, true
+		}
+	}
+	k := p.pos[i]
+	if k < 0 {
+		return idlePair{}, false
+	}
+	last := p.free[len(p.free)-1]
+	p.free[k] = last
+	p.pos[last] = k
+	p.free = p.free[:len(p.free)-1]
+	p.pos[i] = -1
+	return idlePair{pair: i, s: unbound}, true
+}
+
+// openPair makes the leg of taken pair i. inUse reports a port bound by
+// someone else (the pair goes back to the free set).
+func (p *Pool) openPair(i int32, e idlePair) (l *Leg, inUse bool, err error) {
+	port := p.lay.firstPort + 2*int(i)
+	s := e.s
+	if s.bound() {
+		s.drain() // what the pollers have not thrown away yet
+	} else if s, err = p.bindPair(port); err != nil {
+		if !errors.Is(err, syscall.EADDRINUSE) {
+			// Not a busy port (bad bind address, no permission...): no other
+			// pair would fare better.
+			return nil, false, fmt.Errorf("rtpproxy: bind port %d: %w", port, err)
+		}
+		return nil, true, err
+	}
+	l, err = newLeg(p, i, port, s)
+	switch {
+	case err != nil:
+	case e.run != nil: // idle: its sockets are in e.run's epoll set
+		l.run = e.run
+		p.byPair[i].Store(l)
+	case p.poll:
+		err = p.attach(l)
+	}
+	if err != nil {
+		if e.run != nil {
+			p.unbind(e.last)
+		}
+		s.close()
+		return nil, false, fmt.Errorf("rtpproxy: port %d: %w", port, err)
+	}
+	p.mu.Lock()
+	p.live[l] = struct{}{}
+	p.mu.Unlock()
+	l.start()
+	return l, false, nil
 }
 
 // sockets are the two sockets of a pair: bare descriptors read by the

@@ -333,3 +333,41 @@ func TestPoolConcurrentOpenClose(t *testing.T) {
 	}
 	checkFreeList(t, p)
 }
+
+// OpenPort hands out a chosen pair (a restored connection keeps its
+// address): free or idle; a pair in use, an odd or foreign port, or a port
+// another socket holds, is refused, and the pool is as before.
+func TestPoolOpenPort(t *testing.T) {
+	p := newTestPool(t, 30020, 30039)
+	l, err := p.OpenPort(30024)
+	if err != nil || l.Port() != 30024 {
+		t.Fatalf("OpenPort(30024): %v, %v", l, err)
+	}
+	if _, err := p.OpenPort(30024); !errors.Is(err, ErrPortTaken) {
+		t.Fatalf("a pair in use: %v", err)
+	}
+	for _, bad := range []int{30025, 30018, 30040} {
+		if _, err := p.OpenPort(bad); err == nil || errors.Is(err, ErrPortTaken) {
+			t.Fatalf("OpenPort(%d): %v", bad, err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l, err = p.OpenPort(30024) // idle now (its sockets kept bound), or free
+	if err != nil || l.Port() != 30024 {
+		t.Fatalf("OpenPort(30024) after its close: %v, %v", l, err)
+	}
+	defer l.Close()
+	squat, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 30031})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer squat.Close()
+	if _, err := p.OpenPort(30030); !errors.Is(err, ErrPortTaken) {
+		t.Fatalf("a pair whose RTCP port another socket holds: %v", err)
+	}
+	if free := p.FreePairs(); free != p.Pairs()-1 {
+		t.Fatalf("%d of %d pairs free with one open", free, p.Pairs())
+	}
+}
