@@ -39,6 +39,7 @@ type Config struct {
 	MediaTimeout time.Duration // 0 disables the media-timeout sweeper
 	SRTP         string        // rtp.srtp: off | optional | required ("" = optional), for the SIP front's negotiation
 	Media        MediaConfig   // media.*: prompts and recordings
+	State        Persister     // where every change is queued for a restart (persist.go); nil = none
 }
 
 // DefaultResources are the built-in pool capacities (DESIGN §6).

@@ -19,6 +19,7 @@ import (
 // PortPool is what the table needs of the RTP port pairs (*rtpproxy.Pool).
 type PortPool interface {
 	Open() (*rtpproxy.Leg, error)
+	OpenPort(port int) (*rtpproxy.Leg, error) // a restored connection's own pair (persist.go)
 	FreePairs() int
 	Pairs() int
 	Packets() (in, out uint64)
@@ -70,6 +71,7 @@ type conn struct {
 	leg        *rtpproxy.Leg
 	conf       *conf
 	lent       *lent     // a mixer lent for media operations (lent.go)
+	srtp       bool      // keyed for SRTP (not persisted: persist.go)
 	modified   time.Time // last create/modify, the base for media timeouts
 }
 
@@ -307,6 +309,7 @@ func (t *Table) CreateConnection(p ConnectionParams) (Connection, error) {
 	}
 	if p.SRTP != nil {
 		_ = leg.SetSRTP(*p.SRTP) // validated above
+		c.srtp = true
 	}
 	if p.SignalingIP.IsValid() {
 		leg.SetSignalingIP(p.SignalingIP)
@@ -316,6 +319,7 @@ func (t *Table) CreateConnection(p ConnectionParams) (Connection, error) {
 	}
 	t.applyMedia(c)
 	t.conns[c.ID] = c
+	t.saveConnLocked(c)
 	snap := t.snapshot(c)
 	t.mu.Unlock()
 	if !t.log.Logger.IsLevelEnabled(logrus.DebugLevel) {
@@ -438,6 +442,7 @@ func (t *Table) ModifyConnection(id string, p ConnectionParams) (Connection, err
 	}
 	if p.SRTP != nil {
 		_ = c.leg.SetSRTP(*p.SRTP) // validated above
+		c.srtp = true
 	}
 	if p.SignalingIP.IsValid() {
 		c.leg.SetSignalingIP(p.SignalingIP)
@@ -464,6 +469,7 @@ func (t *Table) ModifyConnection(id string, p ConnectionParams) (Connection, err
 	if c.Mode != ModeLoopback {
 		t.listenLocked(c)
 	}
+	t.saveConnLocked(c)
 	return t.snapshot(c), nil
 }
 
@@ -609,6 +615,7 @@ func (t *Table) install(cf *conf, connID string, a MemberAttrs) error {
 		return err
 	}
 	t.confs[cf.id] = cf
+	t.saveConfLocked(cf)
 	return nil
 }
 
@@ -633,6 +640,7 @@ func (t *Table) Bridge(connA, connB string) (Conference, error) {
 		return Conference{}, err
 	}
 	t.confs[cf.id] = cf
+	t.saveConfLocked(cf)
 	return cf.snapshot(), nil
 }
 
@@ -757,6 +765,9 @@ func (t *Table) join(cf *conf, connID string, a MemberAttrs) error {
 		t.applyMedia(c)
 		c.leg.SetHandler(m)
 	}
+	if t.confs[cf.id] == cf {
+		t.saveConfLocked(cf)
+	}
 	return nil
 }
 
@@ -825,6 +836,9 @@ func (t *Table) leave(cf *conf, c *conn) (empty bool) {
 		}
 	}
 	t.applyMedia(c)
+	if len(cf.members) > 0 && t.confs[cf.id] == cf {
+		t.saveConfLocked(cf)
+	}
 	return len(cf.members) == 0
 }
 
@@ -868,6 +882,7 @@ func (t *Table) SetConfereeAttribute(confID, connID string, a MemberAttrs) error
 		return err
 	}
 	t.applyMedia(c)
+	t.saveConfLocked(cf)
 	return nil
 }
 
@@ -974,6 +989,7 @@ type releaser struct {
 func (t *Table) releaseConn(c *conn, rel *releaser) {
 	rel.ops = append(rel.ops, t.stopConnOpsLocked(c)...)
 	delete(t.conns, c.ID)
+	t.forgetLocked(StateConn, c.ID)
 	t.free(poolRTP, 1)
 	if c.Enhanced {
 		t.free(poolEnhanced, 1)
@@ -987,6 +1003,7 @@ func (t *Table) releaseConf(cf *conf, rel *releaser) {
 	t.stopConfOutputLocked(cf.id)
 	t.unlinkAllLocked(cf)
 	delete(t.confs, cf.id)
+	t.forgetLocked(StateConf, cf.id)
 	if cf.held > 0 {
 		t.free(poolConference, cf.held)
 		cf.held = 0

@@ -1,0 +1,325 @@
+package session
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/mediagw/mediagw/rtpproxy"
+)
+
+// Persistence (issue 13, DESIGN §10): the table hands every change of a
+// connection or a conference to Config.State, which only queues (a store's
+// writer commits it off the media path and outside this lock), and Restore
+// builds the table again from what was kept, before the fronts listen:
+// the same ConnectionIds, the same port pairs (so peers keep sending to
+// the right place), the same conferences and member attributes.
+//
+// Restored today: connections made over the HTTP API (and their
+// conferences and bridges). The other fronts keep call state of their own
+// (SIP dialogs, MGCP endpoints, ng calls) that is not persisted yet, so
+// their connections are dropped at restore. Not restored: SRTP keys (an
+// SRTP connection is dropped), running media operations, conference links.
+
+// Persister receives the table's state as it changes; *store.File and
+// *store.Redis satisfy it. Both calls must only queue.
+type Persister interface {
+	Put(kind, id string, value []byte)
+	Delete(kind, id string)
+}
+
+// StateReader is what Restore reads: a store's committed objects.
+type StateReader interface {
+	ForEach(kind string, fn func(id string, value []byte) error) error
+}
+
+// Kinds of persisted objects.
+const (
+	StateConn = "conn"
+	StateConf = "conf"
+)
+
+// stateVersion is the layout of the records below; Restore refuses others.
+const stateVersion = 1
+
+type connRecord struct {
+	V              int       `json:"v"`
+	ID             string    `json:"id"`
+	Port           int       `json:"port"`
+	Remote         string    `json:"remote,omitempty"`
+	Codec          string    `json:"codec"`
+	PtimeMs        int       `json:"ptime_ms"`
+	Mode           Mode      `json:"mode"`
+	Owner          Front     `json:"owner"`
+	CallID         string    `json:"call_id,omitempty"`
+	Tag            string    `json:"tag,omitempty"`
+	TelephoneEvent uint8     `json:"telephone_event,omitempty"`
+	SRTP           bool      `json:"srtp,omitempty"`
+	Created        time.Time `json:"created"`
+}
+
+type confRecord struct {
+	V       int            `json:"v"`
+	ID      string         `json:"id"`
+	Kind    Kind           `json:"kind"`
+	Created time.Time      `json:"created"`
+	Members []memberRecord `json:"members"`
+}
+
+type memberRecord struct {
+	Conn  string      `json:"conn"`
+	Attrs MemberAttrs `json:"attrs"`
+}
+
+// saveConnLocked queues c's state. Caller holds mu.
+func (t *Table) saveConnLocked(c *conn) {
+	if t.cfg.State == nil {
+		return
+	}
+	r := connRecord{V: stateVersion, ID: c.ID, Port: int(c.Local.Port()), Codec: c.Codec, PtimeMs: int(c.Ptime / time.Millisecond),
+		Mode: c.Mode, Owner: c.Owner, CallID: c.CallID, Tag: c.Tag, TelephoneEvent: c.TelephoneEvent, SRTP: c.srtp, Created: c.Created}
+	if c.Remote.IsValid() {
+		r.Remote = c.Remote.String()
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.log.WithError(err).Error("encoding a connection's state")
+		return
+	}
+	t.cfg.State.Put(StateConn, c.ID, b)
+}
+
+// saveConfLocked queues cf's state. Caller holds mu.
+func (t *Table) saveConfLocked(cf *conf) {
+	if t.cfg.State == nil {
+		return
+	}
+	r := confRecord{V: stateVersion, ID: cf.id, Kind: cf.kind, Created: cf.created, Members: make([]memberRecord, len(cf.members))}
+	for i, mb := range cf.members {
+		r.Members[i] = memberRecord{Conn: mb.c.ID, Attrs: mb.attrs}
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.log.WithError(err).Error("encoding a conference's state")
+		return
+	}
+	t.cfg.State.Put(StateConf, cf.id, b)
+}
+
+func (t *Table) forgetLocked(kind, id string) {
+	if t.cfg.State != nil {
+		t.cfg.State.Delete(kind, id)
+	}
+}
+
+// RestoreReport says what Restore did.
+type RestoreReport struct {
+	Connections, Conferences int // restored
+	Dropped                  int // connections not restorable (front state not kept, SRTP, port taken, bad record)
+}
+
+// Restore rebuilds the table from st (before anything else uses the
+// table): connections on their own port pairs, then conferences and
+// bridges with their members. A connection that cannot be restored is
+// dropped from the state and counted, never the whole restore. It fails
+// only when st cannot be read or holds a layout it does not know.
+func (t *Table) Restore(st StateReader) (RestoreReport, error) {
+	var rep RestoreReport
+	var conns []connRecord
+	var confs []confRecord
+	var bad []string
+	err := st.ForEach(StateConn, func(id string, v []byte) error {
+		var r connRecord
+		if err := json.Unmarshal(v, &r); err != nil || r.ID != id {
+			bad = append(bad, StateConn+"/"+id)
+			return nil
+		}
+		if r.V != stateVersion {
+			return fmt.Errorf("session: state of connection %s has layout %d; this gateway reads %d", id, r.V, stateVersion)
+		}
+		conns = append(conns, r)
+		return nil
+	})
+	if err != nil {
+		return rep, err
+	}
+	err = st.ForEach(StateConf, func(id string, v []byte) error {
+		var r confRecord
+		if err := json.Unmarshal(v, &r); err != nil || r.ID != id {
+			bad = append(bad, StateConf+"/"+id)
+			return nil
+		}
+		if r.V != stateVersion {
+			return fmt.Errorf("session: state of conference %s has layout %d; this gateway reads %d", id, r.V, stateVersion)
+		}
+		confs = append(confs, r)
+		return nil
+	})
+	if err != nil {
+		return rep, err
+	}
+	for _, k := range bad {
+		kind, id, _ := cutKind(k)
+		t.forgetLocked(kind, id)
+		rep.Dropped++
+	}
+	slices.SortFunc(conns, func(a, b connRecord) int { return cmpID(a.ID, b.ID) })
+	t.mu.Lock()
+	for _, r := range conns { // IDs go on after every recorded one, restored or not
+		if n, err := strconv.ParseUint(r.ID, 10, 64); err == nil && n > t.nextConn {
+			t.nextConn = n
+		}
+	}
+	for _, r := range confs {
+		if n, err := strconv.ParseUint(r.ID, 10, 64); err == nil && n > t.nextConf {
+			t.nextConf = n
+		}
+	}
+	t.mu.Unlock()
+	for _, r := range conns {
+		if err := t.restoreConn(r); err != nil {
+			t.log.WithError(err).WithField("conn_id", r.ID).Warn("connection not restored")
+			t.mu.Lock()
+			t.forgetLocked(StateConn, r.ID)
+			t.mu.Unlock()
+			rep.Dropped++
+			continue
+		}
+		rep.Connections++
+	}
+	slices.SortFunc(confs, func(a, b confRecord) int { return cmpID(a.ID, b.ID) })
+	for _, r := range confs {
+		if t.restoreConf(r) {
+			rep.Conferences++
+		}
+	}
+	return rep, nil
+}
+
+func cutKind(k string) (string, string, bool) {
+	for i := range len(k) {
+		if k[i] == '/' {
+			return k[:i], k[i+1:], true
+		}
+	}
+	return k, "", false
+}
+
+func cmpID(a, b string) int {
+	if idLess(a, b) {
+		return -1
+	}
+	if idLess(b, a) {
+		return 1
+	}
+	return 0
+}
+
+// restoreConn opens r's port pair again and registers the connection.
+func (t *Table) restoreConn(r connRecord) error {
+	switch {
+	case r.Owner != FrontHTTP:
+		return fmt.Errorf("owned by %s, whose call state is not kept", r.Owner)
+	case r.SRTP:
+		return errors.New("SRTP keys are not kept")
+	case !ValidConnectionID(r.ID) || !codecRe.MatchString(r.Codec):
+		return errors.New("bad record")
+	}
+	mode, err := ParseMode(string(r.Mode))
+	if err != nil {
+		return err
+	}
+	var remote netip.AddrPort
+	if r.Remote != "" {
+		if remote, err = netip.ParseAddrPort(r.Remote); err != nil {
+			return err
+		}
+	}
+	enhanced := !mixable(r.Codec)
+	t.mu.Lock()
+	if _, taken := t.conns[r.ID]; taken {
+		t.mu.Unlock()
+		return fmt.Errorf("%w: %s", ErrConnectionExists, r.ID)
+	}
+	if err := t.reserve(poolRTP, 1); err != nil {
+		t.mu.Unlock()
+		return err
+	}
+	if enhanced {
+		if err := t.reserve(poolEnhanced, 1); err != nil {
+			t.free(poolRTP, 1)
+			t.mu.Unlock()
+			return err
+		}
+	}
+	t.mu.Unlock()
+	leg, err := t.ports.OpenPort(r.Port)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err != nil {
+		t.free(poolRTP, 1)
+		if enhanced {
+			t.free(poolEnhanced, 1)
+		}
+		if errors.Is(err, rtpproxy.ErrPortTaken) {
+			return fmt.Errorf("port %d was taken meanwhile: %w", r.Port, err)
+		}
+		return err
+	}
+	now := time.Now()
+	c := &conn{
+		Connection: Connection{ID: r.ID, Local: leg.LocalAddr(), Remote: remote, Codec: r.Codec,
+			Ptime: time.Duration(r.PtimeMs) * time.Millisecond, Mode: mode, Owner: r.Owner, CallID: r.CallID, Tag: r.Tag,
+			Enhanced: enhanced, Created: r.Created, TelephoneEvent: r.TelephoneEvent},
+		leg:      leg,
+		modified: now, // the media timeout starts again
+	}
+	if remote.IsValid() {
+		leg.SetRemote(remote)
+	}
+	t.applyMedia(c)
+	t.conns[c.ID] = c
+	t.saveConnLocked(c)
+	return nil
+}
+
+// restoreConf makes r's conference again with its restored members, or
+// forgets it when none is left.
+func (t *Table) restoreConf(r confRecord) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var members []memberRecord
+	for _, m := range r.Members {
+		if c := t.conns[m.Conn]; c != nil && c.conf == nil {
+			members = append(members, m)
+		}
+	}
+	if len(members) == 0 || !ValidConferenceID(r.ID) || t.confs[r.ID] != nil {
+		t.forgetLocked(StateConf, r.ID)
+		return false
+	}
+	cf, err := t.newConf(r.ID, r.Kind)
+	if err != nil {
+		t.log.WithError(err).WithField("conf_id", r.ID).Warn("conference not restored")
+		t.forgetLocked(StateConf, r.ID)
+		return false
+	}
+	cf.created = r.Created
+	for _, m := range members {
+		if err := t.join(cf, m.Conn, m.Attrs); err != nil {
+			t.log.WithError(err).WithFields(map[string]any{"conf_id": r.ID, "conn_id": m.Conn}).Warn("member not restored")
+		}
+	}
+	if len(cf.members) == 0 {
+		t.dropEmpty(cf)
+		t.forgetLocked(StateConf, r.ID)
+		return false
+	}
+	t.confs[cf.id] = cf
+	t.saveConfLocked(cf)
+	return true
+}

@@ -1,0 +1,160 @@
+package session
+
+import (
+	"maps"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mediagw/mediagw/audio"
+)
+
+// memState is a Persister and StateReader in memory.
+type memState struct {
+	mu   sync.Mutex
+	objs map[string]map[string][]byte
+}
+
+func newMemState() *memState { return &memState{objs: map[string]map[string][]byte{}} }
+
+func (m *memState) Put(kind, id string, v []byte) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.objs[kind] == nil {
+		m.objs[kind] = map[string][]byte{}
+	}
+	m.objs[kind][id] = v
+}
+
+func (m *memState) Delete(kind, id string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.objs[kind], id)
+}
+
+func (m *memState) ForEach(kind string, fn func(string, []byte) error) error {
+	m.mu.Lock()
+	objs := maps.Clone(m.objs[kind])
+	m.mu.Unlock()
+	for id, v := range objs {
+		if err := fn(id, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// snapshot is the state as a crash would leave it.
+func (m *memState) snapshot() *memState {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c := newMemState()
+	for k, objs := range m.objs {
+		c.objs[k] = maps.Clone(objs)
+	}
+	return c
+}
+
+// The table's state survives a crash: restored into a new table, HTTP
+// connections keep their IDs and port pairs, the conference its members
+// and attributes, the bridge relays again; a SIP connection (its dialog is
+// not kept) is dropped; new IDs continue after the restored ones; a
+// release deletes what it released.
+func TestRestoreAfterCrash(t *testing.T) {
+	lo, hi := testPortMin+1180, testPortMin+1199
+	state := newMemState()
+	f := newFixture(t, DefaultResources(), lo, hi)
+	f.cfg.State = state
+	pa, pb := newPhone(t, 0xa), newPhone(t, 0xb)
+	a, _ := f.CreateConnection(ConnectionParams{Remote: pa.addr(), Codec: "PCMU", Owner: FrontHTTP})
+	b, _ := f.CreateConnection(ConnectionParams{Remote: pb.addr(), Codec: "PCMU", Owner: FrontHTTP})
+	br, err := f.Bridge(a.ID, b.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cid, ids := f.conference(t, "kept", 2)
+	if err := f.SetConfereeAttribute(cid, ids[1], MemberAttrs{Muted: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.CreateConnection(ConnectionParams{Remote: remote, Codec: "PCMU", Owner: FrontSIP}); err != nil {
+		t.Fatal(err)
+	}
+	before := map[string]Connection{}
+	for _, c := range f.Connections() {
+		before[c.ID] = c
+	}
+	crashed := state.snapshot()
+	f.Shutdown()   // the crash left crashed behind
+	f.pool.Close() // and its sockets died with the process
+	if n := len(state.objs[StateConn]) + len(state.objs[StateConf]); n != 0 {
+		t.Fatalf("a clean shutdown left %d objects in the state", n)
+	}
+
+	g := newFixture(t, DefaultResources(), lo, hi)
+	g.cfg.State = crashed
+	rep, err := g.Restore(crashed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Connections != 4 || rep.Conferences != 2 || rep.Dropped != 1 {
+		t.Fatalf("restore: %+v, want 4 connections, 2 conferences, 1 dropped", rep)
+	}
+	for id, c := range before {
+		got, err := g.Connection(id)
+		if c.Owner == FrontSIP {
+			if err == nil {
+				t.Fatalf("the SIP connection %s was restored", id)
+			}
+			continue
+		}
+		if err != nil || got.Local != c.Local || got.Remote != c.Remote || got.Codec != c.Codec || got.ConferenceID != c.ConferenceID {
+			t.Fatalf("connection %s restored as %+v (%v), was %+v", id, got, err, c)
+		}
+	}
+	if cf, _ := g.Conference(cid); len(cf.Members) != 2 || !cf.Members[1].Muted {
+		t.Fatalf("conference restored as %+v", cf)
+	}
+	if cf, _ := g.Conference(br.ID); cf.Kind != KindBridge || len(cf.Members) != 2 {
+		t.Fatalf("bridge restored as %+v", cf)
+	}
+	// The bridge relays again: what a sends reaches b.
+	pa.src = audio.NewTone(440, 0, -20, audio.Off).Read
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { pace(stop, map[*phone]netip.AddrPort{pa: a.Local}); close(done) }()
+	by, _ := pb.heard(300 * time.Millisecond)
+	close(stop)
+	<-done
+	if by[0xa] < 5 {
+		t.Fatalf("b heard %v through the restored bridge", by)
+	}
+	c, err := g.CreateConnection(ConnectionParams{Remote: remote, Codec: "PCMU", Owner: FrontHTTP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, taken := before[c.ID]; taken {
+		t.Fatalf("a new connection after the restore got ID %s", c.ID)
+	}
+	if _, err := g.DeleteConnection("", cid, Release{By: FrontHTTP}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := crashed.objs[StateConf][cid]; ok {
+		t.Fatal("a released conference stayed in the state")
+	}
+}
+
+// A state written in another layout is refused whole, clearly.
+func TestRestoreRefusesUnknownLayout(t *testing.T) {
+	f := newFixture(t, DefaultResources(), testPortMin+1200, testPortMin+1209)
+	st := newMemState()
+	st.Put(StateConn, "7", []byte(`{"v":99,"id":"7"}`))
+	if _, err := f.Restore(st); err == nil {
+		t.Fatal("a layout-99 record was accepted")
+	}
+	st = newMemState()
+	st.Put(StateConn, "7", []byte(`not json`))
+	if rep, err := f.Restore(st); err != nil || rep.Dropped != 1 {
+		t.Fatalf("a bad record: %+v, %v (want it dropped)", rep, err)
+	}
+}
