@@ -60,6 +60,7 @@ resources: {rtp: 0, enhanced_rtp: 100, conference: 0}
 conference: {ptime: 20ms, codecs: [PCMU, PCMA]}
 http:
   listen: "127.0.0.1:59080"
+state: {store: none}
 YAML
 
 $PRIO taskset -c "$GW_CPU" "$OUT/gateway" -config "$OUT/gateway.yaml" 2>"$OUT/gateway.log" &

@@ -22,6 +22,7 @@ import (
 	"github.com/mediagw/mediagw/rtpproxy"
 	"github.com/mediagw/mediagw/session"
 	"github.com/mediagw/mediagw/sip"
+	"github.com/mediagw/mediagw/store"
 )
 
 // drainGrace bounds how long the fronts get to tell their peers (BYE,
@@ -75,18 +76,48 @@ func run(ctx context.Context, cfg Config, logOut io.Writer) error {
 	defer ports.Close() // the pairs kept bound for reuse; the table closes the legs
 	engine := confbridge.NewEngine(confbridge.Config{Ptime: cfg.Conference.Ptime})
 	defer engine.Close()
+	// The state (DESIGN §10): opened, and the calls it kept restored, before
+	// any front listens.
+	var state store.Store
+	var persist session.Persister
+	if cfg.State.Store != store.KindNone {
+		if state, err = store.Open(cfg.State, store.Options{Log: log.WithField("component", "state")}); err != nil {
+			return fmt.Errorf("state: %w", err)
+		}
+		defer func() {
+			if err := state.Close(); err != nil {
+				log.WithError(err).WithField("component", "state").Warn("closing the state")
+			}
+		}()
+		persist = state
+	}
 	table := session.New(session.Config{
 		Resources:    cfg.Resources,
 		Conference:   cfg.Conference,
 		MediaTimeout: cfg.RTP.MediaTimeout,
 		SRTP:         cfg.RTP.SRTP,
 		Media:        cfg.Media,
+		State:        persist,
 	}, ports, engine, log)
+	if state != nil {
+		rep, err := table.Restore(state)
+		if err != nil {
+			return fmt.Errorf("state: %w", err)
+		}
+		log.WithFields(logrus.Fields{"component": "state", "store": cfg.State.Store, "connections": rep.Connections,
+			"conferences": rep.Conferences, "dropped": rep.Dropped}).Info("state restored")
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if err := table.Register(reg); err != nil {
 		return err
+	}
+	if state != nil {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "mediagw_state_write_errors_total",
+			Help: "State updates that failed to commit or were dropped (the calls go on; a restart may lose them).",
+		}, func() float64 { return float64(state.Stats().WriteErrors) }))
 	}
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "mediagw_mix_late_ticks_total",

@@ -74,7 +74,9 @@ type Gateway struct {
 	logs     *lockedBuffer
 	exited   chan struct{}
 	exitErr  error
-	stopOnce sync.Once
+	stopOnce *sync.Once
+	bin      string // what launch runs, with -config cfgPath
+	cfgPath  string
 }
 
 type lockedBuffer struct {
@@ -102,6 +104,7 @@ type GatewayOptions struct {
 	SIPYAML        string // more keys of the sip section, each line indented two spaces
 	TLS            bool   // also listen on tls:// (SIPYAML must give sip.tls)
 	Plain          bool   // a binary without the race detector (for memory figures)
+	State          string // the state section, e.g. "{store: file, path: /tmp/x}"; default {store: none}
 }
 
 // StartGateway runs the binary with a test config on its own ports and
@@ -130,13 +133,15 @@ func StartGateway(t testing.TB, opt GatewayOptions) *Gateway {
 		RTPMin: rtpMin,
 		RTPMax: rtpMin + 99,
 		logs:   &lockedBuffer{},
-		exited: make(chan struct{}),
 	}
 	if opt.SIPYAML != "" && !strings.HasSuffix(opt.SIPYAML, "\n") {
 		opt.SIPYAML += "\n"
 	}
 	if opt.MediaTimeout == "" {
 		opt.MediaTimeout = "0s"
+	}
+	if opt.State == "" {
+		opt.State = "{store: none}"
 	}
 	listen := fmt.Sprintf(`"udp://%[1]s", "tcp://%[1]s"`, g.SIP)
 	if opt.TLS {
@@ -160,39 +165,52 @@ rtp:
   media_timeout: %[6]s
 http:
   listen: "%[7]s"
+state: %[11]s
 %[8]s`, g.SIP, g.MGCP, opt.NotifiedEntity, g.RTPMin, g.RTPMax, opt.MediaTimeout,
-		strings.TrimPrefix(g.HTTP, "http://"), opt.ExtraYAML, opt.SIPYAML, listen)
+		strings.TrimPrefix(g.HTTP, "http://"), opt.ExtraYAML, opt.SIPYAML, listen, opt.State)
 	path := filepath.Join(t.TempDir(), "gateway.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	g.cmd = exec.Command(bin, "-config", path)
-	g.cmd.Stdout = g.logs
-	g.cmd.Stderr = g.logs
-	if err := g.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		g.exitErr = g.cmd.Wait()
-		close(g.exited)
-	}()
+	g.bin, g.cfgPath = bin, path
 	t.Cleanup(func() {
 		g.Stop()
 		if t.Failed() {
 			t.Logf("gateway log:\n%s", tail(g.logs.String(), 60))
 		}
 	})
+	g.launch(t)
+	return g
+}
+
+// launch starts the binary on the gateway's config and waits until
+// /healthz answers.
+func (g *Gateway) launch(t testing.TB) {
+	t.Helper()
+	g.stopOnce = &sync.Once{}
+	g.exited = make(chan struct{})
+	g.cmd = exec.Command(g.bin, "-config", g.cfgPath)
+	g.cmd.Stdout = g.logs
+	g.cmd.Stderr = g.logs
+	if err := g.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	cmd, exited := g.cmd, g.exited
+	go func() {
+		g.exitErr = cmd.Wait()
+		close(exited)
+	}()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		resp, err := http.Get(g.HTTP + "/healthz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return g
+				return
 			}
 		}
 		select {
-		case <-g.exited:
+		case <-exited:
 			t.Fatalf("gateway exited during start: %v\n%s", g.exitErr, g.logs.String())
 		default:
 		}
@@ -201,6 +219,14 @@ http:
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// Restart starts the gateway again on the same config (and ports) after
+// Kill or Stop.
+func (g *Gateway) Restart(t testing.TB) {
+	t.Helper()
+	<-g.exited
+	g.launch(t)
 }
 
 // signallingFree reports whether a block's HTTP, SIP and MGCP ports bind.
