@@ -19,6 +19,8 @@
 # SIP_PEER=0 (skip the sipp uas series)
 # PARTS="relay mgcp sip ng" (a subset measures only those parts; RECORD defaults
 # to 0 then, since a partial run is no comparison of record).
+# STATE=file|redis (mediagw keeps its state there, as issue 13 measures; default
+# none; redis needs a redis-server on 127.0.0.1:6379).
 set -uo pipefail
 set -f # no globbing: endpoint names hold "*"
 
@@ -91,6 +93,10 @@ RTPLOAD=$OUT/rtpload
 
 sed -e "s/@SIP_PORT@/$GW_SIP/" -e "s/@MGCP_PORT@/$GW_MGCP/" -e "s/@HTTP_PORT@/$GW_HTTP/" -e "s/@NG_PORT@/$GW_NG/" \
     -e "s/@RTP_MIN@/$RTP_MIN/" -e "s/@RTP_MAX@/$RTP_MAX/" bench/conf/gateway.yaml >"$OUT/gateway.yaml"
+if [[ ${STATE:-none} != none ]]; then
+  rm -f "$OUT/gateway.state"
+  sed -i -e "s#^state: .*#state: {store: $STATE, path: \"$OUT/gateway.state\"}#" "$OUT/gateway.yaml"
+fi
 sed -e "s/@MGCP_PORT@/$OSMO_MGCP/" -e "s/@RTP_MIN@/$RTP_MIN/" -e "s/@RTP_MAX@/$RTP_MAX/" \
     bench/conf/osmo-mgw.cfg >"$OUT/osmo-mgw.cfg"
 

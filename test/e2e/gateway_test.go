@@ -163,9 +163,9 @@ rtp:
   port_min: %[4]d
   port_max: %[5]d
   media_timeout: %[6]s
+state: %[11]s
 http:
   listen: "%[7]s"
-state: %[11]s
 %[8]s`, g.SIP, g.MGCP, opt.NotifiedEntity, g.RTPMin, g.RTPMax, opt.MediaTimeout,
 		strings.TrimPrefix(g.HTTP, "http://"), opt.ExtraYAML, opt.SIPYAML, listen, opt.State)
 	path := filepath.Join(t.TempDir(), "gateway.yaml")
