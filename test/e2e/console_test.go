@@ -165,6 +165,17 @@ func TestConsole(t *testing.T) {
 			t.Fatalf("%s: %v\n%s", what, err, tail(g.Logs(), 20))
 		}
 	}
+	// click clicks the element sel finds, found and clicked in one script:
+	// the console re-renders rows as events arrive, so a node looked up by
+	// one DevTools call can be gone by the next.
+	click := func(what, sel string) {
+		t.Helper()
+		clicked, err := chromedp.Run(ctx, chromedp.Evaluate[bool](fmt.Sprintf(
+			`(() => { const el = document.querySelector(%q); if (!el) return false; el.click(); return true })()`, sel)))
+		if err != nil || !clicked {
+			t.Fatalf("%s: %v (found: %v)\n%s", what, err, clicked, tail(g.Logs(), 20))
+		}
+	}
 	// waitJS polls a JavaScript condition in the page.
 	waitJS := func(what, expr string) {
 		t.Helper()
@@ -191,7 +202,7 @@ func TestConsole(t *testing.T) {
 	time.Sleep(time.Second)
 	AssertHearing(t, "C before mute", c, []float64{400, 600}, map[float64]bool{400: true, 600: true})
 
-	run("mute A", chromedp.Click(chromedp.CSS(fmt.Sprintf(`.row.member[data-conn="%s"] button[data-act="mute"]`, idA))))
+	click("mute A", fmt.Sprintf(`.row.member[data-conn="%s"] button[data-act="mute"]`, idA))
 	waitJS("A shows muted and stops talking", fmt.Sprintf(`%s.querySelector('.badge.muted') !== null && !%s && %s`, row(idA), talking(idA), talking(idB)))
 	time.Sleep(300 * time.Millisecond) // frames mixed before the mute drain
 	c.Reset()
@@ -213,16 +224,16 @@ func TestConsole(t *testing.T) {
 
 	// Record the conference from the console, then stop it: the button
 	// follows the operation, Record_Complete arrives, the file is on disk.
-	run("record", chromedp.Click(chromedp.CSS(`button[data-act="record"][data-conf="night"]`)))
+	click("record", `button[data-act="record"][data-conf="night"]`)
 	waitJS("the Record button became Stop recording", `!!document.querySelector('button[data-act="stoprecord"][data-conf="night"]')`)
 	time.Sleep(500 * time.Millisecond)
-	run("stop recording", chromedp.Click(chromedp.CSS(`button[data-act="stoprecord"][data-conf="night"]`)))
+	click("stop recording", `button[data-act="stoprecord"][data-conf="night"]`)
 	waitJS("Record_Complete over the event stream", `[...document.querySelectorAll('#events li')].some((li) => li.textContent.includes('Record_Complete'))`)
 	if files, _ := filepath.Glob(filepath.Join(recDir, "*.wav")); len(files) != 1 {
 		t.Errorf("recordings on disk: %v", files)
 	}
 
-	run("kick B", chromedp.Click(chromedp.CSS(fmt.Sprintf(`.row.member[data-conn="%s"] button[data-act="kick"]`, idB))))
+	click("kick B", fmt.Sprintf(`.row.member[data-conn="%s"] button[data-act="kick"]`, idB))
 	waitJS("B is gone from the console", fmt.Sprintf(`%s === null && document.querySelectorAll('.row.member').length === 2`, row(idB)))
 	req, _ := http.NewRequest("GET", g.HTTP+"/v1/connections", nil)
 	req.Header.Set("Authorization", "Bearer "+token)
