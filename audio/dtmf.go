@@ -151,9 +151,10 @@ type DTMFDetector struct {
 	onDigit func(code byte)
 }
 
-// NewDTMFDetector calls onDigit once per key, when it starts.
-func NewDTMFDetector(onDigit func(code byte)) *DTMFDetector {
-	d := &DTMFDetector{onDigit: onDigit}
+// dtmfTemplate is a detector's constants, worked out once: a leg or
+// member gets a detector at every (re)configuration.
+var dtmfTemplate = func() DTMFDetector {
+	var d DTMFDetector
 	for i, f := range append(dtmfRows[:], dtmfCols[:]...) {
 		d.coef[i] = float32(2 * math.Cos(2*math.Pi*f/SampleRate))
 	}
@@ -161,6 +162,14 @@ func NewDTMFDetector(onDigit func(code byte)) *DTMFDetector {
 	d.thr = float32(a * a)
 	amp := Amplitude(dtmfMinLevel)
 	d.quiet = float32(amp * amp / 4) // both tones at the minimum level carry amp² of mean power
+	return d
+}()
+
+// NewDTMFDetector calls onDigit once per key, when it starts.
+func NewDTMFDetector(onDigit func(code byte)) *DTMFDetector {
+	d := new(DTMFDetector)
+	*d = dtmfTemplate
+	d.onDigit = onDigit
 	d.Reset()
 	return d
 }

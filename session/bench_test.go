@@ -1,24 +1,40 @@
 package session
 
 import (
+	"path/filepath"
 	"testing"
 
 	"github.com/mediagw/mediagw/audio"
+	"github.com/mediagw/mediagw/store"
 )
 
 // BenchmarkCreateDeleteConnection: one connection's whole life, including
-// binding and closing its two sockets.
+// binding and closing its two sockets, with the state kept nowhere or in
+// the embedded file store (issue 13: it must keep 80% of none). The
+// store's writer commits on its own goroutine, competing for the CPU.
 func BenchmarkCreateDeleteConnection(b *testing.B) {
-	f := newFixture(b, DefaultResources(), testPortMin+800, testPortMin+899)
-	b.ReportAllocs()
-	for b.Loop() {
-		c, err := f.CreateConnection(ConnectionParams{Remote: remote})
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := f.DeleteConnection(c.ID, "", Release{}); err != nil {
-			b.Fatal(err)
-		}
+	for _, kind := range []string{"none", "file"} {
+		b.Run("state="+kind, func(b *testing.B) {
+			f := newFixture(b, DefaultResources(), testPortMin+800, testPortMin+899)
+			if kind == "file" {
+				st, err := store.OpenFile(filepath.Join(b.TempDir(), "bench.state"), store.Options{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer st.Close()
+				f.cfg.State = st
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				c, err := f.CreateConnection(ConnectionParams{Remote: remote, Owner: FrontHTTP})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := f.DeleteConnection(c.ID, "", Release{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 

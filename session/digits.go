@@ -117,15 +117,21 @@ func (t *Table) legListens(c *conn) bool {
 // Caller holds mu.
 func (t *Table) applyLegInband(c *conn) {
 	if !t.legListens(c) {
-		c.leg.SetAudioTap(0, nil)
+		if c.inband != "" {
+			c.leg.SetAudioTap(0, nil)
+			c.inband = ""
+		}
 		return
 	}
 	confID := ""
 	if c.conf != nil {
 		confID = c.conf.id
 	}
-	pt, fn := legDetector(c.Codec, t.inbandDigit(c.ID, confID))
-	c.leg.SetAudioTap(pt, fn)
+	if key := c.Codec + "/" + confID; key != c.inband { // a modify that changes nothing keeps the detector
+		pt, fn := legDetector(c.Codec, t.inbandDigit(c.ID, confID))
+		c.leg.SetAudioTap(pt, fn)
+		c.inband = key
+	}
 }
 
 // legDetector is a leg's in-band detector: its payload type and the tap

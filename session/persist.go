@@ -19,10 +19,11 @@ import (
 // the same ConnectionIds, the same port pairs (so peers keep sending to
 // the right place), the same conferences and member attributes.
 //
-// Restored today: connections made over the HTTP API (and their
-// conferences and bridges). The other fronts keep call state of their own
-// (SIP dialogs, MGCP endpoints, ng calls) that is not persisted yet, so
-// their connections are dropped at restore. Not restored: SRTP keys (an
+// Kept today: connections made over the HTTP API (and their conferences
+// and bridges). The other fronts keep call state of their own (SIP
+// dialogs, MGCP endpoints, ng calls) that is not persisted yet, so their
+// connections are not written (and dropped at restore if a record is
+// there). Not restored: SRTP keys (an
 // SRTP connection is dropped), running media operations, conference links.
 
 // Persister receives the table's state as it changes; *store.File and
@@ -41,7 +42,30 @@ type StateReader interface {
 const (
 	StateConn = "conn"
 	StateConf = "conf"
+	StateIDs  = "ids" // one object, "table": the last ConnectionId and ConferenceId given out
 )
+
+type idsRecord struct {
+	V    int    `json:"v"`
+	Conn uint64 `json:"conn"`
+	Conf uint64 `json:"conf"`
+}
+
+// saveIDsLocked queues the ID counters, so IDs never repeat across a
+// restart, whatever was kept. Caller holds mu.
+func (t *Table) saveIDsLocked() {
+	if t.cfg.State == nil {
+		return
+	}
+	b := make([]byte, 0, 48)
+	b = append(b, `{"v":`...)
+	b = strconv.AppendInt(b, stateVersion, 10)
+	b = append(b, `,"conn":`...)
+	b = strconv.AppendUint(b, t.nextConn, 10)
+	b = append(b, `,"conf":`...)
+	b = strconv.AppendUint(b, t.nextConf, 10)
+	t.cfg.State.Put(StateIDs, "table", append(b, '}'))
+}
 
 // stateVersion is the layout of the records below; Restore refuses others.
 const stateVersion = 1
@@ -75,27 +99,26 @@ type memberRecord struct {
 	Attrs MemberAttrs `json:"attrs"`
 }
 
+// kept reports whether c is of the connections Restore brings back (no
+// point writing the others yet).
+func kept(c *conn) bool { return c.Owner == FrontHTTP }
+
 // saveConnLocked queues c's state. Caller holds mu.
 func (t *Table) saveConnLocked(c *conn) {
-	if t.cfg.State == nil {
+	if t.cfg.State == nil || !kept(c) {
 		return
 	}
-	r := connRecord{V: stateVersion, ID: c.ID, Port: int(c.Local.Port()), Codec: c.Codec, PtimeMs: int(c.Ptime / time.Millisecond),
-		Mode: c.Mode, Owner: c.Owner, CallID: c.CallID, Tag: c.Tag, TelephoneEvent: c.TelephoneEvent, SRTP: c.srtp, Created: c.Created}
-	if c.Remote.IsValid() {
-		r.Remote = c.Remote.String()
-	}
-	b, err := json.Marshal(r)
-	if err != nil {
-		t.log.WithError(err).Error("encoding a connection's state")
-		return
-	}
-	t.cfg.State.Put(StateConn, c.ID, b)
+	t.cfg.State.Put(StateConn, c.ID, appendConnRecord(make([]byte, 0, 256), c))
 }
 
-// saveConfLocked queues cf's state. Caller holds mu.
+// saveConfLocked queues cf's state, while one of its members is kept.
+// Caller holds mu.
 func (t *Table) saveConfLocked(cf *conf) {
 	if t.cfg.State == nil {
+		return
+	}
+	if !slices.ContainsFunc(cf.members, func(mb *member) bool { return kept(mb.c) }) {
+		t.forgetLocked(StateConf, cf.id)
 		return
 	}
 	r := confRecord{V: stateVersion, ID: cf.id, Kind: cf.kind, Created: cf.created, Members: make([]memberRecord, len(cf.members))}
@@ -167,8 +190,19 @@ func (t *Table) Restore(st StateReader) (RestoreReport, error) {
 		t.forgetLocked(kind, id)
 		rep.Dropped++
 	}
+	var ids idsRecord
+	err = st.ForEach(StateIDs, func(id string, v []byte) error {
+		if id == "table" && json.Unmarshal(v, &ids) == nil && ids.V != stateVersion {
+			return fmt.Errorf("session: state of the ID counters has layout %d; this gateway reads %d", ids.V, stateVersion)
+		}
+		return nil
+	})
+	if err != nil {
+		return rep, err
+	}
 	slices.SortFunc(conns, func(a, b connRecord) int { return cmpID(a.ID, b.ID) })
 	t.mu.Lock()
+	t.nextConn, t.nextConf = max(t.nextConn, ids.Conn), max(t.nextConf, ids.Conf)
 	for _, r := range conns { // IDs go on after every recorded one, restored or not
 		if n, err := strconv.ParseUint(r.ID, 10, 64); err == nil && n > t.nextConn {
 			t.nextConn = n
@@ -322,4 +356,69 @@ func (t *Table) restoreConf(r confRecord) bool {
 	t.confs[cf.id] = cf
 	t.saveConfLocked(cf)
 	return true
+}
+
+// appendConnRecord writes c as a connRecord in JSON: by hand, because it
+// runs under the table lock on every create and modify (json.Marshal
+// took several times as long); TestConnRecordEncoding holds it to
+// encoding/json's reading of the struct.
+func appendConnRecord(b []byte, c *conn) []byte {
+	str := func(b []byte, name, v string) []byte {
+		b = append(b, ',', '"')
+		b = append(b, name...)
+		b = append(b, '"', ':')
+		return appendJSONString(b, v)
+	}
+	num := func(b []byte, name string, v int64) []byte {
+		b = append(b, ',', '"')
+		b = append(b, name...)
+		b = append(b, '"', ':')
+		return strconv.AppendInt(b, v, 10)
+	}
+	b = append(b, `{"v":`...)
+	b = strconv.AppendInt(b, stateVersion, 10)
+	b = str(b, "id", c.ID)
+	b = num(b, "port", int64(c.Local.Port()))
+	if c.Remote.IsValid() {
+		b = append(b, `,"remote":"`...)
+		b = c.Remote.AppendTo(b)
+		b = append(b, '"')
+	}
+	b = str(b, "codec", c.Codec)
+	b = num(b, "ptime_ms", int64(c.Ptime/time.Millisecond))
+	b = str(b, "mode", string(c.Mode))
+	b = str(b, "owner", string(c.Owner))
+	if c.CallID != "" {
+		b = str(b, "call_id", c.CallID)
+	}
+	if c.Tag != "" {
+		b = str(b, "tag", c.Tag)
+	}
+	if c.TelephoneEvent != 0 {
+		b = num(b, "telephone_event", int64(c.TelephoneEvent))
+	}
+	if c.srtp {
+		b = append(b, `,"srtp":true`...)
+	}
+	b = append(b, `,"created":"`...)
+	b = c.Created.AppendFormat(b, time.RFC3339Nano)
+	return append(b, '"', '}')
+}
+
+// appendJSONString writes v as a JSON string: quotes, backslashes and
+// control characters escaped, everything else as it is (UTF-8).
+func appendJSONString(b []byte, v string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; {
+		case c == '"' || c == '\\':
+			b = append(b, '\\', c)
+		case c < 0x20:
+			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		default:
+			b = append(b, c)
+		}
+	}
+	return append(b, '"')
 }

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"encoding/json"
 	"maps"
 	"net/netip"
 	"sync"
@@ -97,8 +98,8 @@ func TestRestoreAfterCrash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Connections != 4 || rep.Conferences != 2 || rep.Dropped != 1 {
-		t.Fatalf("restore: %+v, want 4 connections, 2 conferences, 1 dropped", rep)
+	if rep.Connections != 4 || rep.Conferences != 2 || rep.Dropped != 0 {
+		t.Fatalf("restore: %+v, want 4 connections, 2 conferences, none dropped (the SIP one is not written)", rep)
 	}
 	for id, c := range before {
 		got, err := g.Connection(id)
@@ -153,8 +154,39 @@ func TestRestoreRefusesUnknownLayout(t *testing.T) {
 		t.Fatal("a layout-99 record was accepted")
 	}
 	st = newMemState()
+	st.Put(StateConn, "8", []byte(`{"v":1,"id":"8","port":30000,"codec":"PCMU","mode":"sendrecv","owner":"sip"}`))
+	if rep, err := f.Restore(st); err != nil || rep.Dropped != 1 || rep.Connections != 0 {
+		t.Fatalf("a SIP connection's record: %+v, %v (want it dropped)", rep, err)
+	}
+	st = newMemState()
 	st.Put(StateConn, "7", []byte(`not json`))
 	if rep, err := f.Restore(st); err != nil || rep.Dropped != 1 {
 		t.Fatalf("a bad record: %+v, %v (want it dropped)", rep, err)
+	}
+}
+
+// The hand-written connection record reads back, through encoding/json,
+// as what json.Marshal of the record would have said.
+func TestConnRecordEncoding(t *testing.T) {
+	created := time.Date(2026, 12, 4, 5, 6, 7, 890, time.UTC)
+	for _, c := range []*conn{
+		{Connection: Connection{ID: "42", Local: netip.MustParseAddrPort("127.0.0.1:20000"), Remote: netip.MustParseAddrPort("[::1]:4000"),
+			Codec: "PCMA", Ptime: 30 * time.Millisecond, Mode: ModeRecvOnly, Owner: FrontHTTP, CallID: "a\"b\\c\x01\n", Tag: "t\u00e9",
+			TelephoneEvent: 101, Created: created}, srtp: true},
+		{Connection: Connection{ID: "7", Local: netip.MustParseAddrPort("127.0.0.1:20002"), Codec: "PCMU", Ptime: 20 * time.Millisecond,
+			Mode: ModeSendRecv, Owner: FrontHTTP, Created: created}},
+	} {
+		var got connRecord
+		if err := json.Unmarshal(appendConnRecord(nil, c), &got); err != nil {
+			t.Fatalf("%s: %v", appendConnRecord(nil, c), err)
+		}
+		want := connRecord{V: stateVersion, ID: c.ID, Port: int(c.Local.Port()), Codec: c.Codec, PtimeMs: int(c.Ptime / time.Millisecond),
+			Mode: c.Mode, Owner: c.Owner, CallID: c.CallID, Tag: c.Tag, TelephoneEvent: c.TelephoneEvent, SRTP: c.srtp, Created: c.Created}
+		if c.Remote.IsValid() {
+			want.Remote = c.Remote.String()
+		}
+		if got != want {
+			t.Fatalf("read back %+v, want %+v", got, want)
+		}
 	}
 }

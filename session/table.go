@@ -72,6 +72,7 @@ type conn struct {
 	conf       *conf
 	lent       *lent     // a mixer lent for media operations (lent.go)
 	srtp       bool      // keyed for SRTP (not persisted: persist.go)
+	inband     string    // codec/conference of the leg's in-band detector, "" when none (digits.go)
 	modified   time.Time // last create/modify, the base for media timeouts
 }
 
@@ -287,6 +288,7 @@ func (t *Table) CreateConnection(p ConnectionParams) (Connection, error) {
 		return Connection{}, ErrDraining
 	}
 	t.nextConn++
+	t.saveIDsLocked()
 	now := time.Now()
 	c := &conn{
 		Connection: Connection{
@@ -659,6 +661,7 @@ func (t *Table) newConfWith(confID string, kind Kind, o ConferenceOptions) (*con
 	if confID == "" {
 		for {
 			t.nextConf++
+			t.saveIDsLocked()
 			confID = strconv.FormatUint(t.nextConf, 10)
 			if _, taken := t.confs[confID]; !taken {
 				break

@@ -81,6 +81,12 @@ type Options struct {
 	OwnerTTL time.Duration
 	// CloseTimeout bounds the final write in Close (default 5s).
 	CloseTimeout time.Duration
+	// GroupDelay is how long the writer lets updates gather after the
+	// first one before it commits them in one batch (default 10ms): a
+	// crash loses at most that much more, and a busy gateway pays one
+	// commit (one fsync) per delay instead of one per update. A negative
+	// value commits at once.
+	GroupDelay time.Duration
 	// CounterBlock is how many IDs a counter reserves per write (default 1024).
 	CounterBlock uint64
 }
@@ -94,6 +100,9 @@ func (o *Options) defaults() {
 	}
 	if o.OwnerTTL <= 0 {
 		o.OwnerTTL = 10 * time.Second
+	}
+	if o.GroupDelay == 0 {
+		o.GroupDelay = 10 * time.Millisecond
 	}
 	if o.CloseTimeout <= 0 {
 		o.CloseTimeout = 5 * time.Second

@@ -35,6 +35,7 @@ type writer struct {
 	log          *logrus.Entry
 	max          int
 	closeTimeout time.Duration
+	groupDelay   time.Duration // let a batch gather before committing it
 
 	mu       sync.Mutex     // guards the fields below; never held across I/O
 	pending  map[key]op     // latest queued update per key
@@ -61,6 +62,7 @@ func newWriter(c committer, opt Options, mirror bool) *writer {
 		log:          opt.Log,
 		max:          opt.MaxPending,
 		closeTimeout: opt.CloseTimeout,
+		groupDelay:   opt.GroupDelay,
 		pending:      map[key]op{},
 		spare:        map[key]op{},
 		advanced:     make(chan struct{}),
@@ -284,6 +286,16 @@ func (w *writer) run() {
 			case <-w.stop:
 				w.finalErr = w.final()
 				return
+			}
+			if w.groupDelay > 0 { // let the batch gather: one commit for many updates
+				t := time.NewTimer(w.groupDelay)
+				select {
+				case <-t.C:
+				case <-w.stop:
+					t.Stop()
+					w.finalErr = w.final()
+					return
+				}
 			}
 		}
 		err := w.once()
