@@ -270,14 +270,21 @@ func (w *writer) run() {
 		failingSince time.Time
 		lastLog      time.Time
 	)
+	// wait sleeps d, or reports Close (whose final write then ran).
+	wait := func(d time.Duration) bool {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			return true
+		case <-w.stop:
+			w.finalErr = w.final()
+			return false
+		}
+	}
 	for {
 		if backoff > 0 {
-			t := time.NewTimer(backoff)
-			select {
-			case <-t.C:
-			case <-w.stop:
-				t.Stop()
-				w.finalErr = w.final()
+			if !wait(backoff) {
 				return
 			}
 		} else {
@@ -287,15 +294,8 @@ func (w *writer) run() {
 				w.finalErr = w.final()
 				return
 			}
-			if w.groupDelay > 0 { // let the batch gather: one commit for many updates
-				t := time.NewTimer(w.groupDelay)
-				select {
-				case <-t.C:
-				case <-w.stop:
-					t.Stop()
-					w.finalErr = w.final()
-					return
-				}
+			if w.groupDelay > 0 && !wait(w.groupDelay) { // let the batch gather: one commit for many updates
+				return
 			}
 		}
 		err := w.once()
