@@ -270,4 +270,37 @@ func TestMediaOperationsThroughTheBinary(t *testing.T) {
 	if m := g.Metrics(t); m[`mediagw_dtmf_digits_total{source="inband"}`] != 3 {
 		t.Errorf("inband digits counted: %v", m[`mediagw_dtmf_digits_total{source="inband"}`])
 	}
+
+	// A key named by TermCondDigit stops a Play with "digit"; a Play cut
+	// by the release of its connection ends with "autostop", announced
+	// before the ConnectionReleased.
+	op = g.MustAction(t, "Play", map[string]any{"ConnectionId": ids[2], "Prompt1": "prompt.wav", "Prompt2": "prompt.wav", "TermCondDigit": "#"})["OperationId"]
+	time.Sleep(300 * time.Millisecond)
+	sendInbandDTMF(t, dtmfPeer, dtmfDst, "#")
+	if d := waitEvent(t, events, "Play_Complete", op, 10*time.Second); d["TerminationCondition"] != "digit" {
+		t.Fatalf("Play_Complete after #: %v", d)
+	}
+	op = g.MustAction(t, "Play", map[string]any{"ConnectionId": ids[2], "Prompt1": "prompt.wav", "Prompt2": "prompt.wav"})["OperationId"]
+	time.Sleep(200 * time.Millisecond)
+	g.MustAction(t, "DeleteConnection", map[string]any{"ConnectionId": ids[2]})
+	var order []string
+	for deadline := time.After(5 * time.Second); len(order) < 2; {
+		select {
+		case ev := <-events:
+			switch {
+			case ev.typ == "Play_Complete" && ev.data["OperationId"] == op:
+				if ev.data["TerminationCondition"] != "autostop" {
+					t.Fatalf("Play_Complete on release: %v", ev.data)
+				}
+				order = append(order, ev.typ)
+			case ev.typ == "ConnectionReleased" && ev.data["ConnectionId"] == ids[2]:
+				order = append(order, ev.typ)
+			}
+		case <-deadline:
+			t.Fatalf("events on release: %v", order)
+		}
+	}
+	if order[0] != "Play_Complete" {
+		t.Fatalf("on release: %v, want the Play's autostop first", order)
+	}
 }
