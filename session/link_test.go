@@ -95,7 +95,7 @@ func TestLinkedConferences(t *testing.T) {
 	}
 
 	// No cycles, no self link.
-	dave := mk("c", 4, 2200)
+	mk("c", 4, 2200)
 	if err := f.LinkConferences("b", "c"); err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +119,6 @@ func TestLinkedConferences(t *testing.T) {
 	if cf, _ := f.Conference("b"); len(cf.Members) != 2 || len(cf.Links) != 1 || cf.Links[0] != "c" {
 		t.Fatalf("conference b after a went: %+v", cf)
 	}
-	_ = dave
 	if _, err := f.DeleteConnection("", "b", Release{By: FrontHTTP}); err != nil {
 		t.Fatal(err)
 	}

@@ -152,42 +152,17 @@ type RestoreReport struct {
 // only when st cannot be read or holds a layout it does not know.
 func (t *Table) Restore(st StateReader) (RestoreReport, error) {
 	var rep RestoreReport
-	var conns []connRecord
-	var confs []confRecord
-	var bad []string
-	err := st.ForEach(StateConn, func(id string, v []byte) error {
-		var r connRecord
-		if err := json.Unmarshal(v, &r); err != nil || r.ID != id {
-			bad = append(bad, StateConn+"/"+id)
-			return nil
-		}
-		if r.V != stateVersion {
-			return fmt.Errorf("session: state of connection %s has layout %d; this gateway reads %d", id, r.V, stateVersion)
-		}
-		conns = append(conns, r)
-		return nil
-	})
+	var bad [][2]string // kind, id of records that do not decode: dropped once the reads succeeded
+	conns, err := readRecords(st, StateConn, &bad, func(r connRecord) (int, string) { return r.V, r.ID })
 	if err != nil {
 		return rep, err
 	}
-	err = st.ForEach(StateConf, func(id string, v []byte) error {
-		var r confRecord
-		if err := json.Unmarshal(v, &r); err != nil || r.ID != id {
-			bad = append(bad, StateConf+"/"+id)
-			return nil
-		}
-		if r.V != stateVersion {
-			return fmt.Errorf("session: state of conference %s has layout %d; this gateway reads %d", id, r.V, stateVersion)
-		}
-		confs = append(confs, r)
-		return nil
-	})
+	confs, err := readRecords(st, StateConf, &bad, func(r confRecord) (int, string) { return r.V, r.ID })
 	if err != nil {
 		return rep, err
 	}
 	for _, k := range bad {
-		kind, id, _ := cutKind(k)
-		t.forgetLocked(kind, id)
+		t.forgetLocked(k[0], k[1])
 		rep.Dropped++
 	}
 	var ids idsRecord
@@ -234,13 +209,29 @@ func (t *Table) Restore(st StateReader) (RestoreReport, error) {
 	return rep, nil
 }
 
-func cutKind(k string) (string, string, bool) {
-	for i := range len(k) {
-		if k[i] == '/' {
-			return k[:i], k[i+1:], true
+// readRecords decodes every record of kind: one that does not decode, or
+// names another ID than its key, goes to bad; one of another layout fails
+// the read.
+func readRecords[T any](st StateReader, kind string, bad *[][2]string, head func(T) (version int, id string)) ([]T, error) {
+	var out []T
+	err := st.ForEach(kind, func(id string, v []byte) error {
+		var r T
+		if err := json.Unmarshal(v, &r); err != nil {
+			*bad = append(*bad, [2]string{kind, id})
+			return nil
 		}
-	}
-	return k, "", false
+		ver, rid := head(r)
+		switch {
+		case rid != id:
+			*bad = append(*bad, [2]string{kind, id})
+		case ver != stateVersion:
+			return fmt.Errorf("session: state of %s %s has layout %d; this gateway reads %d", kind, id, ver, stateVersion)
+		default:
+			out = append(out, r)
+		}
+		return nil
+	})
+	return out, err
 }
 
 func cmpID(a, b string) int {
