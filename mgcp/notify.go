@@ -49,6 +49,7 @@ type notifyRequest struct {
 	notify    string // N: as sent; "" = keep the endpoint's
 	notifyDst netip.AddrPort
 	signals   *signalPlan // S: digits to send once the request is in place (signals.go)
+	raw       Params      // the parameters that make the request, as sent (persist.go)
 }
 
 // digitEvent is one detected symbol on a connection.
@@ -86,6 +87,8 @@ type endpointState struct {
 	dm        *DigitMap
 	dmText    string // D:
 	bearer    string // B: (EPCF)
+	raw       Params // the current request as sent, and what "$" stood for (persist.go)
+	newConn   string
 
 	active     bool // detecting for the current request
 	q          Quarantine
@@ -143,6 +146,7 @@ func (s *Server) install(key string, nr *notifyRequest, newConn string, src neti
 		resolveNew(&nr.events[i], newConn)
 	}
 	st.requestID, st.events, st.rText, st.q = nr.requestID, nr.events, nr.rText, nr.q
+	st.raw, st.newConn = nr.raw, newConn
 	if nr.hasT {
 		for i := range nr.detect {
 			resolveNew(&nr.detect[i], newConn)
@@ -152,6 +156,7 @@ func (s *Server) install(key string, nr *notifyRequest, newConn string, src neti
 	st.queue = nil
 	st.observed = nil
 	st.active = true
+	s.saveEndpointLocked(key, st)
 	s.annStops = append(s.annStops, st.anns...) // a new request ends the signals of the old
 	st.anns, st.annEarly = nil, nil
 	held := st.quarantine
@@ -381,6 +386,7 @@ func (s *Server) notifyNow(key string, st *endpointState, embedded bool) []outDa
 	s.resetDial(st)
 	if !st.q.Loop && !embedded {
 		st.active = false
+		s.saveEndpointLocked(key, st)
 	}
 	cmd := &Command{Verb: "NTFY", Endpoint: key + "@" + s.cfg.Domain, Version: "1.0", Params: params}
 	if st.inflight != nil {
@@ -417,6 +423,7 @@ func (s *Server) dropEndpoint(key string) {
 	if st := s.endpoints[key]; st != nil {
 		s.stopTimer(st)
 		delete(s.endpoints, key)
+		s.unsave(StateEndpoint, key)
 	}
 }
 

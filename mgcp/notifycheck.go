@@ -36,7 +36,7 @@ func (s *Server) readRequest(c *Command, resolve connResolver, required bool) (*
 	if !hasX || strings.TrimSpace(x) == "" {
 		return nil, fail(codeProtocol, "%s: notification request without X:", c.Verb)
 	}
-	nr := &notifyRequest{requestID: strings.TrimSpace(x)}
+	nr := &notifyRequest{requestID: strings.TrimSpace(x), raw: keptRequest(c)}
 	if !isToken(nr.requestID) || len(nr.requestID) > 32 {
 		return nil, fail(codeProtocol, "X: %q is not a request identifier", clip(x))
 	}

@@ -74,6 +74,8 @@ type Server struct {
 	slowAfter time.Duration      // slowCommand; tests shorten it
 	hook      func(cmd *Command) // tests: runs before each dispatch
 	pc        atomic.Pointer[net.PacketConn]
+	state     State       // where records are kept (persist.go); nil: not kept. Set by Restore, before Serve
+	restored  atomic.Bool // Restore brought connections back: RSIP disconnected, not restart
 	nextTID   atomic.Uint32
 
 	mu         sync.Mutex // guards conns, endpoints, nextBridge, ntfyOut and every endpointState
@@ -214,8 +216,12 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 
 	s.log.WithField("listen", conn.LocalAddr().String()).Info("MGCP front serving")
 	if s.notify.IsValid() {
+		rm := "restart"
+		if s.restored.Load() {
+			rm = "disconnected" // the connections are in place (persist.go)
+		}
 		s.sendCommand(&Command{Verb: "RSIP", Endpoint: "*@" + s.cfg.Domain, Version: "1.0",
-			Params: Params{{"RM", "restart"}}}, s.notify)
+			Params: Params{{"RM", rm}}}, s.notify)
 	}
 	buf := make([]byte, 65536)
 	udp, _ := conn.(*net.UDPConn) // reads and writes without allocating an address

@@ -3,6 +3,7 @@ package mgcp
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -96,6 +97,13 @@ func parseNotifiedEntity(v string) netip.AddrPort {
 	if ap, err := netip.ParseAddrPort(v); err == nil {
 		return ap
 	}
+	if h, p, err := net.SplitHostPort(v); err == nil { // "[192.0.2.1]:2727" (RFC 3435 §3.2.1.3)
+		a, aerr := netip.ParseAddr(h)
+		port, perr := strconv.ParseUint(p, 10, 16)
+		if aerr == nil && perr == nil && port != 0 {
+			return netip.AddrPortFrom(a.Unmap(), uint16(port))
+		}
+	}
 	host := strings.Trim(v, "[]")
 	if a, err := netip.ParseAddr(host); err == nil {
 		return netip.AddrPortFrom(a.Unmap(), 2727)
@@ -184,6 +192,7 @@ func (s *Server) crcx(c *Command, ep endpoint, src netip.AddrPort) *Response {
 	info := connInfo{endpoint: name, notify: m.notify, src: src}
 	s.mu.Lock()
 	s.conns[conn.ID] = info
+	s.saveConnLocked(conn.ID, info)
 	s.mu.Unlock()
 	cur, err := s.table.Connection(conn.ID) // the final snapshot, and a check it still exists
 	if err != nil {
@@ -290,6 +299,7 @@ func (s *Server) mdcx(c *Command, ep endpoint, src netip.AddrPort) *Response {
 		if info, ok := s.conns[conn.ID]; ok {
 			info.notify = m.notify
 			s.conns[conn.ID] = info
+			s.saveConnLocked(conn.ID, info)
 		}
 		s.mu.Unlock()
 	}
@@ -634,6 +644,9 @@ func (s *Server) forget(connID string) (connInfo, bool) {
 	defer s.mu.Unlock()
 	info, ok := s.conns[connID]
 	delete(s.conns, connID)
+	if ok {
+		s.unsave(StateConn, connID)
+	}
 	return info, ok
 }
 

@@ -19,12 +19,14 @@ import (
 // the same ConnectionIds, the same port pairs (so peers keep sending to
 // the right place), the same conferences and member attributes.
 //
-// Kept today: connections made over the HTTP API (and their conferences
-// and bridges). The other fronts keep call state of their own (SIP
-// dialogs, MGCP endpoints, ng calls) that is not persisted yet, so their
-// connections are not written (and dropped at restore if a record is
-// there). Not restored: SRTP keys (an
-// SRTP connection is dropped), running media operations, conference links.
+// Kept: connections made over the HTTP API, SIP and MGCP (and their
+// conferences and bridges). SIP and MGCP keep call state of their own
+// (dialogs, endpoints' requests) in the same store; after this Restore
+// each front's own restore attaches its connections again and releases
+// those it has no record of. ng calls are not kept yet: their connections
+// are not written (and dropped at restore if a record is there). Not
+// restored: SRTP keys (an SRTP connection is dropped), running media
+// operations, conference links.
 
 // Persister receives the table's state as it changes; *store.File and
 // *store.Redis satisfy it. Both calls must only queue.
@@ -101,7 +103,9 @@ type memberRecord struct {
 
 // kept reports whether c is of the connections Restore brings back (no
 // point writing the others yet).
-func kept(c *conn) bool { return c.Owner == FrontHTTP }
+func kept(c *conn) bool { return keptFront(c.Owner) }
+
+func keptFront(f Front) bool { return f == FrontHTTP || f == FrontSIP || f == FrontMGCP }
 
 // saveConnLocked queues c's state. Caller holds mu.
 func (t *Table) saveConnLocked(c *conn) {
@@ -247,7 +251,7 @@ func cmpID(a, b string) int {
 // restoreConn opens r's port pair again and registers the connection.
 func (t *Table) restoreConn(r connRecord) error {
 	switch {
-	case r.Owner != FrontHTTP:
+	case !keptFront(r.Owner):
 		return fmt.Errorf("owned by %s, whose call state is not kept", r.Owner)
 	case r.SRTP:
 		return errors.New("SRTP keys are not kept")

@@ -59,7 +59,7 @@ func (m *memState) snapshot() *memState {
 
 // The table's state survives a crash: restored into a new table, HTTP
 // connections keep their IDs and port pairs, the conference its members
-// and attributes, the bridge relays again; a SIP connection (its dialog is
+// and attributes, the bridge relays again; an ng connection (its call is
 // not kept) is dropped; new IDs continue after the restored ones; a
 // release deletes what it released.
 func TestRestoreAfterCrash(t *testing.T) {
@@ -78,7 +78,7 @@ func TestRestoreAfterCrash(t *testing.T) {
 	if err := f.SetConfereeAttribute(cid, ids[1], MemberAttrs{Muted: true}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.CreateConnection(ConnectionParams{Remote: remote, Codec: "PCMU", Owner: FrontSIP}); err != nil {
+	if _, err := f.CreateConnection(ConnectionParams{Remote: remote, Codec: "PCMU", Owner: FrontNG}); err != nil {
 		t.Fatal(err)
 	}
 	before := map[string]Connection{}
@@ -99,13 +99,13 @@ func TestRestoreAfterCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	if rep.Connections != 4 || rep.Conferences != 2 || rep.Dropped != 0 {
-		t.Fatalf("restore: %+v, want 4 connections, 2 conferences, none dropped (the SIP one is not written)", rep)
+		t.Fatalf("restore: %+v, want 4 connections, 2 conferences, none dropped (the ng one is not written)", rep)
 	}
 	for id, c := range before {
 		got, err := g.Connection(id)
-		if c.Owner == FrontSIP {
+		if c.Owner == FrontNG {
 			if err == nil {
-				t.Fatalf("the SIP connection %s was restored", id)
+				t.Fatalf("the ng connection %s was restored", id)
 			}
 			continue
 		}

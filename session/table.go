@@ -310,8 +310,8 @@ func (t *Table) CreateConnection(p ConnectionParams) (Connection, error) {
 		modified: now,
 	}
 	if p.SRTP != nil {
-		_ = leg.SetSRTP(*p.SRTP) // validated above
-		c.srtp = true
+		_ = leg.SetSRTP(*p.SRTP)    // validated above
+		c.srtp = p.SRTP.Suite != "" // a zero SRTP is plain RTP, said explicitly
 	}
 	if p.SignalingIP.IsValid() {
 		leg.SetSignalingIP(p.SignalingIP)
@@ -444,7 +444,7 @@ func (t *Table) ModifyConnection(id string, p ConnectionParams) (Connection, err
 	}
 	if p.SRTP != nil {
 		_ = c.leg.SetSRTP(*p.SRTP) // validated above
-		c.srtp = true
+		c.srtp = p.SRTP.Suite != ""
 	}
 	if p.SignalingIP.IsValid() {
 		c.leg.SetSignalingIP(p.SignalingIP)

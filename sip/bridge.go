@@ -211,6 +211,7 @@ func link(a, b *leg) bool {
 	ok := a.state != stateEnded
 	if ok {
 		a.partner = b
+		a.saveLocked()
 	}
 	a.mu.Unlock()
 	if !ok {
@@ -220,6 +221,7 @@ func link(a, b *leg) bool {
 	ok = b.state != stateEnded
 	if ok {
 		b.partner = a
+		b.saveLocked()
 	}
 	b.mu.Unlock()
 	if !ok {

@@ -357,6 +357,7 @@ func (l *leg) answerLocal(tx gosip.ServerTransaction, inv *gosip.Request, offer 
 // sdpLocked writes our next SDP version. Caller holds mu.
 func (l *leg) sdpLocked(formats []format, offer *description) []byte {
 	l.media.version++
+	l.saveLocked()
 	return buildSDP(localMedia{SessID: l.media.sessID, Version: l.media.version, Addr: l.media.local,
 		Formats: formats, Dir: l.media.dir, Ptime: l.media.ptime, Crypto: l.media.crypto}, offer)
 }

@@ -185,6 +185,7 @@ func (l *leg) end(c endCause) {
 	close(l.done)
 	l.s.unc.done(unconfirmed)
 	l.s.forget(l)
+	l.unsave()
 	if connID != "" && connID != c.gone {
 		r := c.release
 		if r.By == "" {
@@ -212,6 +213,7 @@ func (l *leg) confirmLocked() {
 		l.state = stateConfirmed
 		close(l.up)
 		l.s.unc.done(l.unconfirmed)
+		l.saveLocked()
 	}
 }
 
@@ -265,6 +267,7 @@ func (l *leg) bye(reason string) {
 func (l *leg) newRequest(method gosip.RequestMethod) *gosip.Request {
 	d := &l.dlg
 	d.seq++
+	l.saveLocked()
 	req := gosip.NewRequest(method, *d.target.Clone())
 	req.AppendHeader(gosip.HeaderClone(d.from))
 	req.AppendHeader(gosip.HeaderClone(d.to))
@@ -408,7 +411,10 @@ func (l *leg) checkSeq(req *gosip.Request) bool {
 	if l.dlg.remoteSeq != 0 && cseq.SeqNo < l.dlg.remoteSeq {
 		return false
 	}
-	l.dlg.remoteSeq = cseq.SeqNo
+	if l.dlg.remoteSeq != cseq.SeqNo {
+		l.dlg.remoteSeq = cseq.SeqNo
+		l.saveLocked()
+	}
 	return true
 }
 

@@ -289,6 +289,7 @@ func (l *leg) moveTo(confID string) error {
 	l.action = ActionConference
 	partner := l.partner
 	l.partner = nil
+	l.saveLocked()
 	l.mu.Unlock()
 	if partner != nil {
 		unlink(l, partner)
@@ -390,6 +391,7 @@ func (l *leg) transferOut(target gosip.Uri, hdrs []gosip.Header) int {
 		}
 		if err == nil {
 			partner, l.partner = l.partner, nil
+			l.saveLocked()
 		}
 	case session.KindConference:
 		_, err = s.table.JoinConference(confID, connC.ID, session.MemberAttrs{})

@@ -117,6 +117,7 @@ func (l *leg) refreshTarget(req *gosip.Request) {
 	}
 	l.mu.Lock()
 	l.dlg.target = *c.Address.Clone()
+	l.saveLocked()
 	l.mu.Unlock()
 }
 
@@ -156,6 +157,7 @@ func (l *leg) renegotiate(offer *description, src netip.Addr) ([]byte, error) {
 	l.logger().WithFields(logrus.Fields{"conn_id": l.connID, "mode": conn.Mode, "codec": codec.Name,
 		"remote": conn.Remote.String()}).Debug("media renegotiated")
 	l.media.codec, l.media.te, l.media.dir, l.media.ptime, l.media.crypto = codec, te, dir, conn.Ptime, cryptos
+	l.saveLocked()
 	formats := []format{codec}
 	if te != nil {
 		formats = append(formats, *te)

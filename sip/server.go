@@ -68,6 +68,7 @@ type Server struct {
 	rate       *rateLimiter                    // nil: sip.rate off
 	cert       atomic.Pointer[tls.Certificate] // sip.tls, swapped by ReloadTLS
 	unc        *unconfirmedSet
+	state      State // where dialogs are kept (persist.go); nil: not kept. Set by Restore, before Serve
 
 	mu       sync.Mutex          // guards the fields below
 	legs     map[string]*leg     // call legs by our dialog tag

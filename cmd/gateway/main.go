@@ -78,7 +78,9 @@ func main() {
 		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stopReleasing := releaseOnSignal(ctx, syscall.SIGUSR1)
 	err = run(ctx, cfg, nil)
+	stopReleasing()
 	stop()
 	pprof.StopCPUProfile() // no-op without -cpuprofile
 	if err != nil && !errors.Is(err, context.Canceled) {

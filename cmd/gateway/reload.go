@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/signal"
 	"syscall"
@@ -35,4 +36,24 @@ func reloadOnHangup(ctx context.Context, log *logrus.Entry, reload func() (int, 
 			}
 		}
 	}()
+}
+
+// errReleaseCalls is the cause of a stop asked for with SIGUSR1: every call
+// is released (BYE, DLCX) even when a state store would keep them.
+var errReleaseCalls = errors.New("stop releasing every call")
+
+// releaseOnSignal returns a context cancelled with errReleaseCalls when sig
+// arrives, and cancelled (plainly) when parent is.
+func releaseOnSignal(parent context.Context, sig os.Signal) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(parent)
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, sig)
+	go func() {
+		select {
+		case <-ch:
+			cancel(errReleaseCalls)
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, func() { signal.Stop(ch); cancel(nil) }
 }

@@ -81,7 +81,13 @@ func run(ctx context.Context, cfg Config, logOut io.Writer) error {
 	var state store.Store
 	var persist session.Persister
 	if cfg.State.Store != store.KindNone {
-		if state, err = store.Open(cfg.State, store.Options{Log: log.WithField("component", "state")}); err != nil {
+		state, err = store.Open(cfg.State, store.Options{Log: log.WithField("component", "state")})
+		var aside *store.SetAsideError
+		if errors.As(err, &aside) { // a corrupt file: kept aside, and the gateway starts empty
+			log.WithField("component", "state").WithError(err).Error("state file corrupt: nothing restored")
+			err = nil
+		}
+		if err != nil {
 			return fmt.Errorf("state: %w", err)
 		}
 		defer func() {
@@ -205,6 +211,18 @@ func run(ctx context.Context, cfg Config, logOut io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("sip: %w", err)
 	}
+	if state != nil { // the fronts' own call state, around the connections the table restored
+		srep, err := sipSrv.Restore(state)
+		if err != nil {
+			return fmt.Errorf("state: %w", err)
+		}
+		mrep, err := mgcpSrv.Restore(state)
+		if err != nil {
+			return fmt.Errorf("state: %w", err)
+		}
+		log.WithFields(logrus.Fields{"component": "state", "sip_dialogs": srep.Dialogs, "mgcp_connections": mrep.Connections,
+			"mgcp_requests": mrep.Requests, "dropped": srep.Dropped + mrep.Dropped, "released": srep.Released + mrep.Released}).Info("calls restored")
+	}
 	var ngSrv *ng.Server
 	if ngConn != nil {
 		if ngSrv, err = ng.New(cfg.NG, table, log, reg); err != nil {
@@ -257,6 +275,24 @@ func run(ctx context.Context, cfg Config, logOut io.Writer) error {
 	var runErr error
 	select {
 	case <-ctx.Done():
+		if state != nil && !errors.Is(context.Cause(ctx), errReleaseCalls) {
+			// A restart that keeps the calls: nothing is released, no BYE,
+			// DLCX or RSIP is sent; the state is written out and the next
+			// start on it restores every call, as after a crash.
+			log.WithFields(logrus.Fields{"component": "main", "connections": len(table.Connections())}).
+				Info("signal received: stopping with the calls kept in the state (SIGUSR1 releases them instead)")
+			stopSweep()
+			stopFronts()
+			closeAll()
+			wg.Wait()
+			flushCtx, cancel := context.WithTimeout(context.Background(), drainGrace)
+			if err := state.Flush(flushCtx); err != nil {
+				log.WithError(err).WithField("component", "state").Error("the state was not written out in time: the last changes may be lost")
+			}
+			cancel()
+			log.WithField("component", "main").Info("mediagw stopped")
+			return nil
+		}
 		log.WithField("component", "main").Info("signal received: draining")
 	case runErr = <-errc:
 		log.WithField("component", "main").WithError(runErr).Error("front failed: draining")

@@ -261,10 +261,17 @@ func tail(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// Stop sends SIGTERM and checks the gateway drains and exits 0 within 15 s.
-func (g *Gateway) Stop() {
+// Stop sends SIGTERM and checks the gateway drains (or, with a state
+// store, keeps its calls) and exits 0 within 15 s.
+func (g *Gateway) Stop() { g.stopWith(syscall.SIGTERM) }
+
+// StopReleasing sends SIGUSR1: the gateway releases every call, even with
+// a state store, and must exit 0 within 15 s.
+func (g *Gateway) StopReleasing() { g.stopWith(syscall.SIGUSR1) }
+
+func (g *Gateway) stopWith(sig syscall.Signal) {
 	g.stopOnce.Do(func() {
-		_ = g.cmd.Process.Signal(syscall.SIGTERM)
+		_ = g.cmd.Process.Signal(sig)
 		select {
 		case <-g.exited:
 			if g.exitErr != nil {
@@ -273,7 +280,7 @@ func (g *Gateway) Stop() {
 		case <-time.After(15 * time.Second):
 			_ = g.cmd.Process.Kill()
 			<-g.exited
-			g.t.Errorf("gateway did not exit within 15s of SIGTERM")
+			g.t.Errorf("gateway did not exit within 15s of %v", sig)
 		}
 		if strings.Contains(g.logs.String(), "DATA RACE") {
 			g.t.Errorf("the race detector fired in the gateway")

@@ -13,7 +13,8 @@ import (
 // file store: -check-state lists it while the gateway is down, the restart
 // restores the same connections on the same ports, and the three
 // tone-tagged members hear each other again within a second of the
-// gateway being up; a clean stop leaves no calls (only the ID counters).
+// gateway being up; SIGTERM keeps the calls in the state, SIGUSR1 releases
+// them (only the ID counters are left).
 func TestStateSurvivesKill(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "gw.state")
 	g := StartGateway(t, GatewayOptions{State: fmt.Sprintf("{store: file, path: %q}", path)})
@@ -75,9 +76,15 @@ func TestStateSurvivesKill(t *testing.T) {
 		t.Fatal("the gateway did not log its restore")
 	}
 
-	g.Stop() // releases every call: nothing to restore any more
+	g.Stop() // SIGTERM with a store keeps the calls for the next start
+	out, err = exec.Command(g.bin, "-config", g.cfgPath, "-check-state").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "conn: 3: ") || !strings.Contains(string(out), "conf: 1: kept") {
+		t.Fatalf("-check-state after SIGTERM (the calls kept): %v\n%s", err, out)
+	}
+	g.Restart(t)
+	g.StopReleasing() // SIGUSR1 releases every call: nothing to restore any more
 	out, err = exec.Command(g.bin, "-config", g.cfgPath, "-check-state").CombinedOutput()
 	if err != nil || strings.Contains(string(out), "conn:") || strings.Contains(string(out), "conf:") || !strings.Contains(string(out), "ids: 1: table") {
-		t.Fatalf("-check-state after a clean stop (no calls, the ID counters kept): %v\n%s", err, out)
+		t.Fatalf("-check-state after a stop that released the calls (none left, the ID counters kept): %v\n%s", err, out)
 	}
 }

@@ -1,0 +1,210 @@
+package sip
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	gosip "github.com/emiago/sipgo/sip"
+	"github.com/sirupsen/logrus"
+
+	"github.com/mediagw/mediagw/session"
+)
+
+// Persistence of SIP dialogs (issue 13, DESIGN §10). A confirmed leg is
+// written to the state whenever what an in-dialog request needs changes
+// (confirmation, either CSeq, a re-INVITE's answer, a bridge partner, a
+// transfer), and removed when it ends. Restore, before the front listens,
+// rebuilds the legs around the connections the table restored: a phone's
+// BYE, re-INVITE, INFO or REFER after a restart is answered in its dialog,
+// and our BYE goes out with the next CSeq along the recorded route set.
+//
+// Not kept: legs still being set up (the INVITE transaction dies with the
+// process: their connections are released at restore), SRTP legs (the
+// table keeps no keys), a caller at a conference PIN (the gather is gone:
+// released), and the DTMF menu's keys so far.
+
+// State is where the front keeps its dialogs: a store's queueing writes and
+// its committed objects.
+type State interface {
+	session.Persister
+	session.StateReader
+}
+
+// StateDialog is the kind of the persisted dialogs.
+const StateDialog = "sip-dialog"
+
+// dialogVersion is the layout of dialogRecord; Restore refuses others.
+const dialogVersion = 1
+
+type dialogRecord struct {
+	V         int      `json:"v"`
+	Tag       string   `json:"tag"` // our tag: the key
+	CallID    string   `json:"call_id"`
+	UAC       bool     `json:"uac,omitempty"`
+	Conn      string   `json:"conn"`
+	Action    string   `json:"action"`
+	Partner   string   `json:"partner,omitempty"` // the bridge partner's tag
+	From      string   `json:"from"`              // our From header value (with our tag)
+	To        string   `json:"to"`                // theirs (with their tag)
+	Target    string   `json:"target"`            // their Contact URI
+	Routes    []string `json:"routes,omitempty"`
+	Seq       uint32   `json:"seq"`        // our last CSeq
+	RemoteSeq uint32   `json:"remote_seq"` // theirs
+	Transport string   `json:"transport"`
+	Dest      string   `json:"dest,omitempty"`
+
+	SessID  uint64  `json:"sess_id"`
+	Version uint64  `json:"sdp_version"`
+	Codec   format  `json:"codec"`
+	TE      *format `json:"te,omitempty"`
+	Dir     uint8   `json:"dir"`
+	PtimeMs int     `json:"ptime_ms"`
+	Local   string  `json:"local"`
+}
+
+// saveLocked queues the leg's dialog when it is confirmed and kept.
+// Caller holds l.mu.
+func (l *leg) saveLocked() {
+	st := l.s.state
+	if st == nil || l.state != stateConfirmed || l.dlg.to == nil || l.dlg.from == nil || len(l.media.crypto) > 0 || l.connID == "" {
+		return
+	}
+	r := dialogRecord{V: dialogVersion, Tag: l.tag, CallID: l.callID, UAC: l.uac, Conn: l.connID, Action: l.action,
+		From: l.dlg.from.Value(), To: l.dlg.to.Value(), Target: l.dlg.target.String(), Routes: l.dlg.routes,
+		Seq: l.dlg.seq, RemoteSeq: l.dlg.remoteSeq, Transport: l.dlg.transport, Dest: l.dlg.dest,
+		SessID: l.media.sessID, Version: l.media.version, Codec: l.media.codec, TE: l.media.te, Dir: uint8(l.media.dir),
+		PtimeMs: int(l.media.ptime / time.Millisecond), Local: l.media.local.String()}
+	if l.partner != nil {
+		r.Partner = l.partner.tag
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		l.logger().WithError(err).Error("encoding a dialog's state")
+		return
+	}
+	st.Put(StateDialog, l.tag, b)
+}
+
+// unsave removes the leg's dialog from the state.
+func (l *leg) unsave() {
+	if l.s.state != nil {
+		l.s.state.Delete(StateDialog, l.tag)
+	}
+}
+
+// RestoreReport says what Restore did.
+type RestoreReport struct {
+	Dialogs  int // legs restored
+	Dropped  int // dialogs not restorable (their connection is gone, bad record)
+	Released int // SIP connections the table restored that no dialog owned
+}
+
+// Restore brings back the dialogs kept in st around the connections the
+// table restored, releases the table's SIP connections no dialog owns, and
+// keeps st for the dialogs' later changes. Call it once, after the table's
+// Restore and before Serve. It fails only when st cannot be read or holds
+// a layout this build does not know.
+func (s *Server) Restore(st State) (RestoreReport, error) {
+	var rep RestoreReport
+	var recs []dialogRecord
+	var bad []string
+	err := st.ForEach(StateDialog, func(id string, v []byte) error {
+		var r dialogRecord
+		if err := json.Unmarshal(v, &r); err != nil || r.Tag != id {
+			bad = append(bad, id)
+			return nil
+		}
+		if r.V != dialogVersion {
+			return fmt.Errorf("sip: state of dialog %s has layout %d; this gateway reads %d", id, r.V, dialogVersion)
+		}
+		recs = append(recs, r)
+		return nil
+	})
+	if err != nil {
+		return rep, err
+	}
+	s.state = st
+	for _, id := range bad {
+		st.Delete(StateDialog, id)
+		rep.Dropped++
+	}
+	owned := map[string]bool{}
+	legs := map[string]*leg{}
+	for _, r := range recs {
+		l, err := s.restoreLeg(r)
+		if err != nil {
+			s.log.WithError(err).WithFields(logrus.Fields{"call_id": r.CallID, "conn_id": r.Conn}).Warn("dialog not restored")
+			st.Delete(StateDialog, r.Tag)
+			rep.Dropped++
+			continue
+		}
+		owned[r.Conn] = true
+		legs[r.Tag] = l
+		rep.Dialogs++
+	}
+	for _, r := range recs { // bridge partners, once both are back
+		a, b := legs[r.Tag], legs[r.Partner]
+		if a != nil && b != nil {
+			a.partner = b
+		}
+	}
+	for _, c := range s.table.Connections() {
+		if c.Owner != session.FrontSIP || owned[c.ID] {
+			continue
+		}
+		if _, err := s.table.DeleteConnection(c.ID, "", session.Release{By: session.FrontSIP, Reason: "no SIP dialog kept (call was being set up)"}); err == nil {
+			rep.Released++
+		}
+	}
+	return rep, nil
+}
+
+// restoreLeg makes a confirmed leg from r, around its restored connection.
+func (s *Server) restoreLeg(r dialogRecord) (*leg, error) {
+	c, err := s.table.Connection(r.Conn)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("connection %s not restored: %w", r.Conn, err)
+	case c.Owner != session.FrontSIP || c.Tag != r.Tag:
+		return nil, fmt.Errorf("connection %s belongs to another call", r.Conn)
+	case r.Dir > uint8(dirInactive):
+		return nil, errors.New("bad direction")
+	}
+	var d dialog
+	var from gosip.FromHeader
+	if from.DisplayName, err = gosip.ParseAddressValue(r.From, &from.Address, &from.Params); err != nil {
+		return nil, fmt.Errorf("From %q: %w", r.From, err)
+	}
+	var to gosip.ToHeader
+	if to.DisplayName, err = gosip.ParseAddressValue(r.To, &to.Address, &to.Params); err != nil {
+		return nil, fmt.Errorf("To %q: %w", r.To, err)
+	}
+	if err := gosip.ParseUri(r.Target, &d.target); err != nil {
+		return nil, fmt.Errorf("target %q: %w", r.Target, err)
+	}
+	d.from, d.to, d.routes, d.seq, d.remoteSeq, d.transport, d.dest = &from, &to, r.Routes, r.Seq, r.RemoteSeq, r.Transport, r.Dest
+	local, err := netip.ParseAddrPort(r.Local)
+	if err != nil {
+		return nil, fmt.Errorf("local media address %q: %w", r.Local, err)
+	}
+	l := &leg{s: s, tag: r.Tag, callID: r.CallID, uac: r.UAC, done: make(chan struct{}), up: make(chan struct{}),
+		invited: make(chan struct{}), acks: make(map[uint32]chan *gosip.Request),
+		state: stateConfirmed, connID: r.Conn, action: r.Action, dlg: d,
+		media: mediaState{sessID: r.SessID, version: r.Version, codec: r.Codec, te: r.TE, dir: direction(r.Dir),
+			ptime: time.Duration(r.PtimeMs) * time.Millisecond, local: local}}
+	close(l.up)
+	close(l.invited)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.legs[l.tag] != nil {
+		return nil, fmt.Errorf("dialog tag %s twice", l.tag)
+	}
+	s.legs[l.tag] = l
+	if !l.uac {
+		s.inbound++
+	}
+	return l, nil
+}

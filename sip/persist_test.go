@@ -1,0 +1,180 @@
+package sip
+
+import (
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	gosip "github.com/emiago/sipgo/sip"
+
+	"github.com/mediagw/mediagw/confbridge"
+	"github.com/mediagw/mediagw/rtpproxy"
+	"github.com/mediagw/mediagw/session"
+)
+
+// memState is an in-memory store: what a store would have committed.
+type memState struct {
+	mu   sync.Mutex
+	objs map[string]map[string][]byte
+}
+
+func newMemState() *memState { return &memState{objs: map[string]map[string][]byte{}} }
+
+func (m *memState) Put(kind, id string, v []byte) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.objs[kind] == nil {
+		m.objs[kind] = map[string][]byte{}
+	}
+	m.objs[kind][id] = v
+}
+
+func (m *memState) Delete(kind, id string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.objs[kind], id)
+}
+
+func (m *memState) ForEach(kind string, fn func(id string, v []byte) error) error {
+	m.mu.Lock()
+	objs := map[string][]byte{}
+	for k, v := range m.objs[kind] {
+		objs[k] = v
+	}
+	m.mu.Unlock()
+	for k, v := range objs {
+		if err := fn(k, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// A confirmed dialog written to the state comes back in a new front as it
+// was: a BYE built after the restore goes to the remote target along the
+// recorded route set, with our next CSeq and both tags; the remote CSeq
+// still orders their requests; the bridge partner is linked again; a
+// connection of the front that no dialog owns is released, and a record
+// whose connection is gone is dropped.
+func TestDialogRestore(t *testing.T) {
+	pool, err := rtpproxy.NewPool(testRTPConfig(poolMin+700, poolMin+719))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	eng := confbridge.NewEngine(confbridge.Config{Ptime: 20 * time.Millisecond})
+	defer eng.Close()
+	table := session.New(session.Config{Conference: session.DefaultConferenceConfig()}, pool, eng, testLogger(t))
+	defer table.Shutdown()
+	mk := func(tag string) session.Connection {
+		c, err := table.CreateConnection(session.ConnectionParams{Codec: "PCMU", Owner: session.FrontSIP, Tag: tag, CallID: "call-" + tag})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	ca, cb := mk("a-tag"), mk("b-tag")
+	orphan := mk("setup-tag")
+
+	st := newMemState()
+	s1, err := New(Config{Trusted: DefaultTrusted}, DefaultRoutes(), nil, table, testLogger(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s1.state = st
+	dial := func(l *leg, conn session.Connection, uac bool) {
+		var from gosip.FromHeader
+		var to gosip.ToHeader
+		if _, err := gosip.ParseAddressValue(`"Gateway" <sip:gw@127.0.0.1:5060>;tag=`+l.tag, &from.Address, &from.Params); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := gosip.ParseAddressValue(`<sip:alice@192.0.2.7>;tag=theirs-`+l.tag, &to.Address, &to.Params); err != nil {
+			t.Fatal(err)
+		}
+		l.mu.Lock()
+		l.dlg = dialog{from: &from, to: &to, routes: []string{"<sip:p1.example.net;lr>", "<sip:p2.example.net;lr>"},
+			seq: 41, remoteSeq: 7, transport: "UDP"}
+		if err := gosip.ParseUri("sip:alice@192.0.2.7:5062;transport=udp", &l.dlg.target); err != nil {
+			t.Fatal(err)
+		}
+		l.connID, l.action = conn.ID, ActionBridge
+		l.media = mediaState{sessID: 99, version: 3, codec: format{PT: 0, Name: "PCMU", Rate: 8000}, dir: dirSendRecv,
+			ptime: 20 * time.Millisecond, local: conn.Local}
+		l.state = stateAnswered
+		l.confirmLocked()
+		l.mu.Unlock()
+	}
+	a, err := s1.newLeg("a-tag", "call-a-tag", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := s1.newLeg("b-tag", "call-b-tag", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dial(a, ca, false)
+	dial(b, cb, true)
+	if !link(a, b) {
+		t.Fatal("link")
+	}
+	st.Put(StateDialog, "gone-tag", []byte(`{"v":1,"tag":"gone-tag","call_id":"x","conn":"999","action":"conference","from":"<sip:a@b>;tag=gone-tag","to":"<sip:c@d>;tag=e","target":"sip:c@d","local":"127.0.0.1:1"}`))
+	if n := len(st.objs[StateDialog]); n != 3 {
+		t.Fatalf("%d dialogs written, want 3 (a, b, and the planted one)", n)
+	}
+
+	s2, err := New(Config{Trusted: DefaultTrusted}, DefaultRoutes(), nil, table, testLogger(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := s2.Restore(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Dialogs != 2 || rep.Dropped != 1 || rep.Released != 1 {
+		t.Fatalf("restore: %+v, want 2 dialogs, 1 dropped (its connection is gone), 1 released (the call in setup)", rep)
+	}
+	if _, err := table.Connection(orphan.ID); err == nil {
+		t.Fatal("the connection of a call in setup is still there")
+	}
+	if _, ok := st.objs[StateDialog]["gone-tag"]; ok {
+		t.Fatal("the dropped dialog is still in the state")
+	}
+	ra := s2.leg("a-tag")
+	if ra == nil || ra.partner == nil || ra.partner.tag != "b-tag" || s2.leg("b-tag").partner != ra {
+		t.Fatal("the bridge partners are not linked again")
+	}
+	ra.mu.Lock()
+	bye := ra.newRequest(gosip.BYE)
+	ra.mu.Unlock()
+	if got := bye.CSeq().SeqNo; got != 42 {
+		t.Errorf("BYE CSeq %d, want 42", got)
+	}
+	if got := bye.Recipient.String(); got != "sip:alice@192.0.2.7:5062;transport=udp" {
+		t.Errorf("BYE to %s", got)
+	}
+	var routes []string
+	for _, h := range bye.GetHeaders("Route") {
+		routes = append(routes, h.Value())
+	}
+	if strings.Join(routes, ",") != "<sip:p1.example.net;lr>,<sip:p2.example.net;lr>" {
+		t.Errorf("BYE routes %v", routes)
+	}
+	if tag, _ := bye.From().Params.Get("tag"); tag != "a-tag" {
+		t.Errorf("BYE From tag %q", tag)
+	}
+	if tag, _ := bye.To().Params.Get("tag"); tag != "theirs-a-tag" {
+		t.Errorf("BYE To tag %q", tag)
+	}
+	if bye.CallID().Value() != "call-a-tag" {
+		t.Errorf("BYE Call-ID %q", bye.CallID().Value())
+	}
+	old := gosip.NewRequest(gosip.INFO, gosip.Uri{Scheme: "sip", Host: "x"})
+	old.AppendHeader(&gosip.CSeqHeader{SeqNo: 6, MethodName: gosip.INFO})
+	if ra.checkSeq(old) {
+		t.Error("a request older than the recorded remote CSeq was taken")
+	}
+	if ra.media.local != ca.Local || ra.media.codec.Name != "PCMU" || ra.media.version != 3 {
+		t.Errorf("media state %+v", ra.media)
+	}
+}
