@@ -2,7 +2,7 @@ GO ?= go
 # Peer tests (SIPp, osmo-mgw) fail rather than skip when their tool is missing.
 export MEDIAGW_REQUIRE_PEERS = 1
 
-.PHONY: test tools vet unit sipp build bench bench-conference fuzz flood soak
+.PHONY: test tools vet unit sipp build bench bench-conference bench-state fuzz flood soak soak-restart
 
 test: tools vet unit sipp
 
@@ -33,6 +33,11 @@ bench:
 bench-conference:
 	./bench/conference/run.sh
 
+# What state.store costs (issue 13): MGCP pairs/s and SIP calls/s with none,
+# file and redis, side by side in one run.
+bench-state:
+	./bench/state.sh
+
 # The floods of issue 10 through the binary (also part of unit), verbose for
 # their figures: 20,000 un-ACKed INVITEs, 50 sources over sip.rate, 500 idle
 # TCP connections; real SIPp calls meanwhile; the process back to baseline.
@@ -43,3 +48,9 @@ flood: tools
 # fds and goroutines sampled every 10 s; fails unless they end flat.
 soak: tools
 	./test/soak/run.sh
+
+# Not in make test (issue 13): 20,000 SIPp calls, the gateway SIGKILLed and
+# restarted on its state every 5,000; fails on failures beyond the calls in
+# flight at the kills, or on anything left. STORE=redis for the Redis store.
+soak-restart: tools
+	./test/soak/restart.sh

@@ -20,7 +20,8 @@
 # PARTS="relay mgcp sip ng" (a subset measures only those parts; RECORD defaults
 # to 0 then, since a partial run is no comparison of record).
 # STATE=file|redis (mediagw keeps its state there, as issue 13 measures; default
-# none; redis needs a redis-server on 127.0.0.1:6379).
+# none; redis needs a redis-server on STATE_REDIS, default 127.0.0.1:6379; each
+# instance starts on an empty state). bench/state.sh runs the three side by side.
 set -uo pipefail
 set -f # no globbing: endpoint names hold "*"
 
@@ -93,10 +94,13 @@ RTPLOAD=$OUT/rtpload
 
 sed -e "s/@SIP_PORT@/$GW_SIP/" -e "s/@MGCP_PORT@/$GW_MGCP/" -e "s/@HTTP_PORT@/$GW_HTTP/" -e "s/@NG_PORT@/$GW_NG/" \
     -e "s/@RTP_MIN@/$RTP_MIN/" -e "s/@RTP_MAX@/$RTP_MAX/" bench/conf/gateway.yaml >"$OUT/gateway.yaml"
-if [[ ${STATE:-none} != none ]]; then
+STATE_SEQ=0
+fresh_state() { # every mediagw instance starts on an empty state: its own file, its own Redis prefix
+  [[ ${STATE:-none} == none ]] && return
   rm -f "$OUT/gateway.state"
-  sed -i -e "s#^state: .*#state: {store: $STATE, path: \"$OUT/gateway.state\"}#" "$OUT/gateway.yaml"
-fi
+  STATE_SEQ=$((STATE_SEQ + 1))
+  sed -i -e "s#^state: .*#state: {store: $STATE, path: \"$OUT/gateway.state\", redis: {addr: \"${STATE_REDIS:-127.0.0.1:6379}\", prefix: \"bench-$$-$STATE_SEQ:\"}}#" "$OUT/gateway.yaml"
+}
 sed -e "s/@MGCP_PORT@/$OSMO_MGCP/" -e "s/@RTP_MIN@/$RTP_MIN/" -e "s/@RTP_MAX@/$RTP_MAX/" \
     bench/conf/osmo-mgw.cfg >"$OUT/osmo-mgw.cfg"
 
@@ -133,7 +137,7 @@ start_sut() { # name: start a fresh instance pinned to the SUT core; SUT_PID is 
     rtpengine) nice -n "$NICE" taskset -c $SUT_CORE rtpengine --config-file=none --table=-1 --interface=127.0.0.1 \
         --listen-ng=127.0.0.1:$RTPE_NG --port-min=$RTP_MIN --port-max=$RTP_MAX \
         --foreground --log-stderr --log-level=3 --num-threads=1 >>"$OUT/rtpengine.log" 2>&1 & ;;
-    mediagw | mediagw-sip) nice -n "$NICE" taskset -c $SUT_CORE "$OUT/gateway" -config "$OUT/gateway.yaml" \
+    mediagw | mediagw-sip) fresh_state; nice -n "$NICE" taskset -c $SUT_CORE "$OUT/gateway" -config "$OUT/gateway.yaml" \
         ${PPROF:+-cpuprofile "$OUT/$name-$((++PROFILES)).pprof"} >>"$OUT/mediagw.log" 2>&1 & ;;
     sipp-uas) nice -n "$NICE" taskset -c $SUT_CORE sipp -sn uas -i 127.0.0.1 -p $SIPP_UAS \
         -buff_size 4194304 -nostdin >"$OUT/sipp-uas.log" 2>&1 & ;;

@@ -45,6 +45,7 @@ const recordVersion = 1
 type connRecord struct {
 	V        int    `json:"v"`
 	ID       string `json:"id"`
+	CallID   string `json:"call_id,omitempty"`
 	Endpoint string `json:"endpoint"`
 	Notify   string `json:"notify,omitempty"`
 	Src      string `json:"src,omitempty"`
@@ -81,11 +82,11 @@ func addrString(ap netip.AddrPort) string {
 }
 
 // saveConnLocked queues a connection's record. Caller holds mu.
-func (s *Server) saveConnLocked(id string, info connInfo) {
+func (s *Server) saveConnLocked(id, callID string, info connInfo) {
 	if s.state == nil {
 		return
 	}
-	b, err := json.Marshal(connRecord{V: recordVersion, ID: id, Endpoint: info.endpoint, Notify: addrString(info.notify), Src: addrString(info.src)})
+	b, err := json.Marshal(connRecord{V: recordVersion, ID: id, CallID: callID, Endpoint: info.endpoint, Notify: addrString(info.notify), Src: addrString(info.src)})
 	if err == nil {
 		s.state.Put(StateConn, id, b)
 	}
@@ -117,6 +118,7 @@ func (s *Server) unsave(kind, id string) {
 type RestoreReport struct {
 	Connections int // MGCP connections attached again
 	Requests    int // notification requests re-installed
+	Lost        int // connections the table could not restore (port taken, bad record): a DLCX tells the call agent once serving
 	Dropped     int // records not restorable
 	Released    int // MGCP connections of the table no record claimed
 }
@@ -177,15 +179,16 @@ func (s *Server) Restore(st State) (RestoreReport, error) {
 	for _, r := range conns {
 		c, err := s.table.Connection(r.ID)
 		name, _ := endpointOf(c.ConferenceID)
-		if err != nil || c.Owner != session.FrontMGCP || name == "" || name != r.Endpoint {
-			s.log.WithFields(logrus.Fields{"conn_id": r.ID, "endpoint": r.Endpoint}).Warn("MGCP connection not restored: the table did not bring it back")
-			st.Delete(StateConn, r.ID)
-			rep.Dropped++
-			continue
-		}
 		info := connInfo{endpoint: r.Endpoint}
 		info.notify, _ = netip.ParseAddrPort(r.Notify)
 		info.src, _ = netip.ParseAddrPort(r.Src)
+		if err != nil || c.Owner != session.FrontMGCP || name == "" || name != r.Endpoint {
+			s.log.WithFields(logrus.Fields{"conn_id": r.ID, "endpoint": r.Endpoint}).Warn("MGCP connection not restored: the table did not bring it back; the call agent gets a DLCX")
+			st.Delete(StateConn, r.ID)
+			s.lost = append(s.lost, lostConn{id: r.ID, callID: r.CallID, info: info})
+			rep.Lost++
+			continue
+		}
 		s.mu.Lock()
 		s.conns[r.ID] = info
 		s.mu.Unlock()
@@ -211,6 +214,28 @@ func (s *Server) Restore(st State) (RestoreReport, error) {
 	}
 	s.restored.Store(rep.Connections > 0)
 	return rep, nil
+}
+
+// lostConn is a kept connection the table did not restore.
+type lostConn struct {
+	id, callID string
+	info       connInfo
+}
+
+// announceLost sends, once Serve has begun, a DLCX for every kept
+// connection that was not restored, as for any release the call agent did
+// not ask for (E: 900: the endpoint could not keep it).
+func (s *Server) announceLost() {
+	lost := s.lost
+	s.lost = nil
+	for _, l := range lost {
+		dst := s.notifyFor(l.info)
+		if !dst.IsValid() {
+			continue
+		}
+		s.sendCommand(&Command{Verb: "DLCX", Endpoint: l.info.endpoint + "@" + s.cfg.Domain, Version: "1.0",
+			Params: Params{{"C", l.callID}, {"I", l.id}, {"E", "900 connection not restored after a restart"}}}, dst)
+	}
 }
 
 // restoreRequest installs an endpoint's kept request again.

@@ -76,6 +76,7 @@ type Server struct {
 	pc        atomic.Pointer[net.PacketConn]
 	state     State       // where records are kept (persist.go); nil: not kept. Set by Restore, before Serve
 	restored  atomic.Bool // Restore brought connections back: RSIP disconnected, not restart
+	lost      []lostConn  // kept connections not restored: DLCX once serving (persist.go); set by Restore, read by Serve
 	nextTID   atomic.Uint32
 
 	mu         sync.Mutex // guards conns, endpoints, nextBridge, ntfyOut and every endpointState
@@ -223,6 +224,7 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 		s.sendCommand(&Command{Verb: "RSIP", Endpoint: "*@" + s.cfg.Domain, Version: "1.0",
 			Params: Params{{"RM", rm}}}, s.notify)
 	}
+	s.announceLost()
 	buf := make([]byte, 65536)
 	udp, _ := conn.(*net.UDPConn) // reads and writes without allocating an address
 	for {

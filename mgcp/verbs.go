@@ -192,7 +192,7 @@ func (s *Server) crcx(c *Command, ep endpoint, src netip.AddrPort) *Response {
 	info := connInfo{endpoint: name, notify: m.notify, src: src}
 	s.mu.Lock()
 	s.conns[conn.ID] = info
-	s.saveConnLocked(conn.ID, info)
+	s.saveConnLocked(conn.ID, conn.CallID, info)
 	s.mu.Unlock()
 	cur, err := s.table.Connection(conn.ID) // the final snapshot, and a check it still exists
 	if err != nil {
@@ -299,7 +299,7 @@ func (s *Server) mdcx(c *Command, ep endpoint, src netip.AddrPort) *Response {
 		if info, ok := s.conns[conn.ID]; ok {
 			info.notify = m.notify
 			s.conns[conn.ID] = info
-			s.saveConnLocked(conn.ID, info)
+			s.saveConnLocked(conn.ID, conn.CallID, info)
 		}
 		s.mu.Unlock()
 	}

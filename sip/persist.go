@@ -98,7 +98,8 @@ func (l *leg) unsave() {
 // RestoreReport says what Restore did.
 type RestoreReport struct {
 	Dialogs  int // legs restored
-	Dropped  int // dialogs not restorable (their connection is gone, bad record)
+	Lost     int // dialogs whose connection the table could not restore (port taken, SRTP): hung up with BYE once serving
+	Dropped  int // records that do not decode or do not fit their connection
 	Released int // SIP connections the table restored that no dialog owned
 }
 
@@ -135,6 +136,11 @@ func (s *Server) Restore(st State) (RestoreReport, error) {
 	legs := map[string]*leg{}
 	for _, r := range recs {
 		l, err := s.restoreLeg(r)
+		if errors.Is(err, errConnGone) { // the dialog is alive at the phone: it gets a BYE
+			s.log.WithFields(logrus.Fields{"call_id": r.CallID, "conn_id": r.Conn}).Warn("dialog restored without its media: hanging up once serving")
+			rep.Lost++
+			continue
+		}
 		if err != nil {
 			s.log.WithError(err).WithFields(logrus.Fields{"call_id": r.CallID, "conn_id": r.Conn}).Warn("dialog not restored")
 			st.Delete(StateDialog, r.Tag)
@@ -162,12 +168,17 @@ func (s *Server) Restore(st State) (RestoreReport, error) {
 	return rep, nil
 }
 
+// errConnGone: a dialog whose connection the table did not restore.
+var errConnGone = errors.New("connection not restored")
+
 // restoreLeg makes a confirmed leg from r, around its restored connection.
+// When the table could not restore the connection, the leg is made without
+// one and queued for a BYE (hangUpLost), and errConnGone returned.
 func (s *Server) restoreLeg(r dialogRecord) (*leg, error) {
 	c, err := s.table.Connection(r.Conn)
+	gone := err != nil
 	switch {
-	case err != nil:
-		return nil, fmt.Errorf("connection %s not restored: %w", r.Conn, err)
+	case gone:
 	case c.Owner != session.FrontSIP || c.Tag != r.Tag:
 		return nil, fmt.Errorf("connection %s belongs to another call", r.Conn)
 	case r.Dir > uint8(dirInactive):
@@ -197,6 +208,9 @@ func (s *Server) restoreLeg(r dialogRecord) (*leg, error) {
 			ptime: time.Duration(r.PtimeMs) * time.Millisecond, local: local}}
 	close(l.up)
 	close(l.invited)
+	if gone {
+		l.connID = ""
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.legs[l.tag] != nil {
@@ -206,5 +220,29 @@ func (s *Server) restoreLeg(r dialogRecord) (*leg, error) {
 	if !l.uac {
 		s.inbound++
 	}
+	if gone {
+		s.lost = append(s.lost, l)
+		return l, errConnGone
+	}
 	return l, nil
+}
+
+// hangUpLost sends BYE, from the transport that has just started serving,
+// in the restored dialogs that lost their media.
+func (s *Server) hangUpLost(network string) {
+	s.mu.Lock()
+	var bye []*leg
+	keep := s.lost[:0]
+	for _, l := range s.lost {
+		if l.dlg.transport == network {
+			bye = append(bye, l)
+		} else {
+			keep = append(keep, l)
+		}
+	}
+	s.lost = keep
+	s.mu.Unlock()
+	for _, l := range bye {
+		l.end(endCause{bye: true, reason: `SIP;cause=503;text="media not restored after a restart"`})
+	}
 }

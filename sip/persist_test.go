@@ -55,8 +55,8 @@ func (m *memState) ForEach(kind string, fn func(id string, v []byte) error) erro
 // was: a BYE built after the restore goes to the remote target along the
 // recorded route set, with our next CSeq and both tags; the remote CSeq
 // still orders their requests; the bridge partner is linked again; a
-// connection of the front that no dialog owns is released, and a record
-// whose connection is gone is dropped.
+// connection of the front that no dialog owns is released, and a dialog
+// whose connection is gone is hung up once its transport serves.
 func TestDialogRestore(t *testing.T) {
 	pool, err := rtpproxy.NewPool(testRTPConfig(poolMin+700, poolMin+719))
 	if err != nil {
@@ -118,7 +118,7 @@ func TestDialogRestore(t *testing.T) {
 	if !link(a, b) {
 		t.Fatal("link")
 	}
-	st.Put(StateDialog, "gone-tag", []byte(`{"v":1,"tag":"gone-tag","call_id":"x","conn":"999","action":"conference","from":"<sip:a@b>;tag=gone-tag","to":"<sip:c@d>;tag=e","target":"sip:c@d","local":"127.0.0.1:1"}`))
+	st.Put(StateDialog, "gone-tag", []byte(`{"v":1,"tag":"gone-tag","call_id":"x","conn":"999","action":"conference","from":"<sip:a@b>;tag=gone-tag","to":"<sip:c@d>;tag=e","target":"sip:c@d","transport":"UDP","local":"127.0.0.1:1"}`))
 	if n := len(st.objs[StateDialog]); n != 3 {
 		t.Fatalf("%d dialogs written, want 3 (a, b, and the planted one)", n)
 	}
@@ -131,14 +131,18 @@ func TestDialogRestore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Dialogs != 2 || rep.Dropped != 1 || rep.Released != 1 {
-		t.Fatalf("restore: %+v, want 2 dialogs, 1 dropped (its connection is gone), 1 released (the call in setup)", rep)
+	if rep.Dialogs != 2 || rep.Lost != 1 || rep.Dropped != 0 || rep.Released != 1 {
+		t.Fatalf("restore: %+v, want 2 dialogs, 1 lost (its connection is gone), 1 released (the call in setup)", rep)
 	}
+	if l := s2.leg("gone-tag"); l == nil || l.connID != "" {
+		t.Fatal("the dialog without media is not kept for its BYE")
+	}
+	s2.hangUpLost("UDP") // what ServeUDP does once it listens (the BYE finds no listener here)
 	if _, err := table.Connection(orphan.ID); err == nil {
 		t.Fatal("the connection of a call in setup is still there")
 	}
-	if _, ok := st.objs[StateDialog]["gone-tag"]; ok {
-		t.Fatal("the dropped dialog is still in the state")
+	if _, ok := st.objs[StateDialog]["gone-tag"]; ok || s2.leg("gone-tag") != nil {
+		t.Fatal("the dialog hung up is still there")
 	}
 	ra := s2.leg("a-tag")
 	if ra == nil || ra.partner == nil || ra.partner.tag != "b-tag" || s2.leg("b-tag").partner != ra {

@@ -72,6 +72,7 @@ type Server struct {
 
 	mu       sync.Mutex          // guards the fields below
 	legs     map[string]*leg     // call legs by our dialog tag
+	lost     []*leg              // restored dialogs without media, to hang up once their transport serves (persist.go)
 	pins     map[string]*pinGate // callers at a conference PIN, by ConnectionId (pin.go)
 	menu     menuState           // keys of the DTMF menu so far (menu.go)
 	inbound  int                 // legs of calls we answered (not uac): sip.max_calls
@@ -244,6 +245,7 @@ func (s *Server) ServeUDP(ctx context.Context, conn net.PacketConn) error {
 	s.udp = t
 	s.mu.Unlock()
 	s.log.WithField("listen", conn.LocalAddr().String()).Info("SIP listening on UDP")
+	s.hangUpLost("UDP")
 	return s.serve(ctx, conn, func() error { return s.srv.ServeUDP(served) })
 }
 
@@ -312,6 +314,7 @@ func (s *Server) ServeTCP(ctx context.Context, ln net.Listener) error {
 	s.mu.Lock()
 	s.tcpLimit = limited
 	s.mu.Unlock()
+	s.hangUpLost("TCP")
 	return s.serve(ctx, ln, func() error { return s.srv.ServeTCP(limited) })
 }
 

@@ -79,6 +79,7 @@ func (s *Server) ServeTLS(ctx context.Context, ln net.Listener) error {
 	s.mu.Lock()
 	s.tls = t
 	s.mu.Unlock()
+	s.hangUpLost("TLS")
 	limited := newLimitListener(ln, s.cfg.TCP, func(src string) {
 		s.reject(RefusedTCPLimit, src, func() *logrus.Entry { return s.log.WithField("transport", "TLS") },
 			"TLS connection over sip.tcp's bounds closed")

@@ -68,40 +68,68 @@ func newSIPCallee(t testing.TB, name string, peer *TonePeer) *sipCallee {
 	return c
 }
 
-// startRedisServer runs Debian's redis-server on a free loopback port,
-// without persistence, until the test ends; it returns the address.
-func startRedisServer(t *testing.T) string {
+// redisProc is Debian's redis-server on a loopback port, without
+// persistence: killed, it comes back empty (start again on the same port).
+type redisProc struct {
+	t    *testing.T
+	addr string
+	dir  string
+	cmd  *exec.Cmd
+}
+
+// startRedisServer runs redis-server on a free loopback port until the
+// test ends.
+func startRedisServer(t *testing.T) *redisProc {
 	t.Helper()
 	requireTool(t, "redis-server")
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := l.Addr().String()
+	r := &redisProc{t: t, addr: l.Addr().String(), dir: t.TempDir()}
 	l.Close()
-	_, port, _ := net.SplitHostPort(addr)
-	dir := t.TempDir()
-	cmd := exec.Command("redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	r.start()
+	t.Cleanup(r.kill)
+	return r
+}
+
+func (r *redisProc) start() {
+	r.t.Helper()
+	_, port, _ := net.SplitHostPort(r.addr)
+	r.cmd = exec.Command("redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", r.dir)
+	if err := r.cmd.Start(); err != nil {
+		r.t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-			_, _ = c.Write([]byte("PING\r\n"))
-			_ = c.SetReadDeadline(time.Now().Add(time.Second))
-			line, _ := bufio.NewReader(c).ReadString('\n')
-			c.Close()
-			if strings.HasPrefix(line, "+PONG") {
-				return addr
-			}
-		}
+	for !strings.HasPrefix(r.do("PING"), "+PONG") {
 		if time.Now().After(deadline) {
-			t.Fatalf("redis-server on %s did not answer", addr)
+			r.t.Fatalf("redis-server on %s did not answer", r.addr)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// kill stops the server at once (SIGKILL): what it held is gone.
+func (r *redisProc) kill() {
+	if r.cmd != nil {
+		_ = r.cmd.Process.Kill()
+		_ = r.cmd.Wait()
+		r.cmd = nil
+	}
+}
+
+// do sends one inline command and returns the first line of the answer
+// ("" when the server does not answer).
+func (r *redisProc) do(cmd string) string {
+	c, err := net.DialTimeout("tcp", r.addr, time.Second)
+	if err != nil {
+		return ""
+	}
+	defer c.Close()
+	_, _ = c.Write([]byte(cmd + "\r\n"))
+	_ = c.SetReadDeadline(time.Now().Add(time.Second))
+	line, _ := bufio.NewReader(c).ReadString('\n')
+	return strings.TrimSpace(line)
 }
 
 // Calls survive a restart, through the binary, with each store and either
@@ -126,7 +154,7 @@ func TestCallsSurviveRestart(t *testing.T) {
 func testCallsSurviveRestart(t *testing.T, store, how string) {
 	state := fmt.Sprintf("{store: file, path: %q}", t.TempDir()+"/gw.state")
 	if store == "redis" {
-		state = fmt.Sprintf("{store: redis, redis: {addr: %q, prefix: \"e2e:\"}}", startRedisServer(t))
+		state = fmt.Sprintf("{store: redis, redis: {addr: %q, prefix: \"e2e:\"}}", startRedisServer(t).addr)
 	}
 	tones := []float64{400, 1100, 1700, 600, 2300} // conference A, B (SIP), C (MGCP); bridge caller D, callee E
 	peers := make([]*TonePeer, len(tones))
