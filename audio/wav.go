@@ -302,3 +302,59 @@ func (m *memFile) WriteAt(p []byte, off int64) (int, error) {
 	copy(m.b[off:], p)
 	return len(p), nil
 }
+
+// AppendWAV opens a recording made by CreateWAV in enc to go on writing
+// at its end (a recording resumed after a restart). The header may be
+// stale (the process died between two Syncs): the data size is taken from
+// the file's length, cut to whole samples, and the header patched at once.
+// A file that is not such a recording is refused and left alone; a missing
+// one is created.
+func AppendWAV(path string, enc Encoding) (*WAVWriter, *os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return CreateWAV(path, enc)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	w := &WAVWriter{f: f, enc: enc}
+	want := w.header() // the header of an empty recording in enc
+	w.hdrLen = int64(len(want))
+	got := make([]byte, len(want))
+	st, err := f.Stat()
+	if err == nil {
+		_, err = io.ReadFull(f, got)
+	}
+	if err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("audio: %s: not a recording to resume: %v", path, err)
+	}
+	// Everything but the size fields must match (RIFF size, fact samples, data size).
+	sizes := map[int]bool{4: true, 5: true, 6: true, 7: true, len(want) - 4: true, len(want) - 3: true, len(want) - 2: true, len(want) - 1: true}
+	if enc != PCM16 {
+		for i := len(want) - 12; i < len(want)-8; i++ { // the fact chunk's sample count
+			sizes[i] = true
+		}
+	}
+	for i := range want {
+		if !sizes[i] && got[i] != want[i] {
+			f.Close()
+			return nil, nil, fmt.Errorf("audio: %s is not a %v recording: its header differs at byte %d", path, enc, i)
+		}
+	}
+	w.dataSize = st.Size() - w.hdrLen
+	if enc == PCM16 {
+		w.dataSize &^= 1
+	}
+	if err := f.Truncate(w.hdrLen + w.dataSize); err == nil {
+		_, err = f.Seek(0, io.SeekEnd)
+	}
+	if err == nil {
+		err = w.Sync()
+	}
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return w, f, nil
+}

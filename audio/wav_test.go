@@ -1,6 +1,7 @@
 package audio
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
@@ -99,4 +100,61 @@ func FuzzParseWAV(f *testing.F) {
 			t.Fatalf("%v: re-encode: %v", enc, err)
 		}
 	})
+}
+
+// A recording cut by a crash (samples written after the last Sync, the
+// header stale) is resumed at its real end: AppendWAV takes the size from
+// the file, and what is written after it follows what was there. A file of
+// another encoding, or not a WAV, is refused and left as it was.
+func TestAppendWAV(t *testing.T) {
+	for _, enc := range []Encoding{PCM16, Ulaw, Alaw} {
+		path := filepath.Join(t.TempDir(), "r.wav")
+		first, second, third := ramp(160, 0), ramp(320, 1000), ramp(80, -3000)
+		w, f, err := CreateWAV(path, enc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Write(first); err != nil {
+			t.Fatal(err)
+		}
+		_ = w.Sync()
+		_ = w.Write(second) // no Sync: the header still says len(first)
+		f.Close()
+		w, f, err = AppendWAV(path, enc)
+		if err != nil {
+			t.Fatalf("%v: %v", enc, err)
+		}
+		if err := w.Write(third); err != nil {
+			t.Fatal(err)
+		}
+		_ = w.Close()
+		f.Close()
+		b, _ := os.ReadFile(path)
+		pcm, got, err := ParseWAV(b)
+		if err != nil || got != enc {
+			t.Fatalf("%v: resumed file: %v %v", enc, got, err)
+		}
+		want := len(first) + len(second) + len(third)
+		if len(pcm) != want {
+			t.Fatalf("%v: %d samples, want %d", enc, len(pcm), want)
+		}
+		other := Ulaw
+		if enc == Ulaw {
+			other = Alaw
+		}
+		if _, _, err := AppendWAV(path, other); err == nil {
+			t.Fatalf("%v file resumed as %v", enc, other)
+		}
+		if after, _ := os.ReadFile(path); !bytes.Equal(after, b) {
+			t.Fatalf("%v: a refused resume changed the file", enc)
+		}
+	}
+}
+
+func ramp(n int, base int16) []int16 {
+	s := make([]int16, n)
+	for i := range s {
+		s[i] = base + int16(i*7)
+	}
+	return s
 }

@@ -81,6 +81,7 @@ func (t *Table) detectLevel(connID, action string, d time.Duration, silence bool
 	}
 	op.stop = func() { _ = mixer.SetTap(connID, confbridge.TapLevel, nil) }
 	t.ops.ops[op.id] = op
+	t.saveOpLocked(op)
 	t.ops.detects[key] = op
 	t.met.opsActive.WithLabelValues(action).Inc()
 	return op.id, nil

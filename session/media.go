@@ -216,6 +216,7 @@ func (t *Table) startOutput(connID, confID, action string, cond GatherParams, sr
 		return "", fmt.Errorf("%w: %v", ErrInternal, err)
 	}
 	t.ops.ops[op.id] = op
+	t.saveOpLocked(op)
 	t.ops.outputs[key] = op
 	t.met.opsActive.WithLabelValues(action).Inc()
 	if cond.MaxTime > 0 {

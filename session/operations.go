@@ -67,12 +67,13 @@ type operation struct {
 	started                   time.Time
 	digits                    []byte
 	maxTimer, interTimer      *time.Timer
-	stop                      func() // ends the mixer's part early (output operations)
-	record                    bool   // a Record: its stop always runs (it closes the writer's queue)
-	filename                  string // Record: the file, relative to media.record_dir
-	lent                      *lent  // the mixer lent for it (lent.go), nil when none
-	failed                    bool   // ends with a ResultCode (mediagw_media_operations_total "failed")
-	detect                    bool   // a DetectSilence / DetectNonSilence (detect.go)
+	stop                      func()        // ends the mixer's part early (output operations)
+	record                    bool          // a Record: its stop always runs (it closes the writer's queue)
+	filename                  string        // Record: the file, relative to media.record_dir
+	rec                       *RecordParams // Record: its parameters (kept in the state: persist_ops.go)
+	lent                      *lent         // the mixer lent for it (lent.go), nil when none
+	failed                    bool          // ends with a ResultCode (mediagw_media_operations_total "failed")
+	detect                    bool          // a DetectSilence / DetectNonSilence (detect.go)
 }
 
 // opState is the engine's state, guarded by Table.mu.
@@ -121,6 +122,7 @@ func (t *Table) GatherDigits(id string, p GatherParams) (string, error) {
 	t.ops.next++
 	op := &operation{id: strconv.FormatUint(t.ops.next, 10), action: "GatherDigits", connID: id, state: p.State, p: p, started: time.Now()}
 	t.ops.ops[op.id] = op
+	t.saveOpLocked(op)
 	t.ops.gathers[id] = op
 	t.met.opsActive.WithLabelValues(op.action).Inc()
 	t.listenLocked(t.conns[id]) // in-band digits on a leg that has no mixer
@@ -285,6 +287,7 @@ func (t *Table) expire(op *operation, cond string) {
 // finishLocked ends op once and says how. Caller holds mu.
 func (t *Table) finishLocked(op *operation, cond string) OperationResult {
 	delete(t.ops.ops, op.id)
+	t.forgetLocked(StateOp, op.id)
 	if t.ops.gathers[op.connID] == op {
 		delete(t.ops.gathers, op.connID)
 	}

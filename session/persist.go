@@ -1,6 +1,7 @@
 package session
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -35,6 +36,25 @@ type Persister interface {
 	Delete(kind, id string)
 }
 
+// Flusher is what a Persister may also do (*store.File and *store.Redis
+// do): wait until everything queued before the call is written.
+type Flusher interface {
+	Flush(ctx context.Context) error
+}
+
+// Synced waits, at most until ctx ends, until every change queued before
+// the call is written to the state. A front answers a release with it
+// (SIP's 200 to BYE), so a release acknowledged before a crash does not
+// come back at the restore. Without a state, or with one that cannot wait,
+// it returns at once. Never call it holding a lock the writer needs.
+func (t *Table) Synced(ctx context.Context) error {
+	f, ok := t.cfg.State.(Flusher)
+	if !ok {
+		return nil
+	}
+	return f.Flush(ctx)
+}
+
 // StateReader is what Restore reads: a store's committed objects.
 type StateReader interface {
 	ForEach(kind string, fn func(id string, value []byte) error) error
@@ -51,6 +71,7 @@ type idsRecord struct {
 	V    int    `json:"v"`
 	Conn uint64 `json:"conn"`
 	Conf uint64 `json:"conf"`
+	Op   uint64 `json:"op"`
 }
 
 // saveIDsLocked queues the ID counters, so IDs never repeat across a
@@ -66,6 +87,8 @@ func (t *Table) saveIDsLocked() {
 	b = strconv.AppendUint(b, t.nextConn, 10)
 	b = append(b, `,"conf":`...)
 	b = strconv.AppendUint(b, t.nextConf, 10)
+	b = append(b, `,"op":`...)
+	b = strconv.AppendUint(b, t.ops.next, 10)
 	t.cfg.State.Put(StateIDs, "table", append(b, '}'))
 }
 
@@ -147,6 +170,8 @@ func (t *Table) forgetLocked(kind, id string) {
 type RestoreReport struct {
 	Connections, Conferences int // restored
 	Dropped                  int // connections not restorable (front state not kept, SRTP, port taken, bad record)
+	Recordings               int // Record operations resumed into their files
+	Interrupted              int // other operations, completed with ResultCode 9 by AnnounceRestored
 }
 
 // Restore rebuilds the table from st (before anything else uses the
@@ -181,7 +206,7 @@ func (t *Table) Restore(st StateReader) (RestoreReport, error) {
 	}
 	slices.SortFunc(conns, func(a, b connRecord) int { return cmpID(a.ID, b.ID) })
 	t.mu.Lock()
-	t.nextConn, t.nextConf = max(t.nextConn, ids.Conn), max(t.nextConf, ids.Conf)
+	t.nextConn, t.nextConf, t.ops.next = max(t.nextConn, ids.Conn), max(t.nextConf, ids.Conf), max(t.ops.next, ids.Op)
 	for _, r := range conns { // IDs go on after every recorded one, restored or not
 		if n, err := strconv.ParseUint(r.ID, 10, 64); err == nil && n > t.nextConn {
 			t.nextConn = n
@@ -210,7 +235,7 @@ func (t *Table) Restore(st StateReader) (RestoreReport, error) {
 			rep.Conferences++
 		}
 	}
-	return rep, nil
+	return rep, t.restoreOps(st, &rep)
 }
 
 // readRecords decodes every record of kind: one that does not decode, or

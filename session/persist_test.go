@@ -4,6 +4,9 @@ import (
 	"encoding/json"
 	"maps"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -154,9 +157,9 @@ func TestRestoreRefusesUnknownLayout(t *testing.T) {
 		t.Fatal("a layout-99 record was accepted")
 	}
 	st = newMemState()
-	st.Put(StateConn, "8", []byte(`{"v":1,"id":"8","port":30000,"codec":"PCMU","mode":"sendrecv","owner":"sip"}`))
+	st.Put(StateConn, "8", []byte(`{"v":1,"id":"8","port":30000,"codec":"PCMU","mode":"sendrecv","owner":"ng"}`))
 	if rep, err := f.Restore(st); err != nil || rep.Dropped != 1 || rep.Connections != 0 {
-		t.Fatalf("a SIP connection's record: %+v, %v (want it dropped)", rep, err)
+		t.Fatalf("an ng connection's record: %+v, %v (want it dropped)", rep, err)
 	}
 	st = newMemState()
 	st.Put(StateConn, "7", []byte(`not json`))
@@ -189,4 +192,98 @@ func TestConnRecordEncoding(t *testing.T) {
 			t.Fatalf("read back %+v, want %+v", got, want)
 		}
 	}
+}
+
+// A recording survives a crash: restored, it goes on under its
+// OperationId into the same file (what was written before stays), while a
+// Play the crash cut completes with ResultCode 9 once announced, and new
+// OperationIds continue after the restored ones.
+func TestRecordResumesAfterCrash(t *testing.T) {
+	lo, hi := testPortMin+1180, testPortMin+1199
+	dir, recDir := t.TempDir(), t.TempDir()
+	writePrompt(t, dir, "tone.wav", 600, audio.PCM16)
+	state := newMemState()
+	f := newFixture(t, DefaultResources(), lo, hi)
+	f.cfg.State = state
+	f.cfg.Media.Dir, f.cfg.Media.RecordDir = dir, recDir
+	cid, _ := f.conference(t, "rec", 2)
+	rec, err := f.Record("", cid, RecordParams{Filename: "mix.wav", Encoding: audio.Ulaw, TermDigit: -1, State: "r"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	play, _ := f.Play("", cid, PlayParams{Prompts: []string{"tone.wav"}, TermDigit: -1, State: "p"})
+	time.Sleep(300 * time.Millisecond)
+	crashed := state.snapshot()
+	f.Shutdown()
+	f.pool.Close()
+	for len(f.events) > 0 { // the first process's events are not the second's
+		<-f.events
+	}
+	loud := func() (frames, samples int) {
+		b, _ := os.ReadFile(filepath.Join(recDir, "mix.wav"))
+		pcm, _, err := audio.ParseWAV(b)
+		if err != nil {
+			t.Fatalf("mix.wav: %v", err)
+		}
+		for i := 0; i+160 <= len(pcm); i += 160 {
+			if audio.LevelDBm0(pcm[i:i+160]) > -15 {
+				frames++
+			}
+		}
+		return frames, len(pcm)
+	}
+	time.Sleep(100 * time.Millisecond) // the writer closes the file after the stop
+	before, samplesBefore := loud()
+	if before < 8 || before > 20 {
+		t.Fatalf("%d loud frames before the crash, want about 15", before)
+	}
+
+	g := newFixture(t, DefaultResources(), lo, hi)
+	g.cfg.State = crashed
+	g.cfg.Media.Dir, g.cfg.Media.RecordDir = dir, recDir
+	rep, err := g.Restore(crashed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Recordings != 1 || rep.Interrupted != 1 {
+		t.Fatalf("restore: %+v, want 1 recording resumed and 1 operation interrupted", rep)
+	}
+	g.AnnounceRestored()
+	if r := g.nextOp(t); r.OperationID != play || r.ResultCode != CodeRestarted || r.TerminationCondition != TermAutoStop || r.State != "p" {
+		t.Fatalf("the interrupted Play: %+v", r)
+	}
+	play2, err := g.Play("", cid, PlayParams{Prompts: []string{"tone.wav"}, TermDigit: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := strconv.Atoi(play2); n <= mustAtoi(t, rec) || n <= mustAtoi(t, play) {
+		t.Fatalf("a new operation after the restore got id %s (before: %s, %s)", play2, rec, play)
+	}
+	if r := g.nextOp(t); r.OperationID != play2 || r.TerminationCondition != TermEOD {
+		t.Fatalf("%+v", r)
+	}
+	if done, err := g.StopMediaOperation("", rec); err != nil || len(done) != 1 {
+		t.Fatalf("stopping the resumed recording by its OperationId: %v %v", err, done)
+	}
+	if r := g.nextOp(t); r.OperationID != rec || r.Filename != "mix.wav" || r.State != "r" || r.ResultCode != 0 {
+		t.Fatalf("the resumed recording ended as %+v", r)
+	}
+	time.Sleep(100 * time.Millisecond)
+	after, samplesAfter := loud()
+	if after < before+25 || samplesAfter < samplesBefore+8000*6/10 {
+		t.Fatalf("after the restore: %d loud frames in %d samples (before: %d in %d); want the second prompt appended",
+			after, samplesAfter, before, samplesBefore)
+	}
+	if _, ok := crashed.objs[StateOp][rec]; ok {
+		t.Fatal("the ended recording stayed in the state")
+	}
+}
+
+func mustAtoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/mediagw/mediagw/audio"
-	"github.com/mediagw/mediagw/confbridge"
 )
 
 // Record writes what a connection says (its decoded frames), or a whole
@@ -60,6 +59,12 @@ func (r *recording) tap(pcm []int16) {
 // Record starts recording connID (what it sends) or, with connID empty,
 // the mix of conference confID.
 func (t *Table) Record(connID, confID string, p RecordParams) (string, error) {
+	return t.record(connID, confID, p, nil)
+}
+
+// record is Record; with res, a recording resumed after a restart (its
+// OperationId, its start, its file appended to).
+func (t *Table) record(connID, confID string, p RecordParams, res *resumed) (string, error) {
 	if p.MaxTime < 0 || p.Silence < 0 || p.TermDigit > 15 {
 		return "", fmt.Errorf("%w: Record termination conditions", ErrInvalidParam)
 	}
@@ -80,24 +85,24 @@ func (t *Table) Record(connID, confID string, p RecordParams) (string, error) {
 		return "", fmt.Errorf("%w: Record on %s", ErrOperationActive, key[2:])
 	}
 	op := &operation{id: strconv.FormatUint(t.ops.next+1, 10), action: "Record", connID: connID,
-		state: p.State, p: GatherParams{TermDigit: p.TermDigit, MaxTime: p.MaxTime}, started: time.Now(), key: key, record: true}
+		state: p.State, p: GatherParams{TermDigit: p.TermDigit, MaxTime: p.MaxTime}, started: time.Now(), key: key, record: true, rec: &p}
+	if res != nil {
+		op.id, op.started = res.id, res.started
+	}
 	mixer, err := t.targetMixerLocked(c, cf, op)
 	if err != nil {
 		return "", err
 	}
-	t.ops.next++
+	if res == nil {
+		t.ops.next++
+	}
 	if name == "" {
 		name = fmt.Sprintf("rec-%s-%s.wav", op.id, op.started.UTC().Format("20060102T150405Z"))
 	}
 	op.filename = name
 	rec := &recording{frames: make(chan recFrame, recordQueue)}
-	if connID != "" {
-		err = mixer.SetTap(connID, confbridge.TapRecord, rec.tap)
-		op.stop = func() { _ = mixer.SetTap(connID, confbridge.TapRecord, nil); close(rec.frames) }
-	} else {
-		err = mixer.SetMixTap(rec.tap)
-		op.stop = func() { _ = mixer.SetMixTap(nil); close(rec.frames) }
-	}
+	err = recordTap(mixer, connID, rec.tap)
+	op.stop = func() { _ = recordTap(mixer, connID, nil); close(rec.frames) }
 	if err != nil {
 		t.giveBackLocked(op)
 		return "", fmt.Errorf("%w: %v", ErrInternal, err)
@@ -105,17 +110,18 @@ func (t *Table) Record(connID, confID string, p RecordParams) (string, error) {
 	t.ops.ops[op.id] = op
 	t.ops.records[key] = op
 	t.met.opsActive.WithLabelValues(op.action).Inc()
+	t.saveOpLocked(op)
 	if p.MaxTime > 0 {
-		op.maxTimer = time.AfterFunc(p.MaxTime, func() { t.expire(op, TermMaxTime) })
+		op.maxTimer = time.AfterFunc(max(p.MaxTime-time.Since(op.started), 0), func() { t.expire(op, TermMaxTime) })
 	}
-	go t.writeRecording(op, rec, filepath.Join(t.cfg.Media.RecordDir, name), p)
+	go t.writeRecording(op, rec, filepath.Join(t.cfg.Media.RecordDir, name), p, res != nil)
 	return op.id, nil
 }
 
 // writeRecording is the file's owner. It ends when the frames channel is
 // closed (the operation ended) or ends the operation itself (silence, a
 // disk error).
-func (t *Table) writeRecording(op *operation, rec *recording, path string, p RecordParams) {
+func (t *Table) writeRecording(op *operation, rec *recording, path string, p RecordParams, resume bool) {
 	sampleBytes := 1
 	if p.Encoding == audio.PCM16 {
 		sampleBytes = 2
@@ -130,7 +136,11 @@ func (t *Table) writeRecording(op *operation, rec *recording, path string, p Rec
 		fail(err)
 		return
 	}
-	w, f, err := audio.CreateWAV(path, p.Encoding)
+	create := audio.CreateWAV
+	if resume {
+		create = audio.AppendWAV
+	}
+	w, f, err := create(path, p.Encoding)
 	if err != nil {
 		fail(err)
 		return

@@ -52,6 +52,8 @@ type Table struct {
 	refusing bool           // Drain(true): no new connections, the others go on (drain.go)
 	ops      opState        // media operations and buffered digits (operations.go)
 	prompts  promptCache    // decoded Play prompts (prompts.go)
+
+	restoredOps []OperationResult // operations a restart interrupted, for AnnounceRestored (persist_ops.go)
 }
 
 type pool int

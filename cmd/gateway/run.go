@@ -111,7 +111,8 @@ func run(ctx context.Context, cfg Config, logOut io.Writer) error {
 			return fmt.Errorf("state: %w", err)
 		}
 		log.WithFields(logrus.Fields{"component": "state", "store": cfg.State.Store, "connections": rep.Connections,
-			"conferences": rep.Conferences, "dropped": rep.Dropped}).Info("state restored")
+			"conferences": rep.Conferences, "dropped": rep.Dropped, "recordings": rep.Recordings,
+			"operations_interrupted": rep.Interrupted}).Info("state restored")
 	}
 
 	reg := prometheus.NewRegistry()
@@ -221,7 +222,9 @@ func run(ctx context.Context, cfg Config, logOut io.Writer) error {
 			return fmt.Errorf("state: %w", err)
 		}
 		log.WithFields(logrus.Fields{"component": "state", "sip_dialogs": srep.Dialogs, "mgcp_connections": mrep.Connections,
-			"mgcp_requests": mrep.Requests, "dropped": srep.Dropped + mrep.Dropped, "released": srep.Released + mrep.Released}).Info("calls restored")
+			"mgcp_requests": mrep.Requests, "dropped": srep.Dropped + mrep.Dropped, "released": srep.Released + mrep.Released,
+			"lost": srep.Lost + mrep.Lost}).Info("calls restored")
+		table.AnnounceRestored() // the operations the restart cut: every front and the HTTP events hear them
 	}
 	var ngSrv *ng.Server
 	if ngConn != nil {

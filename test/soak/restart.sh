@@ -3,7 +3,9 @@
 # state.store file that is killed (SIGKILL) and started again on the same
 # state every 5,000 calls, while SIPp goes on. Calls that were up at a kill
 # are restored, so their BYE after the restart is answered in their dialog;
-# INVITEs retransmitted over the gap are answered by the new process. It
+# INVITEs retransmitted over the gap are answered by the new process; an
+# INVITE the old process had answered 100 Trying to is not retransmitted
+# (RFC 3261 §17.1.1.2), so it fails after SIPp's -recv_timeout (20 s). It
 # counts the calls in flight at each kill (the connections the gateway held)
 # and fails when more calls failed than were in flight at the kills, or when
 # anything is left at the end (connections, RTP ports).
@@ -49,7 +51,7 @@ FREE0=$(metric mediagw_rtp_ports_free)
 
 # SIPp's statistics every second: cumulative successful and failed calls.
 sipp 127.0.0.1:46060 -sn uac -s echo -i 127.0.0.1 -p 45981 -m "$CALLS" -r "$RATE" -l 5000 -d "$HOLD" \
-	-nostdin -timeout 900s -trace_stat -stf "$OUT/sipp-stat.csv" -fd 1 -trace_err -error_file "$OUT/sipp-errors.log" \
+	-nostdin -timeout 900s -recv_timeout 20000 -trace_stat -stf "$OUT/sipp-stat.csv" -fd 1 -trace_err -error_file "$OUT/sipp-errors.log" \
 	>"$OUT/sipp.log" 2>&1 &
 SIPP=$!
 col() { head -1 "$OUT/sipp-stat.csv" | tr ';' '\n' | grep -n -x "$1" | cut -d: -f1; }
@@ -84,5 +86,9 @@ echo "soak-restart: at the end $conns connections, $free of $FREE0 RTP ports fre
 fail=0
 (( ok + failed == CALLS )) || { echo "soak-restart: SIPp finished $((ok + failed)) of $CALLS calls"; fail=1; }
 (( failed <= inflight )) || { echo "soak-restart: more calls failed than were in flight at the kills"; fail=1; }
-[[ ${conns%.*} == 0 && $free == "$FREE0" ]] || { echo "soak-restart: connections or ports left"; fail=1; }
+[[ ${conns%.*} == 0 && $free == "$FREE0" ]] || {
+	echo "soak-restart: connections or ports left (listed in $OUT/left.json)"
+	curl -s 127.0.0.1:46080/v1/connections >"$OUT/left.json"
+	fail=1
+}
 exit $fail
