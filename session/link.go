@@ -46,6 +46,11 @@ func (t *Table) LinkConferences(a, b string) error {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	return t.linkLocked(a, b)
+}
+
+// linkLocked is LinkConferences. Caller holds mu.
+func (t *Table) linkLocked(a, b string) error {
 	ca, ok := t.confs[a]
 	if !ok {
 		return fmt.Errorf("%w: %s", ErrUnknownConference, a)
@@ -79,6 +84,8 @@ func (t *Table) LinkConferences(a, b string) error {
 		t.unlinkLocked(l)
 		return err
 	}
+	t.saveConfLocked(ca)
+	t.saveConfLocked(cb)
 	return nil
 }
 
@@ -126,6 +133,7 @@ func (t *Table) unlinkLocked(l *link) {
 		if err := t.rebalance(side.cf); err != nil { // shrinking never needs more
 			t.log.WithError(err).Error("rebalance on unlink")
 		}
+		t.saveConfLocked(side.cf) // a side being released is forgotten right after
 	}
 }
 

@@ -117,6 +117,7 @@ type confRecord struct {
 	Kind    Kind           `json:"kind"`
 	Created time.Time      `json:"created"`
 	Members []memberRecord `json:"members"`
+	Links   []string       `json:"links,omitempty"` // the conferences linked to it (link.go)
 }
 
 type memberRecord struct {
@@ -148,7 +149,8 @@ func (t *Table) saveConfLocked(cf *conf) {
 		t.forgetLocked(StateConf, cf.id)
 		return
 	}
-	r := confRecord{V: stateVersion, ID: cf.id, Kind: cf.kind, Created: cf.created, Members: make([]memberRecord, len(cf.members))}
+	r := confRecord{V: stateVersion, ID: cf.id, Kind: cf.kind, Created: cf.created, Members: make([]memberRecord, len(cf.members)),
+		Links: cf.linkedTo()}
 	for i, mb := range cf.members {
 		r.Members[i] = memberRecord{Conn: mb.c.ID, Attrs: mb.attrs}
 	}
@@ -170,6 +172,7 @@ func (t *Table) forgetLocked(kind, id string) {
 type RestoreReport struct {
 	Connections, Conferences int // restored
 	Dropped                  int // connections not restorable (front state not kept, SRTP, port taken, bad record)
+	Links                    int // conference links made again
 	Recordings               int // Record operations resumed into their files
 	Interrupted              int // other operations, completed with ResultCode 9 by AnnounceRestored
 }
@@ -235,6 +238,19 @@ func (t *Table) Restore(st StateReader) (RestoreReport, error) {
 			rep.Conferences++
 		}
 	}
+	t.mu.Lock()
+	for _, r := range confs { // links, once both sides are back (each written on both sides: made once)
+		for _, b := range r.Links {
+			if cmpID(r.ID, b) < 0 && t.confs[r.ID] != nil && t.confs[b] != nil {
+				if err := t.linkLocked(r.ID, b); err != nil {
+					t.log.WithError(err).WithFields(map[string]any{"conf_id": r.ID, "linked_to": b}).Warn("conference link not restored")
+				} else {
+					rep.Links++
+				}
+			}
+		}
+	}
+	t.mu.Unlock()
 	return rep, t.restoreOps(st, &rep)
 }
 

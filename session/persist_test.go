@@ -287,3 +287,31 @@ func mustAtoi(t *testing.T, s string) int {
 	}
 	return n
 }
+
+// Conference links come back with their conferences.
+func TestLinksRestored(t *testing.T) {
+	lo, hi := testPortMin+1180, testPortMin+1199
+	state := newMemState()
+	f := newFixture(t, DefaultResources(), lo, hi)
+	f.cfg.State = state
+	a, _ := f.conference(t, "la", 2)
+	b, _ := f.conference(t, "lb", 2)
+	if err := f.LinkConferences(a, b); err != nil {
+		t.Fatal(err)
+	}
+	crashed := state.snapshot()
+	f.Shutdown()
+	f.pool.Close()
+	g := newFixture(t, DefaultResources(), lo, hi)
+	g.cfg.State = crashed
+	rep, err := g.Restore(crashed)
+	if err != nil || rep.Conferences != 2 || rep.Links != 1 {
+		t.Fatalf("restore: %+v %v, want 2 conferences and 1 link", rep, err)
+	}
+	if cf, _ := g.Conference(a); len(cf.Links) != 1 || cf.Links[0] != b {
+		t.Fatalf("conference %s restored with links %v", a, cf.Links)
+	}
+	if err := g.LinkConferences(b, a); ResultCode(err) != ResultCode(ErrLinked) {
+		t.Fatalf("linking the restored pair again: %v", err)
+	}
+}
