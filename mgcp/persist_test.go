@@ -2,8 +2,10 @@ package mgcp
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -164,6 +166,26 @@ func TestParseNotifiedEntity(t *testing.T) {
 	} {
 		if got := parseNotifiedEntity(in).String(); got != want {
 			t.Errorf("%s: %s, want %s", in, got, want)
+		}
+	}
+}
+
+// The hand-written connection record reads back through encoding/json.
+// MGCP names are ASCII tokens (the parser refuses the rest), where Go's
+// quoting and JSON's agree.
+func TestConnRecordEncoding(t *testing.T) {
+	st := newMemState()
+	s := &Server{state: st}
+	info := connInfo{endpoint: "cnf/7", notify: netip.MustParseAddrPort("127.0.0.1:2727"), src: netip.MustParseAddrPort("[::1]:4000")}
+	s.saveConnLocked("42", `call"1\`, info)
+	s.saveConnLocked("43", "", connInfo{endpoint: "rtpbridge/1"})
+	for id, want := range map[string]connRecord{
+		"42": {V: recordVersion, ID: "42", CallID: `call"1\`, Endpoint: "cnf/7", Notify: "127.0.0.1:2727", Src: "[::1]:4000"},
+		"43": {V: recordVersion, ID: "43", Endpoint: "rtpbridge/1"},
+	} {
+		var got connRecord
+		if err := json.Unmarshal(st.objs[StateConn][id], &got); err != nil || got != want {
+			t.Fatalf("%s read back as %+v (%v), want %+v", st.objs[StateConn][id], got, err, want)
 		}
 	}
 }

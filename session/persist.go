@@ -149,17 +149,53 @@ func (t *Table) saveConfLocked(cf *conf) {
 		t.forgetLocked(StateConf, cf.id)
 		return
 	}
-	r := confRecord{V: stateVersion, ID: cf.id, Kind: cf.kind, Created: cf.created, Members: make([]memberRecord, len(cf.members)),
-		Links: cf.linkedTo()}
+	t.cfg.State.Put(StateConf, cf.id, appendConfRecord(make([]byte, 0, 128+64*len(cf.members)), cf))
+}
+
+// appendConfRecord writes cf as a confRecord in JSON, by hand for the same
+// reason as appendConnRecord (TestConfRecordEncoding holds it to
+// encoding/json's reading).
+func appendConfRecord(b []byte, cf *conf) []byte {
+	flag := func(b []byte, name string, v bool) []byte {
+		b = append(b, ',', '"')
+		b = append(b, name...)
+		b = append(b, '"', ':')
+		return strconv.AppendBool(b, v)
+	}
+	b = append(b, `{"v":`...)
+	b = strconv.AppendInt(b, stateVersion, 10)
+	b = append(b, `,"id":`...)
+	b = appendJSONString(b, cf.id)
+	b = append(b, `,"kind":`...)
+	b = appendJSONString(b, string(cf.kind))
+	b = append(b, `,"created":"`...)
+	b = cf.created.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","members":[`...)
 	for i, mb := range cf.members {
-		r.Members[i] = memberRecord{Conn: mb.c.ID, Attrs: mb.attrs}
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"conn":`...)
+		b = appendJSONString(b, mb.c.ID)
+		b = append(b, `,"attrs":{"Mute":`...)
+		b = strconv.AppendBool(b, mb.attrs.Muted)
+		b = flag(b, "ReceiveOnly", mb.attrs.ReceiveOnly)
+		b = flag(b, "Coach", mb.attrs.Coach)
+		b = flag(b, "Pupil", mb.attrs.Pupil)
+		b = append(b, '}', '}')
 	}
-	b, err := json.Marshal(r)
-	if err != nil {
-		t.log.WithError(err).Error("encoding a conference's state")
-		return
+	b = append(b, ']')
+	if len(cf.links) > 0 {
+		b = append(b, `,"links":[`...)
+		for i, id := range cf.linkedTo() {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, id)
+		}
+		b = append(b, ']')
 	}
-	t.cfg.State.Put(StateConf, cf.id, b)
+	return append(b, '}')
 }
 
 func (t *Table) forgetLocked(kind, id string) {

@@ -315,3 +315,31 @@ func TestLinksRestored(t *testing.T) {
 		t.Fatalf("linking the restored pair again: %v", err)
 	}
 }
+
+// The hand-written conference record reads back, through encoding/json,
+// as what json.Marshal of the record would have said.
+func TestConfRecordEncoding(t *testing.T) {
+	created := time.Date(2026, 12, 4, 5, 6, 7, 890, time.UTC)
+	a := &conn{Connection: Connection{ID: "1"}}
+	b := &conn{Connection: Connection{ID: "2\"x"}}
+	other := &conf{id: "o\\ther"}
+	cf := &conf{id: "c\u00e9", kind: KindConference, created: created,
+		members: []*member{{c: a, attrs: MemberAttrs{Muted: true, Pupil: true}}, {c: b, attrs: MemberAttrs{ReceiveOnly: true, Coach: true}}}}
+	l := &link{a: cf, b: other}
+	cf.links = []*link{l}
+	for _, x := range []*conf{cf, {id: "e", kind: KindBridge, created: created}} {
+		var got confRecord
+		if err := json.Unmarshal(appendConfRecord(nil, x), &got); err != nil {
+			t.Fatalf("%s: %v", appendConfRecord(nil, x), err)
+		}
+		want := confRecord{V: stateVersion, ID: x.id, Kind: x.kind, Created: x.created, Members: []memberRecord{}, Links: x.linkedTo()}
+		for _, mb := range x.members {
+			want.Members = append(want.Members, memberRecord{Conn: mb.c.ID, Attrs: mb.attrs})
+		}
+		wb, _ := json.Marshal(want)
+		gb, _ := json.Marshal(got)
+		if string(wb) != string(gb) {
+			t.Fatalf("read back %s, want %s", gb, wb)
+		}
+	}
+}

@@ -23,8 +23,8 @@ import (
 //
 // Not kept: legs still being set up (the INVITE transaction dies with the
 // process: their connections are released at restore), SRTP legs (the
-// table keeps no keys), a caller at a conference PIN (the gather is gone:
-// released), and the DTMF menu's keys so far.
+// table keeps no keys: hung up), a caller at a conference PIN (the gather
+// is gone: hung up), and the DTMF menu's keys so far.
 
 // State is where the front keeps its dialogs: a store's queueing writes and
 // its committed objects.
@@ -69,7 +69,9 @@ type dialogRecord struct {
 // Caller holds l.mu.
 func (l *leg) saveLocked() {
 	st := l.s.state
-	if st == nil || l.state != stateConfirmed || l.dlg.to == nil || l.dlg.from == nil || len(l.media.crypto) > 0 || l.connID == "" {
+	// SRTP legs are written too (without keys): the table cannot restore
+	// their connections, so the restore hangs them up with a BYE.
+	if st == nil || l.state != stateConfirmed || l.dlg.to == nil || l.dlg.from == nil || l.connID == "" {
 		return
 	}
 	r := dialogRecord{V: dialogVersion, Tag: l.tag, CallID: l.callID, UAC: l.uac, Conn: l.connID, Action: l.action,
@@ -177,6 +179,14 @@ var errConnGone = errors.New("connection not restored")
 func (s *Server) restoreLeg(r dialogRecord) (*leg, error) {
 	c, err := s.table.Connection(r.Conn)
 	gone := err != nil
+	if !gone && r.Action == ActionConference && c.ConferenceID == "" {
+		// A caller at the PIN prompt: its gather did not survive; it is
+		// hung up rather than left outside the conference for good.
+		if _, err := s.table.DeleteConnection(r.Conn, "", session.Release{By: session.FrontSIP, Reason: "PIN entry cut by a restart"}); err != nil {
+			s.log.WithError(err).WithField("conn_id", r.Conn).Debug("PIN caller's connection already gone")
+		}
+		gone = true
+	}
 	switch {
 	case gone:
 	case c.Owner != session.FrontSIP || c.Tag != r.Tag:

@@ -138,6 +138,11 @@ func openFile(path string, opt Options) (*File, error) {
 			return nil, fmt.Errorf("state file %s: %w", path, err)
 		}
 		f.w = newWriter(f, opt, false)
+		if err := f.seedKnown(); err != nil {
+			f.w.close()
+			db.Close()
+			return nil, fmt.Errorf("state file %s: %w", path, err)
+		}
 	}
 	f.ctr = newCounters(f.reserve, opt.CounterBlock)
 	return f, nil
@@ -299,6 +304,30 @@ func (f *File) Delete(kind, id string) {
 }
 
 func (f *File) Next(name string) (uint64, error) { return f.ctr.next(name) }
+
+// seedKnown tells the writer every key the file holds (so that a Delete of
+// one is never mistaken for that of a key never written).
+func (f *File) seedKnown() error {
+	return guard(func() error {
+		return f.db.View(func(tx *bolt.Tx) error {
+			objs := tx.Bucket(bucketObjects)
+			if objs == nil {
+				return nil
+			}
+			return objs.ForEach(func(k, v []byte) error {
+				b := objs.Bucket(k)
+				if v != nil || b == nil {
+					return nil
+				}
+				kind := string(k)
+				return b.ForEach(func(id, _ []byte) error {
+					f.w.known(kind, string(id))
+					return nil
+				})
+			})
+		})
+	})
+}
 
 func (f *File) Kinds() ([]string, error) {
 	var kinds []string

@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -223,5 +224,37 @@ func TestFileSchema(t *testing.T) {
 			}
 			t.Fatalf("open in a missing directory: %v; want a plain error", err)
 		}
+	})
+}
+
+// A key the file held when it was opened is known to exist: put again and
+// deleted before the next commit, its Delete still reaches the file.
+func TestFileDeleteOfRestoredKey(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.db")
+	st, err := OpenFile(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Put("conn", "7", []byte("old"))
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st, err = OpenFile(path, Options{GroupDelay: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Put("conn", "7", []byte("new")) // restored and saved again...
+	st.Delete("conn", "7")             // ...and released, within one batch
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ro, err := OpenFile(path, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	_ = ro.ForEach("conn", func(id string, v []byte) error {
+		t.Fatalf("conn %s = %q came back", id, v)
+		return nil
 	})
 }

@@ -18,6 +18,7 @@ type op struct {
 	kind, id string
 	value    []byte
 	del      bool
+	fresh    bool // a Put of a key the backend cannot hold: a Delete before the commit cancels both
 }
 
 // committer writes one batch atomically (or returns an error and writes
@@ -37,16 +38,21 @@ type writer struct {
 	closeTimeout time.Duration
 	groupDelay   time.Duration // let a batch gather before committing it
 
-	mu       sync.Mutex     // guards the fields below; never held across I/O
-	pending  map[key]op     // latest queued update per key
-	spare    map[key]op     // the previous batch's map, emptied, for reuse
-	mirror   map[key][]byte // if non-nil: every live key's value (Redis resync)
-	seq      uint64         // updates accepted
-	durable  uint64         // every update <= durable is committed
-	advanced chan struct{}  // closed and replaced when durable advances or lost is set
-	closed   bool           // Close was called: updates are dropped
-	lost     error          // ownership lost: updates are dropped for good
-	stats    Stats          // Pending is computed on read
+	mu      sync.Mutex     // guards the fields below; never held across I/O
+	pending map[key]op     // latest queued update per key
+	spare   map[key]op     // the previous batch's map, emptied, for reuse
+	mirror  map[key][]byte // if non-nil: every live key's value (Redis resync)
+	// exists holds every key the backend may hold: found at open, or in a
+	// batch taken for commit, until a committed Delete. A key outside it
+	// that is put and deleted before the next batch (a call set up and torn
+	// down within GroupDelay: a CRCX+DLCX load) costs no write at all.
+	exists   map[key]struct{}
+	seq      uint64        // updates accepted
+	durable  uint64        // every update <= durable is committed
+	advanced chan struct{} // closed and replaced when durable advances or lost is set
+	closed   bool          // Close was called: updates are dropped
+	lost     error         // ownership lost: updates are dropped for good
+	stats    Stats         // Pending is computed on read
 
 	wake     chan struct{} // cap 1: something was queued
 	stop     chan struct{}
@@ -65,6 +71,7 @@ func newWriter(c committer, opt Options, mirror bool) *writer {
 		groupDelay:   opt.GroupDelay,
 		pending:      map[key]op{},
 		spare:        map[key]op{},
+		exists:       map[key]struct{}{},
 		advanced:     make(chan struct{}),
 		wake:         make(chan struct{}, 1),
 		stop:         make(chan struct{}),
@@ -86,15 +93,31 @@ func (w *writer) put(kind, id string, value []byte, del bool) {
 		w.mu.Unlock()
 		return
 	}
-	if _, ok := w.pending[k]; ok {
+	prev, queued := w.pending[k]
+	fresh := false
+	switch {
+	case queued && del && prev.fresh: // never written: nothing to write
+		delete(w.pending, k)
+		w.stats.Coalesced += 2
+		if w.mirror != nil {
+			delete(w.mirror, k)
+		}
+		w.seq++
+		w.mu.Unlock()
+		return
+	case queued:
 		w.stats.Coalesced++
-	} else if len(w.pending) >= w.max {
+		fresh = prev.fresh && !del
+	case len(w.pending) >= w.max:
 		w.stats.Dropped++
 		w.stats.WriteErrors++
 		w.mu.Unlock()
 		return
+	default:
+		_, may := w.exists[k]
+		fresh = !may && !del
 	}
-	w.pending[k] = op{kind: kind, id: id, value: value, del: del}
+	w.pending[k] = op{kind: kind, id: id, value: value, del: del, fresh: fresh}
 	if w.mirror != nil {
 		if del {
 			delete(w.mirror, k)
@@ -154,6 +177,15 @@ func (w *writer) sweep(kind string, ids []string) int {
 func (w *writer) seed(kind, id string, value []byte) {
 	w.mu.Lock()
 	w.mirror[key{kind, id}] = value
+	w.exists[key{kind, id}] = struct{}{}
+	w.mu.Unlock()
+}
+
+// known records a key the backend holds at open (the file store, which
+// keeps no mirror).
+func (w *writer) known(kind, id string) {
+	w.mu.Lock()
+	w.exists[key{kind, id}] = struct{}{}
 	w.mu.Unlock()
 }
 
@@ -220,6 +252,11 @@ func (w *writer) once() error {
 		return nil
 	}
 	w.pending, w.spare = w.spare, nil
+	for k, o := range batch {
+		if !o.del {
+			w.exists[k] = struct{}{} // from now on the backend may hold it
+		}
+	}
 	w.mu.Unlock()
 
 	ops := w.ops[:0]
@@ -245,6 +282,7 @@ func (w *writer) once() error {
 		}
 		for k, o := range batch {
 			if _, newer := w.pending[k]; !newer {
+				o.fresh = false // the failed commit may have written part of it
 				w.pending[k] = o
 			}
 		}
@@ -254,6 +292,11 @@ func (w *writer) once() error {
 	}
 	w.stats.Writes += uint64(len(batch))
 	w.stats.Batches++
+	for k, o := range batch {
+		if o.del {
+			delete(w.exists, k)
+		}
+	}
 	clear(batch)
 	w.spare = batch
 	w.durable = target

@@ -226,3 +226,53 @@ func TestCountersFailFast(t *testing.T) {
 		t.Fatalf("%d reservations tried for 100 calls within a second", calls)
 	}
 }
+
+// A key put and deleted before its first commit costs no write; a key the
+// backend may hold (committed, in a batch being committed, or once written
+// by a failed commit) always gets its Delete written.
+func TestWriterElidesPutThenDelete(t *testing.T) {
+	w, f := newTestWriter(t, 0)
+	flush := func() {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := w.flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.gate.Lock() // hold the first commit, to queue around it
+	w.put("conn", "short", []byte("x"), false)
+	waitFor(t, "the batch taken", func() bool { return w.snapshot().Pending == 0 })
+	// "short" is in the batch being committed: its Delete must be written.
+	w.put("conn", "short", nil, true)
+	w.put("conn", "never", []byte("y"), false)
+	w.put("conn", "never", []byte("z"), false)
+	w.put("conn", "never", nil, true)
+	if p := w.snapshot().Pending; p != 1 {
+		t.Fatalf("%d keys pending, want 1 (the Delete of short; never cancelled out)", p)
+	}
+	f.gate.Unlock()
+	flush()
+	f.mu.Lock()
+	_, short := f.state[key{"conn", "short"}]
+	_, never := f.state[key{"conn", "never"}]
+	f.mu.Unlock()
+	if short || never {
+		t.Fatalf("after the flush: %v", f.state)
+	}
+	// A failed commit may have written part of its batch: its puts are no longer fresh.
+	f.fail(errors.New("partial"))
+	w.put("conn", "p", []byte("1"), false)
+	waitFor(t, "a failed commit", func() bool { return w.snapshot().WriteErrors >= 1 })
+	f.mu.Lock()
+	f.state[key{"conn", "p"}] = "1" // what the failed commit left behind
+	f.failing = nil
+	f.mu.Unlock()
+	w.put("conn", "p", nil, true)
+	flush()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.state[key{"conn", "p"}]; ok {
+		t.Fatal("the Delete of a key a failed commit may have written was dropped")
+	}
+}

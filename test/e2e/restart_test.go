@@ -139,10 +139,11 @@ func (r *redisProc) do(cmd string) string {
 // calls when a store is configured) and started again on the same state:
 // within a second of answering again every member hears the others again
 // and nobody hears itself; the call agent gets RSIP disconnected, not
-// restart. Then a phone's BYE, the call agent's DLCX of the endpoint and
-// the caller's BYE on the bridge release everything exactly once: the other
-// phone and the callee get one BYE each in their dialogs (the callee's with
-// the CSeq after the INVITE's), and the gauges return to where they began.
+// restart. Then a phone's BYE, the call agent's DLCX of the endpoint and an
+// HTTP DeleteConnection of the bridge release everything exactly once: the
+// other phones and the callee get one BYE each in their dialogs (the
+// callee's with the CSeq after the INVITE's), and the gauges return to
+// where they began.
 func TestCallsSurviveRestart(t *testing.T) {
 	for _, store := range []string{"file", "redis"} {
 		for _, how := range []string{"kill", "stop"} {
@@ -180,7 +181,7 @@ func testCallsSurviveRestart(t *testing.T, store, how string) {
 	peers[0].Run(mediaAddr(t, ans), true, tones...)
 	_, ans = phoneB.call(g.SIP, "conf-77", peers[1])
 	peers[1].Run(mediaAddr(t, ans), true, tones...)
-	dlgD, ans := phoneD.call(g.SIP, "bridge-erin", peers[3])
+	_, ans = phoneD.call(g.SIP, "bridge-erin", peers[3])
 	peers[3].Run(mediaAddr(t, ans), true, tones...)
 	var inv *gosip.Request
 	select {
@@ -277,9 +278,12 @@ func testCallsSurviveRestart(t *testing.T, store, how string) {
 		t.Fatalf("DLCX of cnf/77 after the restart: %d %v", code, params)
 	}
 	phoneB.expectBye("bob")
-	if err := dlgD.Bye(ctx); err != nil {
-		t.Fatalf("dave's BYE after the restart: %v", err)
+	bridge := ""
+	for _, c := range listConnections(t, g) {
+		bridge = c.ConferenceID // only the bridge is left
 	}
+	g.MustAction(t, "DeleteConnection", map[string]any{"ConferenceId": bridge})
+	phoneD.expectBye("dave")
 	select {
 	case bye := <-callee.byes:
 		if got, want := bye.CSeq().SeqNo, inv.CSeq().SeqNo+1; got != want {
@@ -295,6 +299,8 @@ func testCallsSurviveRestart(t *testing.T, store, how string) {
 		t.Errorf("bob got a second BYE: %v", r.StartLine())
 	case r := <-callee.byes:
 		t.Errorf("the callee got a second BYE: %v", r.StartLine())
+	case r := <-phoneD.byes:
+		t.Errorf("dave got a second BYE: %v", r.StartLine())
 	default:
 	}
 	if n := len(listConnections(t, g)); n != 0 {
