@@ -23,6 +23,7 @@ type dialog struct {
 	created                time.Time
 	streams                []*stream
 	deleteAt               *time.Timer // a pending delayed delete
+	deleteDue              time.Time   // when it runs (kept in the state)
 }
 
 // stream is one relayed m= section: two connections bridged in the session

@@ -270,6 +270,7 @@ func (s *Server) offer(req *Request) reply {
 		s.totals.managed++
 	}
 	c.lastSignal = now
+	s.saveCallLocked(c)
 	return reply{result: resultOK, sdp: doc.rewrite(opts)}
 }
 
@@ -357,6 +358,7 @@ func (s *Server) answer(req *Request) reply {
 		return failure(reasonNoMedia)
 	}
 	c.lastSignal = time.Now()
+	s.saveCallLocked(c)
 	return reply{result: resultOK, sdp: doc.rewrite(opts)}
 }
 
@@ -391,17 +393,23 @@ func (s *Server) delete(req *Request) reply {
 			continue
 		}
 		if d.deleteAt == nil {
-			d := d
-			d.deleteAt = time.AfterFunc(delay, func() {
-				s.mu.Lock()
-				defer s.mu.Unlock()
-				if s.calls[c.id] == c && c.has(d) && s.releaseDialog(c, d, relFromNG) {
-					s.totals.regular++
-				}
-			})
+			s.armDelete(c, d, delay)
 		}
 	}
+	s.saveCallLocked(c)
 	return reply{result: resultOK, extra: stats}
+}
+
+// armDelete releases d after delay (a delayed delete). Caller holds mu.
+func (s *Server) armDelete(c *call, d *dialog, delay time.Duration) {
+	d.deleteDue = time.Now().Add(delay)
+	d.deleteAt = time.AfterFunc(max(delay, 0), func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.calls[c.id] == c && c.has(d) && s.releaseDialog(c, d, relFromNG) {
+			s.totals.regular++
+		}
+	})
 }
 
 func (c *call) has(d *dialog) bool {
@@ -438,8 +446,10 @@ func (s *Server) releaseDialog(c *call, d *dialog, rel session.Release) (callEnd
 		s.nCalls.Add(-1)
 		s.totals.callSecs += time.Since(c.created).Seconds()
 		s.totals.callCount++
+		s.saveCallLocked(c) // removes it
 		return true
 	}
+	s.saveCallLocked(c)
 	return false
 }
 

@@ -98,6 +98,7 @@ type Server struct {
 	totals totals
 	media  mediaState // media.go
 	closed bool       // Serve returned: delayed deletes run at once
+	state  State      // where calls are kept (persist.go); nil: not kept. Set by Restore, before Serve
 }
 
 // connRef finds the dialog of a connection the ng front created.

@@ -20,14 +20,13 @@ import (
 // the same ConnectionIds, the same port pairs (so peers keep sending to
 // the right place), the same conferences and member attributes.
 //
-// Kept: connections made over the HTTP API, SIP and MGCP (and their
-// conferences and bridges). SIP and MGCP keep call state of their own
-// (dialogs, endpoints' requests) in the same store; after this Restore
-// each front's own restore attaches its connections again and releases
-// those it has no record of. ng calls are not kept yet: their connections
-// are not written (and dropped at restore if a record is there). Not
-// restored: SRTP keys (an SRTP connection is dropped), running media
-// operations, conference links.
+// Kept: connections made over the HTTP API, SIP, MGCP and ng (and their
+// conferences, bridges and links). The fronts keep call state of their own
+// (SIP dialogs, MGCP endpoints' requests, ng calls) in the same store;
+// after this Restore each front's own restore attaches its connections
+// again and releases those it has no record of. Media operations:
+// persist_ops.go. Not restored: SRTP keys (an SRTP connection is dropped,
+// and its front hangs the call up).
 
 // Persister receives the table's state as it changes; *store.File and
 // *store.Redis satisfy it. Both calls must only queue.
@@ -117,7 +116,9 @@ type confRecord struct {
 	Kind    Kind           `json:"kind"`
 	Created time.Time      `json:"created"`
 	Members []memberRecord `json:"members"`
-	Links   []string       `json:"links,omitempty"` // the conferences linked to it (link.go)
+	Links   []string       `json:"links,omitempty"`     // the conferences linked to it (link.go)
+	Hairpin *bool          `json:"hairpin,omitempty"`   // ConferenceOptions; absent: the default (true)
+	Tone    bool           `json:"join_tone,omitempty"` // ConferenceOptions.SoundToneOnJoin
 }
 
 type memberRecord struct {
@@ -129,7 +130,9 @@ type memberRecord struct {
 // point writing the others yet).
 func kept(c *conn) bool { return keptFront(c.Owner) }
 
-func keptFront(f Front) bool { return f == FrontHTTP || f == FrontSIP || f == FrontMGCP }
+func keptFront(f Front) bool {
+	return f == FrontHTTP || f == FrontSIP || f == FrontMGCP || f == FrontNG
+}
 
 // saveConnLocked queues c's state. Caller holds mu.
 func (t *Table) saveConnLocked(c *conn) {
@@ -170,7 +173,12 @@ func appendConfRecord(b []byte, cf *conf) []byte {
 	b = appendJSONString(b, string(cf.kind))
 	b = append(b, `,"created":"`...)
 	b = cf.created.AppendFormat(b, time.RFC3339Nano)
-	b = append(b, `","members":[`...)
+	b = append(b, `","hairpin":`...)
+	b = strconv.AppendBool(b, cf.opts.Hairpin)
+	if cf.opts.SoundToneOnJoin {
+		b = append(b, `,"join_tone":true`...)
+	}
+	b = append(b, `,"members":[`...)
 	for i, mb := range cf.members {
 		if i > 0 {
 			b = append(b, ',')
@@ -408,7 +416,12 @@ func (t *Table) restoreConf(r confRecord) bool {
 		t.forgetLocked(StateConf, r.ID)
 		return false
 	}
-	cf, err := t.newConf(r.ID, r.Kind)
+	o := DefaultConferenceOptions()
+	if r.Hairpin != nil {
+		o.Hairpin = *r.Hairpin
+	}
+	o.SoundToneOnJoin = r.Tone
+	cf, err := t.newConfWith(r.ID, r.Kind, o)
 	if err != nil {
 		t.log.WithError(err).WithField("conf_id", r.ID).Warn("conference not restored")
 		t.forgetLocked(StateConf, r.ID)

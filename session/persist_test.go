@@ -62,8 +62,8 @@ func (m *memState) snapshot() *memState {
 
 // The table's state survives a crash: restored into a new table, HTTP
 // connections keep their IDs and port pairs, the conference its members
-// and attributes, the bridge relays again; an ng connection (its call is
-// not kept) is dropped; new IDs continue after the restored ones; a
+// and attributes, the bridge relays again; an SRTP connection (its keys
+// are not kept) is dropped; new IDs continue after the restored ones; a
 // release deletes what it released.
 func TestRestoreAfterCrash(t *testing.T) {
 	lo, hi := testPortMin+1180, testPortMin+1199
@@ -81,7 +81,8 @@ func TestRestoreAfterCrash(t *testing.T) {
 	if err := f.SetConfereeAttribute(cid, ids[1], MemberAttrs{Muted: true}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.CreateConnection(ConnectionParams{Remote: remote, Codec: "PCMU", Owner: FrontNG}); err != nil {
+	if _, err := f.CreateConnection(ConnectionParams{Remote: remote, Codec: "PCMU", Owner: FrontSIP,
+		SRTP: &SRTP{Suite: SuiteAES128SHA1_80, LocalKey: make([]byte, SRTPKeyLen), RemoteKey: make([]byte, SRTPKeyLen)}}); err != nil {
 		t.Fatal(err)
 	}
 	before := map[string]Connection{}
@@ -101,14 +102,14 @@ func TestRestoreAfterCrash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Connections != 4 || rep.Conferences != 2 || rep.Dropped != 0 {
-		t.Fatalf("restore: %+v, want 4 connections, 2 conferences, none dropped (the ng one is not written)", rep)
+	if rep.Connections != 4 || rep.Conferences != 2 || rep.Dropped != 1 {
+		t.Fatalf("restore: %+v, want 4 connections, 2 conferences, the SRTP one dropped", rep)
 	}
 	for id, c := range before {
 		got, err := g.Connection(id)
-		if c.Owner == FrontNG {
+		if c.Owner == FrontSIP {
 			if err == nil {
-				t.Fatalf("the ng connection %s was restored", id)
+				t.Fatalf("the SRTP connection %s was restored", id)
 			}
 			continue
 		}
@@ -288,7 +289,8 @@ func mustAtoi(t *testing.T, s string) int {
 	return n
 }
 
-// Conference links come back with their conferences.
+// Conference links come back with their conferences, and each conference
+// with the options it was created with.
 func TestLinksRestored(t *testing.T) {
 	lo, hi := testPortMin+1180, testPortMin+1199
 	state := newMemState()
@@ -299,14 +301,24 @@ func TestLinksRestored(t *testing.T) {
 	if err := f.LinkConferences(a, b); err != nil {
 		t.Fatal(err)
 	}
+	solo := f.conn(t, "PCMU")
+	if _, err := f.CreateConferenceWith("nohp", KindConference, solo.ID, MemberAttrs{}, ConferenceOptions{SoundToneOnJoin: true}); err != nil {
+		t.Fatal(err)
+	}
 	crashed := state.snapshot()
 	f.Shutdown()
 	f.pool.Close()
 	g := newFixture(t, DefaultResources(), lo, hi)
 	g.cfg.State = crashed
 	rep, err := g.Restore(crashed)
-	if err != nil || rep.Conferences != 2 || rep.Links != 1 {
-		t.Fatalf("restore: %+v %v, want 2 conferences and 1 link", rep, err)
+	if err != nil || rep.Conferences != 3 || rep.Links != 1 {
+		t.Fatalf("restore: %+v %v, want 3 conferences and 1 link", rep, err)
+	}
+	g.mu.Lock()
+	la, nohp := g.confs[a].opts, g.confs["nohp"].opts
+	g.mu.Unlock()
+	if !la.Hairpin || la.SoundToneOnJoin || nohp.Hairpin || !nohp.SoundToneOnJoin {
+		t.Fatalf("options restored as %+v and %+v", la, nohp)
 	}
 	if cf, _ := g.Conference(a); len(cf.Links) != 1 || cf.Links[0] != b {
 		t.Fatalf("conference %s restored with links %v", a, cf.Links)
@@ -323,7 +335,7 @@ func TestConfRecordEncoding(t *testing.T) {
 	a := &conn{Connection: Connection{ID: "1"}}
 	b := &conn{Connection: Connection{ID: "2\"x"}}
 	other := &conf{id: "o\\ther"}
-	cf := &conf{id: "c\u00e9", kind: KindConference, created: created,
+	cf := &conf{id: "c\u00e9", kind: KindConference, created: created, opts: ConferenceOptions{SoundToneOnJoin: true},
 		members: []*member{{c: a, attrs: MemberAttrs{Muted: true, Pupil: true}}, {c: b, attrs: MemberAttrs{ReceiveOnly: true, Coach: true}}}}
 	l := &link{a: cf, b: other}
 	cf.links = []*link{l}
@@ -332,7 +344,8 @@ func TestConfRecordEncoding(t *testing.T) {
 		if err := json.Unmarshal(appendConfRecord(nil, x), &got); err != nil {
 			t.Fatalf("%s: %v", appendConfRecord(nil, x), err)
 		}
-		want := confRecord{V: stateVersion, ID: x.id, Kind: x.kind, Created: x.created, Members: []memberRecord{}, Links: x.linkedTo()}
+		want := confRecord{V: stateVersion, ID: x.id, Kind: x.kind, Created: x.created, Members: []memberRecord{}, Links: x.linkedTo(),
+			Hairpin: &x.opts.Hairpin, Tone: x.opts.SoundToneOnJoin}
 		for _, mb := range x.members {
 			want.Members = append(want.Members, memberRecord{Conn: mb.c.ID, Attrs: mb.attrs})
 		}

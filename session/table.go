@@ -87,6 +87,7 @@ type conf struct {
 	mixer   *confbridge.Bridge // KindConference only
 	held    int                // conference resources held (0 unless mixing)
 	links   []*link            // conferences linked to this one (link.go)
+	opts    ConferenceOptions  // as created (kept in the state)
 }
 
 type member struct {
@@ -674,7 +675,7 @@ func (t *Table) newConfWith(confID string, kind Kind, o ConferenceOptions) (*con
 	} else if _, taken := t.confs[confID]; taken {
 		return nil, fmt.Errorf("%w: %s", ErrConferenceExists, confID)
 	}
-	cf := &conf{id: confID, kind: kind, created: time.Now()}
+	cf := &conf{id: confID, kind: kind, created: time.Now(), opts: o}
 	if kind == KindConference {
 		id := confID
 		cf.mixer = t.mixers.NewBridge(confbridge.Options{

@@ -10,12 +10,19 @@ import (
 	"github.com/mediagw/mediagw/store"
 )
 
-// maxListedIDs bounds the ids printed per kind.
-const maxListedIDs = 50
+// maxListedIDs bounds the ids printed per kind; maxShown the records
+// printed whole (each cut to maxShownBytes).
+const (
+	maxListedIDs  = 50
+	maxShown      = 20
+	maxShownBytes = 240
+)
 
 // checkState opens the configured state read-only and prints what it holds:
-// where it is, the counters' high-water marks, and per kind the number of
-// objects and their ids. It claims nothing, so it never takes the state
+// where it is, the counters' high-water marks, per kind the number of
+// objects and their ids, then the first records of each kind as stored
+// (what a start would restore: connections, conferences, SIP dialogs, MGCP
+// connections and requests, running operations). It claims nothing, so it never takes the state
 // from a gateway; a gateway holding the file makes it fail with "locked".
 func checkState(cfg store.Config, out io.Writer) error {
 	switch cfg.Store {
@@ -58,8 +65,13 @@ func checkState(cfg store.Config, out io.Writer) error {
 	var bad []error
 	for _, k := range kinds {
 		var ids []string
-		err := st.ForEach(k, func(id string, _ []byte) error {
+		vals := map[string]string{}
+		err := st.ForEach(k, func(id string, v []byte) error {
 			ids = append(ids, id)
+			if len(v) > maxShownBytes {
+				v = append(v[:maxShownBytes:maxShownBytes], "..."...)
+			}
+			vals[id] = string(v)
 			return nil
 		})
 		if err != nil {
@@ -75,6 +87,9 @@ func checkState(cfg store.Config, out io.Writer) error {
 			ids = ids[:maxListedIDs]
 		}
 		fmt.Fprintf(out, "%s: %d: %s%s\n", k, n, strings.Join(ids, " "), more)
+		for _, id := range ids[:min(len(ids), maxShown)] {
+			fmt.Fprintf(out, "  %s %s\n", id, vals[id])
+		}
 	}
 	return errors.Join(bad...)
 }

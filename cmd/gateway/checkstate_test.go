@@ -56,6 +56,8 @@ func TestCheckState(t *testing.T) {
 		"conf: 1: room1\n",
 		"conn: 60: 001 002 ",
 		" 050 ... (10 more)\n",
+		"  001 x\n",
+		"  room1 y\n",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("output lacks %q", want)

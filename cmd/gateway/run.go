@@ -212,6 +212,13 @@ func run(ctx context.Context, cfg Config, logOut io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("sip: %w", err)
 	}
+	var ngSrv *ng.Server
+	if ngConn != nil {
+		if ngSrv, err = ng.New(cfg.NG, table, log, reg); err != nil {
+			return fmt.Errorf("ng: %w", err)
+		}
+	}
+
 	if state != nil { // the fronts' own call state, around the connections the table restored
 		srep, err := sipSrv.Restore(state)
 		if err != nil {
@@ -221,18 +228,24 @@ func run(ctx context.Context, cfg Config, logOut io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("state: %w", err)
 		}
+		var nrep ng.RestoreReport
+		if ngSrv != nil {
+			if nrep, err = ngSrv.Restore(state); err != nil {
+				return fmt.Errorf("state: %w", err)
+			}
+		} else { // ng.listen is off now: its calls cannot go on
+			for _, c := range table.Connections() {
+				if c.Owner == session.FrontNG {
+					_, _ = table.DeleteConnection(c.ID, "", session.Release{By: session.FrontSystem, Reason: "ng.listen is off"})
+					nrep.Released++
+				}
+			}
+		}
 		log.WithFields(logrus.Fields{"component": "state", "sip_dialogs": srep.Dialogs, "mgcp_connections": mrep.Connections,
-			"mgcp_requests": mrep.Requests, "dropped": srep.Dropped + mrep.Dropped, "released": srep.Released + mrep.Released,
-			"lost": srep.Lost + mrep.Lost}).Info("calls restored")
+			"mgcp_requests": mrep.Requests, "dropped": srep.Dropped + mrep.Dropped, "released": srep.Released + mrep.Released + nrep.Released,
+			"lost": srep.Lost + mrep.Lost + nrep.Lost, "ng_calls": nrep.Calls}).Info("calls restored")
 		table.AnnounceRestored() // the operations the restart cut: every front and the HTTP events hear them
 	}
-	var ngSrv *ng.Server
-	if ngConn != nil {
-		if ngSrv, err = ng.New(cfg.NG, table, log, reg); err != nil {
-			return fmt.Errorf("ng: %w", err)
-		}
-	}
-
 	// Fronts serve on their own context, cancelled only after the drain.
 	frontCtx, stopFronts := context.WithCancel(context.Background())
 	defer stopFronts()
