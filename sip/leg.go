@@ -267,7 +267,9 @@ func (l *leg) bye(reason string) {
 func (l *leg) newRequest(method gosip.RequestMethod) *gosip.Request {
 	d := &l.dlg
 	d.seq++
-	l.saveLocked()
+	if method != gosip.BYE { // a BYE ends the dialog: its record goes next
+		l.saveLocked()
+	}
 	req := gosip.NewRequest(method, *d.target.Clone())
 	req.AppendHeader(gosip.HeaderClone(d.from))
 	req.AppendHeader(gosip.HeaderClone(d.to))
@@ -411,10 +413,10 @@ func (l *leg) checkSeq(req *gosip.Request) bool {
 	if l.dlg.remoteSeq != 0 && cseq.SeqNo < l.dlg.remoteSeq {
 		return false
 	}
-	if l.dlg.remoteSeq != cseq.SeqNo {
-		l.dlg.remoteSeq = cseq.SeqNo
-		l.saveLocked()
-	}
+	// Not written by itself (a BYE would write it just before removing the
+	// dialog): the next save of the dialog carries it. After a restart an
+	// older in-dialog request may then pass this check once.
+	l.dlg.remoteSeq = cseq.SeqNo
 	return true
 }
 

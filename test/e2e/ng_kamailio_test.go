@@ -463,3 +463,74 @@ func TestKamailioCallReleasedOverHTTP(t *testing.T) {
 		t.Errorf("%v ng commands answered with an error", n)
 	}
 }
+
+// ng calls survive a gateway crash: SIPp calls through Kamailio are up when
+// the gateway is killed (SIGKILL) and started again on its state file;
+// the callees' BYEs after the restart reach the restored calls through
+// Kamailio's delete, every call completes on both sides, no ng command is
+// refused, and the gauges return to where they began (a delete that did
+// not find its call would leave its ports held).
+func TestKamailioCallsSurviveRestart(t *testing.T) {
+	requireTool(t, "kamailio")
+	sipp := requireTool(t, "sipp")
+	ng := ngPortBase + ngStarts%10
+	ngStarts++
+	g := StartGateway(t, GatewayOptions{
+		ExtraYAML: fmt.Sprintf("ng:\n  listen: \"udp://127.0.0.1:%d\"\n  delete_delay: 0s\n", ng),
+		State:     fmt.Sprintf("{store: file, path: %q}", filepath.Join(t.TempDir(), "gw.state")),
+	})
+	_, p, _ := net.SplitHostPort(g.SIP)
+	sig, _ := strconv.Atoi(p)
+	sig -= 60
+	dir := ngScenarios(t, g)
+	kamPort, uacPort, uasPort := sig+65, sig+70, sig+71
+	startKamailio(t, kamPort, fmt.Sprintf("udp:127.0.0.1:%d", ng), uasPort)
+	start := g.Metrics(t)
+
+	const calls = 10
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var uasOut, uacOut bytes.Buffer
+	uas := exec.CommandContext(ctx, sipp, "-sf", filepath.Join(dir, "uas_bye.xml"), "-i", "127.0.0.1", "-p", strconv.Itoa(uasPort),
+		"-mp", strconv.Itoa(uasMediaPort), "-m", strconv.Itoa(calls), "-nostdin", "-timeout", "90s", "-timeout_error", "-d", "5000",
+		"-trace_err", "-error_file", filepath.Join(dir, "uas_restart.err"))
+	uas.Stdout, uas.Stderr = &uasOut, &uasOut
+	if err := uas.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	uac := exec.CommandContext(ctx, sipp, "-sf", filepath.Join(dir, "uac_wait_bye.xml"), fmt.Sprintf("127.0.0.1:%d", kamPort),
+		"-i", "127.0.0.1", "-p", strconv.Itoa(uacPort), "-mp", strconv.Itoa(uacMediaPort), "-m", strconv.Itoa(calls), "-r", "10",
+		"-nostdin", "-timeout", "90s", "-timeout_error", "-trace_err", "-error_file", filepath.Join(dir, "uac_restart.err"))
+	uac.Stdout, uac.Stderr = &uacOut, &uacOut
+	if err := uac.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for g.Metrics(t)["mediagw_ng_calls_active"] < calls {
+		if time.Now().After(deadline) {
+			t.Fatalf("the %d calls did not come up", calls)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	g.Kill()
+	g.Restart(t)
+	if a := g.Metrics(t)["mediagw_ng_calls_active"]; a != calls {
+		t.Fatalf("%v ng calls after the restart, want %d", a, calls)
+	}
+	uacErr, uasErr := uac.Wait(), uas.Wait()
+	if uacErr != nil || uasErr != nil {
+		errs, _ := os.ReadFile(filepath.Join(dir, "uac_restart.err"))
+		errs2, _ := os.ReadFile(filepath.Join(dir, "uas_restart.err"))
+		t.Fatalf("SIPp across the restart: uac %v, uas %v\nuac errors: %s\nuas errors: %s\nuac: %s\nuas: %s", uacErr, uasErr,
+			tail(string(errs), 20), tail(string(errs2), 20), tail(uacOut.String(), 15), tail(uasOut.String(), 15))
+	}
+	m := g.Metrics(t)
+	if n := ngCount(m, "delete", "ok"); n < calls {
+		t.Errorf("deletes ok after the restart: %v, want at least %d", n, calls)
+	}
+	if n := ngErrors(m); n != 0 {
+		t.Errorf("%v ng commands answered with an error after the restart", n)
+	}
+	g.WaitGaugesBack(t, start)
+}
