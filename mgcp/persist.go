@@ -8,6 +8,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/mediagw/mediagw/internal/jsonw"
 	"github.com/mediagw/mediagw/session"
 )
 
@@ -94,13 +95,13 @@ func (s *Server) saveConnLocked(id, callID string, info connInfo) {
 	b = append(b, `{"v":`...)
 	b = strconv.AppendInt(b, recordVersion, 10)
 	b = append(b, `,"id":`...)
-	b = strconv.AppendQuote(b, id)
+	b = jsonw.String(b, id)
 	if callID != "" {
 		b = append(b, `,"call_id":`...)
-		b = strconv.AppendQuote(b, callID)
+		b = jsonw.String(b, callID)
 	}
 	b = append(b, `,"endpoint":`...)
-	b = strconv.AppendQuote(b, info.endpoint)
+	b = jsonw.String(b, info.endpoint)
 	if info.notify.IsValid() {
 		b = append(b, `,"notify":"`...)
 		b = append(info.notify.AppendTo(b), '"')

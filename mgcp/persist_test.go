@@ -171,8 +171,6 @@ func TestParseNotifiedEntity(t *testing.T) {
 }
 
 // The hand-written connection record reads back through encoding/json.
-// MGCP names are ASCII tokens (the parser refuses the rest), where Go's
-// quoting and JSON's agree.
 func TestConnRecordEncoding(t *testing.T) {
 	st := newMemState()
 	s := &Server{state: st}

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/mediagw/mediagw/internal/jsonw"
 	"github.com/mediagw/mediagw/rtpproxy"
 )
 
@@ -73,21 +74,27 @@ type idsRecord struct {
 	Op   uint64 `json:"op"`
 }
 
-// saveIDsLocked queues the ID counters, so IDs never repeat across a
-// restart, whatever was kept. Caller holds mu.
+// idBlock is how far ahead of the IDs given out the kept marks run: the
+// counters are written once per idBlock new IDs, not per ID, and a restart
+// goes on after the marks (skipping at most idBlock of each).
+const idBlock = 1024
+
+// saveIDsLocked keeps the ID counters ahead of the IDs given out, so IDs
+// never repeat across a restart, whatever was kept. Caller holds mu.
 func (t *Table) saveIDsLocked() {
-	if t.cfg.State == nil {
+	if t.cfg.State == nil || t.nextConn < t.idMarks[0] && t.nextConf < t.idMarks[1] && t.ops.next < t.idMarks[2] {
 		return
 	}
+	t.idMarks = [3]uint64{t.nextConn + idBlock, t.nextConf + idBlock, t.ops.next + idBlock}
 	b := make([]byte, 0, 48)
 	b = append(b, `{"v":`...)
 	b = strconv.AppendInt(b, stateVersion, 10)
 	b = append(b, `,"conn":`...)
-	b = strconv.AppendUint(b, t.nextConn, 10)
+	b = strconv.AppendUint(b, t.idMarks[0], 10)
 	b = append(b, `,"conf":`...)
-	b = strconv.AppendUint(b, t.nextConf, 10)
+	b = strconv.AppendUint(b, t.idMarks[1], 10)
 	b = append(b, `,"op":`...)
-	b = strconv.AppendUint(b, t.ops.next, 10)
+	b = strconv.AppendUint(b, t.idMarks[2], 10)
 	t.cfg.State.Put(StateIDs, "table", append(b, '}'))
 }
 
@@ -168,9 +175,9 @@ func appendConfRecord(b []byte, cf *conf) []byte {
 	b = append(b, `{"v":`...)
 	b = strconv.AppendInt(b, stateVersion, 10)
 	b = append(b, `,"id":`...)
-	b = appendJSONString(b, cf.id)
+	b = jsonw.String(b, cf.id)
 	b = append(b, `,"kind":`...)
-	b = appendJSONString(b, string(cf.kind))
+	b = jsonw.String(b, string(cf.kind))
 	b = append(b, `,"created":"`...)
 	b = cf.created.AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","hairpin":`...)
@@ -184,7 +191,7 @@ func appendConfRecord(b []byte, cf *conf) []byte {
 			b = append(b, ',')
 		}
 		b = append(b, `{"conn":`...)
-		b = appendJSONString(b, mb.c.ID)
+		b = jsonw.String(b, mb.c.ID)
 		b = append(b, `,"attrs":{"Mute":`...)
 		b = strconv.AppendBool(b, mb.attrs.Muted)
 		b = flag(b, "ReceiveOnly", mb.attrs.ReceiveOnly)
@@ -199,7 +206,7 @@ func appendConfRecord(b []byte, cf *conf) []byte {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendJSONString(b, id)
+			b = jsonw.String(b, id)
 		}
 		b = append(b, ']')
 	}
@@ -452,7 +459,7 @@ func appendConnRecord(b []byte, c *conn) []byte {
 		b = append(b, ',', '"')
 		b = append(b, name...)
 		b = append(b, '"', ':')
-		return appendJSONString(b, v)
+		return jsonw.String(b, v)
 	}
 	num := func(b []byte, name string, v int64) []byte {
 		b = append(b, ',', '"')
@@ -488,22 +495,4 @@ func appendConnRecord(b []byte, c *conn) []byte {
 	b = append(b, `,"created":"`...)
 	b = c.Created.AppendFormat(b, time.RFC3339Nano)
 	return append(b, '"', '}')
-}
-
-// appendJSONString writes v as a JSON string: quotes, backslashes and
-// control characters escaped, everything else as it is (UTF-8).
-func appendJSONString(b []byte, v string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	for i := 0; i < len(v); i++ {
-		switch c := v[i]; {
-		case c == '"' || c == '\\':
-			b = append(b, '\\', c)
-		case c < 0x20:
-			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-		default:
-			b = append(b, c)
-		}
-	}
-	return append(b, '"')
 }

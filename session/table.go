@@ -54,6 +54,7 @@ type Table struct {
 	prompts  promptCache    // decoded Play prompts (prompts.go)
 
 	restoredOps []OperationResult // operations a restart interrupted, for AnnounceRestored (persist_ops.go)
+	idMarks     [3]uint64         // the kept marks of nextConn, nextConf and ops.next (persist.go)
 }
 
 type pool int

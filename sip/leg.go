@@ -67,6 +67,7 @@ type leg struct {
 	referring   bool                           // a REFER is being carried out
 	ctx         context.Context                // made by context(); cancelled when the leg ends
 	cancel      context.CancelFunc
+	rec         struct{ from, to, target string } // the dialog's headers as written to the state (persist.go)
 }
 
 // mediaState is the offer/answer state of a leg.

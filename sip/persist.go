@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strconv"
 	"time"
 
 	gosip "github.com/emiago/sipgo/sip"
 	"github.com/sirupsen/logrus"
 
+	"github.com/mediagw/mediagw/internal/jsonw"
 	"github.com/mediagw/mediagw/session"
 )
 
@@ -74,20 +76,78 @@ func (l *leg) saveLocked() {
 	if st == nil || l.state != stateConfirmed || l.dlg.to == nil || l.dlg.from == nil || l.connID == "" {
 		return
 	}
-	r := dialogRecord{V: dialogVersion, Tag: l.tag, CallID: l.callID, UAC: l.uac, Conn: l.connID, Action: l.action,
-		From: l.dlg.from.Value(), To: l.dlg.to.Value(), Target: l.dlg.target.String(), Routes: l.dlg.routes,
-		Seq: l.dlg.seq, RemoteSeq: l.dlg.remoteSeq, Transport: l.dlg.transport, Dest: l.dlg.dest,
-		SessID: l.media.sessID, Version: l.media.version, Codec: l.media.codec, TE: l.media.te, Dir: uint8(l.media.dir),
-		PtimeMs: int(l.media.ptime / time.Millisecond), Local: l.media.local.String()}
+	st.Put(StateDialog, l.tag, l.appendRecord(make([]byte, 0, 512)))
+}
+
+// appendRecord writes the leg as a dialogRecord in JSON: by hand, because
+// it runs on every answered call (json.Marshal and the headers' Value cost
+// several per cent of the call rate); TestDialogRecordEncoding holds it to
+// encoding/json's reading. From and To are formatted once per dialog (they
+// do not change once it is confirmed), the target when it changes. Caller
+// holds mu.
+func (l *leg) appendRecord(b []byte) []byte {
+	if l.rec.from == "" {
+		l.rec.from, l.rec.to = l.dlg.from.Value(), l.dlg.to.Value()
+	}
+	if l.rec.target == "" {
+		l.rec.target = l.dlg.target.String()
+	}
+	b = jsonw.Field(b, "v", true)
+	b = strconv.AppendInt(b, dialogVersion, 10)
+	b = jsonw.StringField(b, "tag", l.tag)
+	b = jsonw.StringField(b, "call_id", l.callID)
+	if l.uac {
+		b = jsonw.BoolField(b, "uac", true)
+	}
+	b = jsonw.StringField(b, "conn", l.connID)
+	b = jsonw.StringField(b, "action", l.action)
 	if l.partner != nil {
-		r.Partner = l.partner.tag
+		b = jsonw.StringField(b, "partner", l.partner.tag)
 	}
-	b, err := json.Marshal(r)
-	if err != nil {
-		l.logger().WithError(err).Error("encoding a dialog's state")
-		return
+	b = jsonw.StringField(b, "from", l.rec.from)
+	b = jsonw.StringField(b, "to", l.rec.to)
+	b = jsonw.StringField(b, "target", l.rec.target)
+	if len(l.dlg.routes) > 0 {
+		b = jsonw.Field(b, "routes", false)
+		for i, r := range l.dlg.routes {
+			if i == 0 {
+				b = append(b, '[')
+			} else {
+				b = append(b, ',')
+			}
+			b = jsonw.String(b, r)
+		}
+		b = append(b, ']')
 	}
-	st.Put(StateDialog, l.tag, b)
+	b = jsonw.UintField(b, "seq", uint64(l.dlg.seq))
+	b = jsonw.UintField(b, "remote_seq", uint64(l.dlg.remoteSeq))
+	b = jsonw.StringField(b, "transport", l.dlg.transport)
+	if l.dlg.dest != "" {
+		b = jsonw.StringField(b, "dest", l.dlg.dest)
+	}
+	b = jsonw.UintField(b, "sess_id", l.media.sessID)
+	b = jsonw.UintField(b, "sdp_version", l.media.version)
+	b = appendFormat(jsonw.Field(b, "codec", false), l.media.codec)
+	if l.media.te != nil {
+		b = appendFormat(jsonw.Field(b, "te", false), *l.media.te)
+	}
+	b = jsonw.UintField(b, "dir", uint64(l.media.dir))
+	b = jsonw.IntField(b, "ptime_ms", int64(l.media.ptime/time.Millisecond))
+	b = jsonw.Field(b, "local", false)
+	b = append(b, '"')
+	b = l.media.local.AppendTo(b)
+	return append(b, '"', '}')
+}
+
+// appendFormat writes f as encoding/json would (its exported fields).
+func appendFormat(b []byte, f format) []byte {
+	b = jsonw.Field(b, "PT", true)
+	b = strconv.AppendUint(b, uint64(f.PT), 10)
+	b = jsonw.StringField(b, "Name", f.Name)
+	b = jsonw.IntField(b, "Rate", int64(f.Rate))
+	b = jsonw.IntField(b, "Channels", int64(f.Channels))
+	b = jsonw.StringField(b, "Fmtp", f.Fmtp)
+	return append(b, '}')
 }
 
 // unsave removes the leg's dialog from the state.

@@ -1,6 +1,8 @@
 package sip
 
 import (
+	"encoding/json"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -180,5 +182,40 @@ func TestDialogRestore(t *testing.T) {
 	}
 	if ra.media.local != ca.Local || ra.media.codec.Name != "PCMU" || ra.media.version != 3 {
 		t.Errorf("media state %+v", ra.media)
+	}
+}
+
+// The hand-written dialog record reads back, through encoding/json, as
+// json.Marshal of the same record would.
+func TestDialogRecordEncoding(t *testing.T) {
+	s := &Server{}
+	var from gosip.FromHeader
+	var to gosip.ToHeader
+	if _, err := gosip.ParseAddressValue(`"Gâteway \"1\"" <sip:gw@127.0.0.1:5060>;tag=ours`, &from.Address, &from.Params); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := gosip.ParseAddressValue(`<sip:alice@192.0.2.7>;tag=theirs`, &to.Address, &to.Params); err != nil {
+		t.Fatal(err)
+	}
+	te := format{PT: 101, Name: "telephone-event", Rate: 8000, Fmtp: "0-15"}
+	l := &leg{s: s, tag: "ours", callID: "c\\1", uac: true, connID: "42", action: ActionBridge, partner: &leg{tag: "p"},
+		dlg: dialog{from: &from, to: &to, routes: []string{"<sip:p1;lr>", `<sip:"odd";lr>`}, seq: 9, remoteSeq: 3, transport: "TCP", dest: "192.0.2.7:5060"},
+		media: mediaState{sessID: 1 << 40, version: 7, codec: format{PT: 8, Name: "PCMA", Rate: 8000, Channels: 1}, te: &te,
+			dir: dirRecvOnly, ptime: 30 * time.Millisecond, local: netip.MustParseAddrPort("[::1]:20000")}}
+	if err := gosip.ParseUri("sip:alice@192.0.2.7:5062;transport=tcp", &l.dlg.target); err != nil {
+		t.Fatal(err)
+	}
+	want := dialogRecord{V: dialogVersion, Tag: l.tag, CallID: l.callID, UAC: true, Conn: "42", Action: ActionBridge, Partner: "p",
+		From: from.Value(), To: to.Value(), Target: l.dlg.target.String(), Routes: l.dlg.routes, Seq: 9, RemoteSeq: 3,
+		Transport: "TCP", Dest: "192.0.2.7:5060", SessID: 1 << 40, Version: 7, Codec: l.media.codec, TE: &te,
+		Dir: uint8(dirRecvOnly), PtimeMs: 30, Local: "[::1]:20000"}
+	var got dialogRecord
+	if err := json.Unmarshal(l.appendRecord(nil), &got); err != nil {
+		t.Fatalf("%s: %v", l.appendRecord(nil), err)
+	}
+	wb, _ := json.Marshal(want)
+	gb, _ := json.Marshal(got)
+	if string(wb) != string(gb) {
+		t.Fatalf("read back %s\nwant      %s", gb, wb)
 	}
 }

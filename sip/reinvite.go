@@ -117,6 +117,7 @@ func (l *leg) refreshTarget(req *gosip.Request) {
 	}
 	l.mu.Lock()
 	l.dlg.target = *c.Address.Clone()
+	l.rec.target = ""
 	l.saveLocked()
 	l.mu.Unlock()
 }
