@@ -29,12 +29,8 @@ import (
 // (§2.3.12, §4.4.7): the endpoints lost contact for a while and their
 // connections are in place; the call agent may audit them (AUEP, AUCX).
 
-// State is where the front keeps its records: a store's queueing writes
-// and its committed objects.
-type State interface {
-	session.Persister
-	session.StateReader
-}
+// State is where the front keeps its records (session.State).
+type State = session.State
 
 // Kinds of the persisted objects.
 const (

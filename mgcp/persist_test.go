@@ -7,56 +7,12 @@ import (
 	"net"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/mediagw/mediagw/internal/memstate"
 	"github.com/mediagw/mediagw/session"
 )
-
-// memState is an in-memory store: what a store would have committed.
-type memState struct {
-	mu   sync.Mutex
-	objs map[string]map[string][]byte
-}
-
-func newMemState() *memState { return &memState{objs: map[string]map[string][]byte{}} }
-
-func (m *memState) Put(kind, id string, v []byte) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.objs[kind] == nil {
-		m.objs[kind] = map[string][]byte{}
-	}
-	m.objs[kind][id] = v
-}
-
-func (m *memState) Delete(kind, id string) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	delete(m.objs[kind], id)
-}
-
-func (m *memState) count(kind string) int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return len(m.objs[kind])
-}
-
-func (m *memState) ForEach(kind string, fn func(id string, v []byte) error) error {
-	m.mu.Lock()
-	objs := map[string][]byte{}
-	for k, v := range m.objs[kind] {
-		objs[k] = v
-	}
-	m.mu.Unlock()
-	for k, v := range objs {
-		if err := fn(k, v); err != nil {
-			return err
-		}
-	}
-	return nil
-}
 
 // A front restored from the state takes over the connections and the
 // notification request of the one before it: it announces itself with
@@ -65,7 +21,7 @@ func (m *memState) ForEach(kind string, fn func(id string, v []byte) error) erro
 // notified under the restored request's X: and N:, the MGCP connection no
 // record claims is released, and a DLCX removes the records.
 func TestFrontRestore(t *testing.T) {
-	st := newMemState()
+	st := memstate.New()
 	r := newRig(t, rigOption{srv: func(s *Server) { s.state = st }})
 	cc := newConfCall(t, r, 2)
 	agent, notified := listenUDP(t, "127.0.0.1"), listenUDP(t, "127.0.0.1") // the restored front's notified entity, and the request's N:
@@ -73,8 +29,8 @@ func TestFrontRestore(t *testing.T) {
 	if resp := r.command(fmt.Sprintf("RQNT 10 %s MGCP 1.0\r\nN: ca@[127.0.0.1]:%d\r\nX: 77a\r\nR: D/[0-9#*](N)\r\nS: D/1\r\n", cc.ep, agentPort)); resp.Code != 200 {
 		t.Fatalf("RQNT: %d", resp.Code)
 	}
-	if st.count(StateConn) != 2 || st.count(StateEndpoint) != 1 {
-		t.Fatalf("state: %d connections, %d endpoints; want 2 and 1", st.count(StateConn), st.count(StateEndpoint))
+	if st.Count(StateConn) != 2 || st.Count(StateEndpoint) != 1 {
+		t.Fatalf("state: %d connections, %d endpoints; want 2 and 1", st.Count(StateConn), st.Count(StateEndpoint))
 	}
 	// A connection of the front whose record was lost (made before the crash, never written).
 	stray, err := r.table.CreateConnection(session.ConnectionParams{Codec: "PCMU", Owner: session.FrontMGCP})
@@ -147,8 +103,8 @@ func TestFrontRestore(t *testing.T) {
 	if _, err := r.table.DeleteConnection("", strings.TrimSuffix(strings.TrimPrefix(cc.ep, "cnf/"), "@mgw"), session.Release{By: session.FrontMGCP}); err != nil {
 		t.Fatal(err)
 	}
-	if st.count(StateConn) != 0 || st.count(StateEndpoint) != 0 {
-		t.Fatalf("after the release: %d connection and %d endpoint records left", st.count(StateConn), st.count(StateEndpoint))
+	if st.Count(StateConn) != 0 || st.Count(StateEndpoint) != 0 {
+		t.Fatalf("after the release: %d connection and %d endpoint records left", st.Count(StateConn), st.Count(StateEndpoint))
 	}
 }
 
@@ -172,7 +128,7 @@ func TestParseNotifiedEntity(t *testing.T) {
 
 // The hand-written connection record reads back through encoding/json.
 func TestConnRecordEncoding(t *testing.T) {
-	st := newMemState()
+	st := memstate.New()
 	s := &Server{state: st}
 	info := connInfo{endpoint: "cnf/7", notify: netip.MustParseAddrPort("127.0.0.1:2727"), src: netip.MustParseAddrPort("[::1]:4000")}
 	s.saveConnLocked("42", `call"1\`, info)
@@ -182,8 +138,9 @@ func TestConnRecordEncoding(t *testing.T) {
 		"43": {V: recordVersion, ID: "43", Endpoint: "rtpbridge/1"},
 	} {
 		var got connRecord
-		if err := json.Unmarshal(st.objs[StateConn][id], &got); err != nil || got != want {
-			t.Fatalf("%s read back as %+v (%v), want %+v", st.objs[StateConn][id], got, err, want)
+		v, _ := st.Get(StateConn, id)
+		if err := json.Unmarshal(v, &got); err != nil || got != want {
+			t.Fatalf("%s read back as %+v (%v), want %+v", v, got, err, want)
 		}
 	}
 }

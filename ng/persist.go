@@ -19,12 +19,8 @@ import (
 // connection (port taken) is released whole, a pending delayed delete runs
 // when it was due, and ng connections no call claims are released.
 
-// State is where the front keeps its calls: a store's queueing writes and
-// its committed objects.
-type State interface {
-	session.Persister
-	session.StateReader
-}
+// State is where the front keeps its calls (session.State).
+type State = session.State
 
 // StateCall is the kind of the persisted calls.
 const StateCall = "ng-call"

@@ -3,68 +3,25 @@ package ng
 import (
 	"context"
 	"net"
-	"sync"
 	"testing"
 
+	"github.com/mediagw/mediagw/internal/memstate"
 	"github.com/mediagw/mediagw/session"
 )
-
-// memState is an in-memory store: what a store would have committed.
-type memState struct {
-	mu   sync.Mutex
-	objs map[string]map[string][]byte
-}
-
-func (m *memState) Put(kind, id string, v []byte) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.objs[kind] == nil {
-		m.objs[kind] = map[string][]byte{}
-	}
-	m.objs[kind][id] = v
-}
-
-func (m *memState) Delete(kind, id string) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	delete(m.objs[kind], id)
-}
-
-func (m *memState) has(kind, id string) bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	_, ok := m.objs[kind][id]
-	return ok
-}
-
-func (m *memState) ForEach(kind string, fn func(id string, v []byte) error) error {
-	m.mu.Lock()
-	objs := map[string][]byte{}
-	for k, v := range m.objs[kind] {
-		objs[k] = v
-	}
-	m.mu.Unlock()
-	for k, v := range objs {
-		if err := fn(k, v); err != nil {
-			return err
-		}
-	}
-	return nil
-}
 
 // A call kept in the state is taken over by a front restored from it: the
 // proxy's delete after the restart finds the call and releases both legs,
 // an ng connection no call claims is released at the restore, and the
 // record goes with the call.
 func TestCallRestore(t *testing.T) {
-	st := &memState{objs: map[string]map[string][]byte{}}
+	st := memstate.New()
 	r := newRig(t, instant())
 	r.srv.mu.Lock()
 	r.srv.state = st
 	r.srv.mu.Unlock()
 	a, b := newPeer(t), newPeer(t)
 	setup(t, r, "kept-1", a, b)
-	if !st.has(StateCall, "kept-1") {
+	if !has(st, StateCall, "kept-1") {
 		t.Fatal("the call was not written")
 	}
 	stray, err := r.table.CreateConnection(session.ConnectionParams{Codec: "PCMU", Owner: session.FrontNG})
@@ -99,7 +56,12 @@ func TestCallRestore(t *testing.T) {
 	if n := len(r.table.Connections()); n != 0 {
 		t.Fatalf("%d connections left after the delete", n)
 	}
-	if st.has(StateCall, "kept-1") {
+	if has(st, StateCall, "kept-1") {
 		t.Fatal("the deleted call stayed in the state")
 	}
+}
+
+func has(st *memstate.State, kind, id string) bool {
+	_, ok := st.Get(kind, id)
+	return ok
 }

@@ -55,6 +55,13 @@ func (t *Table) Synced(ctx context.Context) error {
 	return f.Flush(ctx)
 }
 
+// State is where a front keeps its own records beside the table's: a
+// store's queueing writes and its committed objects.
+type State interface {
+	Persister
+	StateReader
+}
+
 // StateReader is what Restore reads: a store's committed objects.
 type StateReader interface {
 	ForEach(kind string, fn func(id string, value []byte) error) error

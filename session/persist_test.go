@@ -2,63 +2,16 @@ package session
 
 import (
 	"encoding/json"
-	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/mediagw/mediagw/audio"
+	"github.com/mediagw/mediagw/internal/memstate"
 )
-
-// memState is a Persister and StateReader in memory.
-type memState struct {
-	mu   sync.Mutex
-	objs map[string]map[string][]byte
-}
-
-func newMemState() *memState { return &memState{objs: map[string]map[string][]byte{}} }
-
-func (m *memState) Put(kind, id string, v []byte) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.objs[kind] == nil {
-		m.objs[kind] = map[string][]byte{}
-	}
-	m.objs[kind][id] = v
-}
-
-func (m *memState) Delete(kind, id string) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	delete(m.objs[kind], id)
-}
-
-func (m *memState) ForEach(kind string, fn func(string, []byte) error) error {
-	m.mu.Lock()
-	objs := maps.Clone(m.objs[kind])
-	m.mu.Unlock()
-	for id, v := range objs {
-		if err := fn(id, v); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// snapshot is the state as a crash would leave it.
-func (m *memState) snapshot() *memState {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	c := newMemState()
-	for k, objs := range m.objs {
-		c.objs[k] = maps.Clone(objs)
-	}
-	return c
-}
 
 // The table's state survives a crash: restored into a new table, HTTP
 // connections keep their IDs and port pairs, the conference its members
@@ -67,7 +20,7 @@ func (m *memState) snapshot() *memState {
 // release deletes what it released.
 func TestRestoreAfterCrash(t *testing.T) {
 	lo, hi := testPortMin+1180, testPortMin+1199
-	state := newMemState()
+	state := memstate.New()
 	f := newFixture(t, DefaultResources(), lo, hi)
 	f.cfg.State = state
 	pa, pb := newPhone(t, 0xa), newPhone(t, 0xb)
@@ -89,10 +42,10 @@ func TestRestoreAfterCrash(t *testing.T) {
 	for _, c := range f.Connections() {
 		before[c.ID] = c
 	}
-	crashed := state.snapshot()
+	crashed := state.Snapshot()
 	f.Shutdown()   // the crash left crashed behind
 	f.pool.Close() // and its sockets died with the process
-	if n := len(state.objs[StateConn]) + len(state.objs[StateConf]); n != 0 {
+	if n := state.Count(StateConn) + state.Count(StateConf); n != 0 {
 		t.Fatalf("a clean shutdown left %d objects in the state", n)
 	}
 
@@ -144,7 +97,7 @@ func TestRestoreAfterCrash(t *testing.T) {
 	if _, err := g.DeleteConnection("", cid, Release{By: FrontHTTP}); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := crashed.objs[StateConf][cid]; ok {
+	if _, ok := crashed.Get(StateConf, cid); ok {
 		t.Fatal("a released conference stayed in the state")
 	}
 }
@@ -152,17 +105,17 @@ func TestRestoreAfterCrash(t *testing.T) {
 // A state written in another layout is refused whole, clearly.
 func TestRestoreRefusesUnknownLayout(t *testing.T) {
 	f := newFixture(t, DefaultResources(), testPortMin+1200, testPortMin+1209)
-	st := newMemState()
+	st := memstate.New()
 	st.Put(StateConn, "7", []byte(`{"v":99,"id":"7"}`))
 	if _, err := f.Restore(st); err == nil {
 		t.Fatal("a layout-99 record was accepted")
 	}
-	st = newMemState()
+	st = memstate.New()
 	st.Put(StateConn, "8", []byte(`{"v":1,"id":"8","port":30000,"codec":"PCMU","mode":"sendrecv","owner":"ng"}`))
 	if rep, err := f.Restore(st); err != nil || rep.Dropped != 1 || rep.Connections != 0 {
 		t.Fatalf("an ng connection's record: %+v, %v (want it dropped)", rep, err)
 	}
-	st = newMemState()
+	st = memstate.New()
 	st.Put(StateConn, "7", []byte(`not json`))
 	if rep, err := f.Restore(st); err != nil || rep.Dropped != 1 {
 		t.Fatalf("a bad record: %+v, %v (want it dropped)", rep, err)
@@ -203,7 +156,7 @@ func TestRecordResumesAfterCrash(t *testing.T) {
 	lo, hi := testPortMin+1180, testPortMin+1199
 	dir, recDir := t.TempDir(), t.TempDir()
 	writePrompt(t, dir, "tone.wav", 600, audio.PCM16)
-	state := newMemState()
+	state := memstate.New()
 	f := newFixture(t, DefaultResources(), lo, hi)
 	f.cfg.State = state
 	f.cfg.Media.Dir, f.cfg.Media.RecordDir = dir, recDir
@@ -214,7 +167,7 @@ func TestRecordResumesAfterCrash(t *testing.T) {
 	}
 	play, _ := f.Play("", cid, PlayParams{Prompts: []string{"tone.wav"}, TermDigit: -1, State: "p"})
 	time.Sleep(300 * time.Millisecond)
-	crashed := state.snapshot()
+	crashed := state.Snapshot()
 	f.Shutdown()
 	f.pool.Close()
 	for len(f.events) > 0 { // the first process's events are not the second's
@@ -275,7 +228,7 @@ func TestRecordResumesAfterCrash(t *testing.T) {
 		t.Fatalf("after the restore: %d loud frames in %d samples (before: %d in %d); want the second prompt appended",
 			after, samplesAfter, before, samplesBefore)
 	}
-	if _, ok := crashed.objs[StateOp][rec]; ok {
+	if _, ok := crashed.Get(StateOp, rec); ok {
 		t.Fatal("the ended recording stayed in the state")
 	}
 }
@@ -293,7 +246,7 @@ func mustAtoi(t *testing.T, s string) int {
 // with the options it was created with.
 func TestLinksRestored(t *testing.T) {
 	lo, hi := testPortMin+1180, testPortMin+1199
-	state := newMemState()
+	state := memstate.New()
 	f := newFixture(t, DefaultResources(), lo, hi)
 	f.cfg.State = state
 	a, _ := f.conference(t, "la", 2)
@@ -305,7 +258,7 @@ func TestLinksRestored(t *testing.T) {
 	if _, err := f.CreateConferenceWith("nohp", KindConference, solo.ID, MemberAttrs{}, ConferenceOptions{SoundToneOnJoin: true}); err != nil {
 		t.Fatal(err)
 	}
-	crashed := state.snapshot()
+	crashed := state.Snapshot()
 	f.Shutdown()
 	f.pool.Close()
 	g := newFixture(t, DefaultResources(), lo, hi)

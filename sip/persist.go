@@ -28,12 +28,8 @@ import (
 // table keeps no keys: hung up), a caller at a conference PIN (the gather
 // is gone: hung up), and the DTMF menu's keys so far.
 
-// State is where the front keeps its dialogs: a store's queueing writes and
-// its committed objects.
-type State interface {
-	session.Persister
-	session.StateReader
-}
+// State is where the front keeps its dialogs (session.State).
+type State = session.State
 
 // StateDialog is the kind of the persisted dialogs.
 const StateDialog = "sip-dialog"

@@ -4,54 +4,16 @@ import (
 	"encoding/json"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	gosip "github.com/emiago/sipgo/sip"
 
 	"github.com/mediagw/mediagw/confbridge"
+	"github.com/mediagw/mediagw/internal/memstate"
 	"github.com/mediagw/mediagw/rtpproxy"
 	"github.com/mediagw/mediagw/session"
 )
-
-// memState is an in-memory store: what a store would have committed.
-type memState struct {
-	mu   sync.Mutex
-	objs map[string]map[string][]byte
-}
-
-func newMemState() *memState { return &memState{objs: map[string]map[string][]byte{}} }
-
-func (m *memState) Put(kind, id string, v []byte) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.objs[kind] == nil {
-		m.objs[kind] = map[string][]byte{}
-	}
-	m.objs[kind][id] = v
-}
-
-func (m *memState) Delete(kind, id string) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	delete(m.objs[kind], id)
-}
-
-func (m *memState) ForEach(kind string, fn func(id string, v []byte) error) error {
-	m.mu.Lock()
-	objs := map[string][]byte{}
-	for k, v := range m.objs[kind] {
-		objs[k] = v
-	}
-	m.mu.Unlock()
-	for k, v := range objs {
-		if err := fn(k, v); err != nil {
-			return err
-		}
-	}
-	return nil
-}
 
 // A confirmed dialog written to the state comes back in a new front as it
 // was: a BYE built after the restore goes to the remote target along the
@@ -79,7 +41,7 @@ func TestDialogRestore(t *testing.T) {
 	ca, cb := mk("a-tag"), mk("b-tag")
 	orphan := mk("setup-tag")
 
-	st := newMemState()
+	st := memstate.New()
 	s1, err := New(Config{Trusted: DefaultTrusted}, DefaultRoutes(), nil, table, testLogger(t), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -121,7 +83,7 @@ func TestDialogRestore(t *testing.T) {
 		t.Fatal("link")
 	}
 	st.Put(StateDialog, "gone-tag", []byte(`{"v":1,"tag":"gone-tag","call_id":"x","conn":"999","action":"conference","from":"<sip:a@b>;tag=gone-tag","to":"<sip:c@d>;tag=e","target":"sip:c@d","transport":"UDP","local":"127.0.0.1:1"}`))
-	if n := len(st.objs[StateDialog]); n != 3 {
+	if n := st.Count(StateDialog); n != 3 {
 		t.Fatalf("%d dialogs written, want 3 (a, b, and the planted one)", n)
 	}
 
@@ -143,7 +105,7 @@ func TestDialogRestore(t *testing.T) {
 	if _, err := table.Connection(orphan.ID); err == nil {
 		t.Fatal("the connection of a call in setup is still there")
 	}
-	if _, ok := st.objs[StateDialog]["gone-tag"]; ok || s2.leg("gone-tag") != nil {
+	if _, ok := st.Get(StateDialog, "gone-tag"); ok || s2.leg("gone-tag") != nil {
 		t.Fatal("the dialog hung up is still there")
 	}
 	ra := s2.leg("a-tag")
