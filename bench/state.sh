@@ -7,7 +7,7 @@
 # a loopback port, without persistence (what the gateway pays is the round
 # trip and the pipeline, not Redis's own disk).
 #
-# Knobs: ROUNDS=1, STORES="none file redis", SIP_RATES (1,000-call steps from 4,000),
+# Knobs: ROUNDS=1, STORES="none file redis", SIP_RATES (500-call steps around 10,000),
 # plus peers.sh's (STEP...).
 # Output: bench/out/state-<stamp>/; name=value lines at the end:
 #   state_mgcp_pairs_per_s_<store>, state_sip_cps_<store>, state_*_ratio_<store>_vs_none
@@ -18,8 +18,8 @@ OUT=bench/out/state-$STAMP
 mkdir -p "$OUT"
 ROUNDS=${ROUNDS:-1}
 # A finer SIP ladder than peers.sh's: around this machine's capacity its
-# 2,000-call steps turn a 3% difference into 25%.
-export SIP_RATES=${SIP_RATES:-"2000 4000 5000 6000 7000 8000 9000 10000 11000 12000 13000 14000 16000 18000 20000 24000 28000 32000"}
+# 2,000-call steps turn a 3% difference into 25% (500-call steps from 7,000 to 12,000).
+export SIP_RATES=${SIP_RATES:-"2000 4000 6000 7000 7500 8000 8500 9000 9500 10000 10500 11000 11500 12000 13000 14000 16000 18000 20000 24000 28000 32000"}
 STORES=${STORES:-"none file redis"}
 log() { echo "state: $*" >&2; }
 
