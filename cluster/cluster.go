@@ -404,3 +404,6 @@ func (c *Cluster) Leave(keep bool) error {
 }
 
 func isTaken(err error) bool { return err != nil && strings.HasPrefix(err.Error(), "TAKEN") }
+
+// Name is this node's name.
+func (c *Cluster) Name() string { return c.self.Name }

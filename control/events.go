@@ -39,9 +39,11 @@ type sseClient struct {
 }
 
 type eventHub struct {
-	droppedBy *prometheus.CounterVec // sink: sse, webhook
-	dropped   prometheus.Counter     // sink="sse"
-	webhook   *webhook               // nil without http.webhook
+	droppedBy *prometheus.CounterVec        // sink: sse, webhook
+	dropped   prometheus.Counter            // sink="sse"
+	webhook   *webhook                      // nil without http.webhook
+	node      string                        // this node's name in a cluster: every event says it ("Node")
+	relay     func(typ string, data []byte) // in a cluster: hands this node's events to the others
 
 	mu      sync.Mutex // guards clients and closed
 	clients map[*sseClient]struct{}
@@ -152,11 +154,35 @@ func (h *eventHub) publish(ev session.Event) {
 	if typ == "" {
 		return
 	}
+	if h.node != "" {
+		v["Node"] = h.node
+	}
 	data, err := json.Marshal(v)
 	if err != nil {
 		return
 	}
-	e := sseEvent{typ: typ, data: data, conn: v["ConnectionId"], conf: v["ConferenceId"]}
+	if h.relay != nil {
+		h.relay(typ, data)
+	}
+	h.deliver(sseEvent{typ: typ, data: data, conn: v["ConnectionId"], conf: v["ConferenceId"]})
+}
+
+// publishRemote hands another node's event (its "Node" says which) to
+// every client of this one.
+func (h *eventHub) publishRemote(node, typ string, v map[string]string) {
+	if v == nil {
+		v = map[string]string{}
+	}
+	v["Node"] = node
+	data, err := json.Marshal(v)
+	if err != nil {
+		return
+	}
+	h.deliver(sseEvent{typ: typ, data: data, conn: v["ConnectionId"], conf: v["ConferenceId"]})
+}
+
+// deliver queues e to the webhook and every client it passes the filters of.
+func (h *eventHub) deliver(e sseEvent) {
 	if h.webhook != nil {
 		h.webhook.offer(e)
 	}

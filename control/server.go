@@ -87,6 +87,8 @@ type Server struct {
 	actions     *prometheus.CounterVec
 	mux         *http.ServeMux
 	events      *eventHub // GET /v1/events (events.go)
+	cluster     Cluster   // nil: standalone (cluster.go)
+	fwd         *http.Client
 }
 
 // New builds the API over table; metrics are served from gatherer.
@@ -235,6 +237,11 @@ func (s *Server) handleAction(w http.ResponseWriter, r *http.Request) {
 	if len(body) > 0 {
 		if err := json.Unmarshal(body, &p); err != nil {
 			s.answer(w, log, name, "Failure", nil, fmt.Errorf("bad JSON: %v", err), session.CodeMalformed)
+			return
+		}
+	}
+	if r.Header.Get(hdrForwarded) == "" {
+		if node := s.remoteOwner(r.Context(), log, p); node != "" && s.forward(w, r, node, body) {
 			return
 		}
 	}

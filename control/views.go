@@ -28,6 +28,7 @@ type connectionView struct {
 	JitterMs       int64  `json:"JitterMs"`
 	LatencyMs      int64  `json:"LatencyMs"`
 	CreatedRFC3339 string `json:"Created"`
+	Node           string `json:"Node,omitempty"` // in a cluster: the node that holds it
 }
 
 func viewConnection(c session.Connection) connectionView {
@@ -63,27 +64,36 @@ type conferenceView struct {
 	Members      []memberView `json:"Members"`
 	Links        []string     `json:"Links,omitempty"` // conferences linked to this one
 	Created      string       `json:"Created"`
+	Node         string       `json:"Node,omitempty"`
 }
 
-func (s *Server) handleConnections(w http.ResponseWriter, _ *http.Request) {
+func (s *Server) handleConnections(w http.ResponseWriter, r *http.Request) {
 	conns := s.table.Connections()
-	out := make([]connectionView, len(conns))
-	for i, c := range conns {
-		out[i] = viewConnection(c)
+	out := make([]any, 0, len(conns))
+	for _, c := range conns {
+		v := viewConnection(c)
+		v.Node = s.nodeName()
+		out = append(out, v)
+	}
+	for _, v := range s.gather(r, "/v1/connections", "Connections") { // the other nodes' (cluster.go)
+		out = append(out, v)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"Connections": out})
 }
 
-func (s *Server) handleConferences(w http.ResponseWriter, _ *http.Request) {
+func (s *Server) handleConferences(w http.ResponseWriter, r *http.Request) {
 	confs := s.table.Conferences()
-	out := make([]conferenceView, len(confs))
-	for i, cf := range confs {
+	out := make([]any, 0, len(confs))
+	for _, cf := range confs {
 		v := conferenceView{ConferenceID: cf.ID, Kind: string(cf.Kind), Mixing: cf.Mixing, Members: make([]memberView, len(cf.Members)),
-			Links: cf.Links, Created: cf.Created.UTC().Format("2006-01-02T15:04:05.000Z07:00")}
+			Links: cf.Links, Created: cf.Created.UTC().Format("2006-01-02T15:04:05.000Z07:00"), Node: s.nodeName()}
 		for j, m := range cf.Members {
 			v.Members[j] = memberView{m.ConnectionID, m.Muted, m.ReceiveOnly, m.Coach, m.Pupil, m.Talking}
 		}
-		out[i] = v
+		out = append(out, v)
+	}
+	for _, v := range s.gather(r, "/v1/conferences", "Conferences") {
+		out = append(out, v)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"Conferences": out})
 }

@@ -40,6 +40,10 @@ type Config struct {
 	SRTP         string        // rtp.srtp: off | optional | required ("" = optional), for the SIP front's negotiation
 	Media        MediaConfig   // media.*: prompts and recordings
 	State        Persister     // where every change is queued for a restart (persist.go); nil = none
+	Cluster      Cluster       // the cluster's registry (cluster.go); nil = standalone
+	// IDStride and IDIndex make IDs unique in a cluster: the nth
+	// ConnectionId or conference ID is n*IDStride+IDIndex (0: n).
+	IDStride, IDIndex uint64
 }
 
 // DefaultResources are the built-in pool capacities (DESIGN §6).

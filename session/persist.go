@@ -133,6 +133,7 @@ type confRecord struct {
 	Links   []string       `json:"links,omitempty"`     // the conferences linked to it (link.go)
 	Hairpin *bool          `json:"hairpin,omitempty"`   // ConferenceOptions; absent: the default (true)
 	Tone    bool           `json:"join_tone,omitempty"` // ConferenceOptions.SoundToneOnJoin
+	Claimed bool           `json:"claimed,omitempty"`   // its name is claimed in the cluster
 }
 
 type memberRecord struct {
@@ -191,6 +192,9 @@ func appendConfRecord(b []byte, cf *conf) []byte {
 	b = strconv.AppendBool(b, cf.opts.Hairpin)
 	if cf.opts.SoundToneOnJoin {
 		b = append(b, `,"join_tone":true`...)
+	}
+	if cf.claimed {
+		b = append(b, `,"claimed":true`...)
 	}
 	b = append(b, `,"members":[`...)
 	for i, mb := range cf.members {
@@ -269,13 +273,13 @@ func (t *Table) Restore(st StateReader) (RestoreReport, error) {
 	t.mu.Lock()
 	t.nextConn, t.nextConf, t.ops.next = max(t.nextConn, ids.Conn), max(t.nextConf, ids.Conf), max(t.ops.next, ids.Op)
 	for _, r := range conns { // IDs go on after every recorded one, restored or not
-		if n, err := strconv.ParseUint(r.ID, 10, 64); err == nil && n > t.nextConn {
-			t.nextConn = n
+		if n, err := strconv.ParseUint(r.ID, 10, 64); err == nil && t.counterOf(n) > t.nextConn {
+			t.nextConn = t.counterOf(n)
 		}
 	}
 	for _, r := range confs {
-		if n, err := strconv.ParseUint(r.ID, 10, 64); err == nil && n > t.nextConf {
-			t.nextConf = n
+		if n, err := strconv.ParseUint(r.ID, 10, 64); err == nil && t.counterOf(n) > t.nextConf {
+			t.nextConf = t.counterOf(n)
 		}
 	}
 	t.mu.Unlock()
@@ -309,6 +313,7 @@ func (t *Table) Restore(st StateReader) (RestoreReport, error) {
 		}
 	}
 	t.mu.Unlock()
+	t.reclaim()
 	return rep, t.restoreOps(st, &rep)
 }
 
@@ -411,6 +416,9 @@ func (t *Table) restoreConn(r connRecord) error {
 	}
 	t.applyMedia(c)
 	t.conns[c.ID] = c
+	if t.cfg.Cluster != nil {
+		t.cfg.Cluster.ConnectionCreated(c.ID)
+	}
 	t.saveConnLocked(c)
 	return nil
 }
@@ -442,6 +450,7 @@ func (t *Table) restoreConf(r confRecord) bool {
 		return false
 	}
 	cf.created = r.Created
+	cf.claimed = r.Claimed && t.cfg.Cluster != nil
 	for _, m := range members {
 		if err := t.join(cf, m.Conn, m.Attrs); err != nil {
 			t.log.WithError(err).WithFields(map[string]any{"conf_id": r.ID, "conn_id": m.Conn}).Warn("member not restored")

@@ -89,6 +89,7 @@ type conf struct {
 	held    int                // conference resources held (0 unless mixing)
 	links   []*link            // conferences linked to this one (link.go)
 	opts    ConferenceOptions  // as created (kept in the state)
+	claimed bool               // its name is claimed in the cluster (cluster.go)
 }
 
 type member struct {
@@ -296,7 +297,7 @@ func (t *Table) CreateConnection(p ConnectionParams) (Connection, error) {
 	now := time.Now()
 	c := &conn{
 		Connection: Connection{
-			ID:       strconv.FormatUint(t.nextConn, 10),
+			ID:       t.idOf(t.nextConn),
 			Local:    leg.LocalAddr(),
 			Remote:   p.Remote,
 			Codec:    p.Codec,
@@ -325,6 +326,9 @@ func (t *Table) CreateConnection(p ConnectionParams) (Connection, error) {
 	}
 	t.applyMedia(c)
 	t.conns[c.ID] = c
+	if t.cfg.Cluster != nil {
+		t.cfg.Cluster.ConnectionCreated(c.ID)
+	}
 	t.saveConnLocked(c)
 	snap := t.snapshot(c)
 	t.mu.Unlock()
@@ -556,13 +560,27 @@ func DefaultConferenceOptions() ConferenceOptions { return ConferenceOptions{Hai
 
 // CreateConferenceWith is CreateConference with options.
 func (t *Table) CreateConferenceWith(confID string, kind Kind, connID string, a MemberAttrs, o ConferenceOptions) (Conference, error) {
+	if confID != "" && t.cfg.Cluster != nil {
+		t.mu.Lock()
+		_, exists := t.confs[confID]
+		t.mu.Unlock()
+		if exists {
+			return Conference{}, fmt.Errorf("%w: %s", ErrConferenceExists, confID)
+		}
+		if err := t.claim(confID); err != nil {
+			return Conference{}, err
+		}
+	}
 	t.mu.Lock()
 	defer t.unlockAnnounce()
 	cf, err := t.newConfWith(confID, kind, o)
 	if err != nil {
+		t.unclaimLocked(confID)
 		return Conference{}, err
 	}
+	cf.claimed = confID != "" && t.cfg.Cluster != nil
 	if err := t.install(cf, connID, a); err != nil {
+		t.unclaimLocked(confID)
 		return Conference{}, err
 	}
 	if t.log.Logger.IsLevelEnabled(logrus.DebugLevel) {
@@ -592,6 +610,13 @@ func (t *Table) JoinOrCreate(confID string, kind Kind, connID string, a MemberAt
 		return t.CreateConference("", kind, connID, a)
 	}
 	t.mu.Lock()
+	if _, ok := t.confs[confID]; !ok && t.cfg.Cluster != nil {
+		t.mu.Unlock()
+		if err := t.claim(confID); err != nil {
+			return Conference{}, err
+		}
+		t.mu.Lock()
+	}
 	defer t.unlockAnnounce()
 	cf, ok := t.confs[confID]
 	if ok {
@@ -605,9 +630,12 @@ func (t *Table) JoinOrCreate(confID string, kind Kind, connID string, a MemberAt
 	}
 	cf, err := t.newConf(confID, kind)
 	if err != nil {
+		t.unclaimLocked(confID)
 		return Conference{}, err
 	}
+	cf.claimed = t.cfg.Cluster != nil
 	if err := t.install(cf, connID, a); err != nil {
+		t.unclaimLocked(confID)
 		return Conference{}, err
 	}
 	return cf.snapshot(), nil
@@ -666,7 +694,7 @@ func (t *Table) newConfWith(confID string, kind Kind, o ConferenceOptions) (*con
 		for {
 			t.nextConf++
 			t.saveIDsLocked()
-			confID = strconv.FormatUint(t.nextConf, 10)
+			confID = t.idOf(t.nextConf)
 			if _, taken := t.confs[confID]; !taken {
 				break
 			}
@@ -997,6 +1025,9 @@ func (t *Table) releaseConn(c *conn, rel *releaser) {
 	rel.ops = append(rel.ops, t.stopConnOpsLocked(c)...)
 	delete(t.conns, c.ID)
 	t.forgetLocked(StateConn, c.ID)
+	if t.cfg.Cluster != nil {
+		t.cfg.Cluster.ConnectionReleased(c.ID)
+	}
 	t.free(poolRTP, 1)
 	if c.Enhanced {
 		t.free(poolEnhanced, 1)
@@ -1011,6 +1042,9 @@ func (t *Table) releaseConf(cf *conf, rel *releaser) {
 	t.unlinkAllLocked(cf)
 	delete(t.confs, cf.id)
 	t.forgetLocked(StateConf, cf.id)
+	if cf.claimed {
+		t.cfg.Cluster.ReleaseConference(cf.id)
+	}
 	if cf.held > 0 {
 		t.free(poolConference, cf.held)
 		cf.held = 0

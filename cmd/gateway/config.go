@@ -15,6 +15,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/mediagw/mediagw/cluster"
 	"github.com/mediagw/mediagw/control"
 	"github.com/mediagw/mediagw/mgcp"
 	"github.com/mediagw/mediagw/ng"
@@ -44,6 +45,7 @@ type Config struct {
 	HTTP       control.Config           `yaml:"http"`
 	State      store.Config             `yaml:"state"`
 	NG         ng.Config                `yaml:"ng"`
+	Cluster    cluster.Config           `yaml:"cluster"`
 	Runtime    RuntimeConfig            `yaml:"runtime"`
 }
 
@@ -62,6 +64,7 @@ func defaultConfig() Config {
 		HTTP:       control.DefaultConfig(),
 		State:      store.DefaultConfig(),
 		NG:         ng.DefaultConfig(),
+		Cluster:    cluster.DefaultConfig(),
 		Runtime:    defaultRuntimeConfig(),
 	}
 }
@@ -185,7 +188,7 @@ func (c Config) validate() error {
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		return fmt.Errorf("log.format: %q is not text or json", c.Log.Format)
 	}
-	for _, v := range []any{c.SIP, c.MGCP, c.RTP, c.Resources, c.Conference, c.Media, c.HTTP, c.State, c.NG} {
+	for _, v := range []any{c.SIP, c.MGCP, c.RTP, c.Resources, c.Conference, c.Media, c.HTTP, c.State, c.NG, c.Cluster} {
 		if val, ok := v.(validator); ok {
 			if err := val.Validate(); err != nil {
 				return err

@@ -9,12 +9,14 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/sirupsen/logrus"
 
+	"github.com/mediagw/mediagw/cluster"
 	"github.com/mediagw/mediagw/confbridge"
 	"github.com/mediagw/mediagw/control"
 	"github.com/mediagw/mediagw/mgcp"
@@ -97,14 +99,57 @@ func run(ctx context.Context, cfg Config, logOut io.Writer) error {
 		}()
 		persist = state
 	}
-	table := session.New(session.Config{
+	// The cluster (DESIGN §10): joined before the table makes an ID, since
+	// every ID carries this node's index.
+	var (
+		cl          *cluster.Cluster
+		apiRef      atomic.Pointer[control.Server]
+		tableRef    atomic.Pointer[session.Table]
+		keepRecords bool // leaving the cluster with the calls kept for the next start
+	)
+	if cfg.Cluster.Enabled() {
+		jctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		cl, err = cluster.Join(jctx, cfg.Cluster, cluster.Self{
+			SIP: strings.Join(cfg.SIP.Listen, ","), MGCP: cfg.MGCP.Listen, NG: cfg.NG.Listen, Capacity: int64(ports.Pairs()),
+			Load: func() int64 {
+				if t := tableRef.Load(); t != nil {
+					return int64(t.InUse("rtp"))
+				}
+				return 0
+			},
+		}, cluster.Hooks{
+			Event: func(ev cluster.RemoteEvent) {
+				if a := apiRef.Load(); a != nil {
+					a.RemoteEvent(ev)
+				}
+			},
+			NodeDown: func(name string) {
+				log.WithField("component", "cluster").WithField("dead", name).Warn("a node missed its heartbeats: declared dead")
+			},
+		}, log)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("cluster: %w", err)
+		}
+		defer func() {
+			if err := cl.Leave(keepRecords); err != nil {
+				log.WithError(err).WithField("component", "cluster").Warn("leaving the cluster")
+			}
+		}()
+	}
+	scfg := session.Config{
 		Resources:    cfg.Resources,
 		Conference:   cfg.Conference,
 		MediaTimeout: cfg.RTP.MediaTimeout,
 		SRTP:         cfg.RTP.SRTP,
 		Media:        cfg.Media,
 		State:        persist,
-	}, ports, engine, log)
+	}
+	if cl != nil {
+		scfg.Cluster, scfg.IDStride, scfg.IDIndex = cl, cluster.Stride, cl.Index()
+	}
+	table := session.New(scfg, ports, engine, log)
+	tableRef.Store(table)
 	if state != nil {
 		rep, err := table.Restore(state)
 		if err != nil {
@@ -203,6 +248,11 @@ func run(ctx context.Context, cfg Config, logOut io.Writer) error {
 	api, err := control.New(cfg.HTTP, table, log, reg, reg)
 	if err != nil {
 		return err
+	}
+	if cl != nil {
+		api.SetCluster(cl)
+		apiRef.Store(api)
+		registerClusterMetrics(reg, cl)
 	}
 	mgcpSrv, err := mgcp.New(cfg.MGCP, table, log, reg)
 	if err != nil {
@@ -306,6 +356,7 @@ func run(ctx context.Context, cfg Config, logOut io.Writer) error {
 				log.WithError(err).WithField("component", "state").Error("the state was not written out in time: the last changes may be lost")
 			}
 			cancel()
+			keepRecords = true
 			log.WithField("component", "main").Info("mediagw stopped")
 			return nil
 		}
