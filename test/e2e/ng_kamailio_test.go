@@ -61,17 +61,27 @@ type kamailio struct {
 // sock, relaying every call to the callee port.
 func startKamailio(t *testing.T, port int, sock string, callee int) *kamailio {
 	t.Helper()
+	return runKamailio(t, "../../deploy/kamailio/kamailio.cfg", port,
+		fmt.Sprintf("RTPENGINE_SOCK=%q", sock), fmt.Sprintf("CALLEE=\"sip:127.0.0.1:%d\"", callee))
+}
+
+// runKamailio runs Kamailio with the config file cfgPath on
+// 127.0.0.1:port (the LISTEN define), with more -A defines, until the test
+// ends; it returns once Kamailio answers an OPTIONS.
+func runKamailio(t *testing.T, cfgPath string, port int, defines ...string) *kamailio {
+	t.Helper()
 	bin := requireTool(t, "kamailio")
-	cfg, err := filepath.Abs("../../deploy/kamailio/kamailio.cfg")
+	cfg, err := filepath.Abs(cfgPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
 	k := &kamailio{port: port, logs: &lockedBuffer{}, done: make(chan struct{})}
-	k.cmd = exec.Command(bin, "-f", cfg, "-DD", "-E", "-Y", dir, "-w", dir,
-		"-A", fmt.Sprintf("LISTEN=udp:127.0.0.1:%d", port),
-		"-A", fmt.Sprintf("RTPENGINE_SOCK=%q", sock),
-		"-A", fmt.Sprintf("CALLEE=\"sip:127.0.0.1:%d\"", callee))
+	args := []string{"-f", cfg, "-DD", "-E", "-Y", dir, "-w", dir, "-A", fmt.Sprintf("LISTEN=udp:127.0.0.1:%d", port)}
+	for _, d := range defines {
+		args = append(args, "-A", d)
+	}
+	k.cmd = exec.Command(bin, args...)
 	k.cmd.Stdout, k.cmd.Stderr = k.logs, k.logs
 	k.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := k.cmd.Start(); err != nil {
