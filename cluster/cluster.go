@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"sort"
 	"strconv"
@@ -42,6 +43,7 @@ type Node struct {
 type Self struct {
 	SIP, MGCP, NG string
 	Capacity      int64
+	Token         string       // the HTTP API's bearer token (the nodes share it): cascades are made over it
 	Load          func() int64 // read at every heartbeat; nil = 0
 }
 
@@ -86,6 +88,8 @@ type Cluster struct {
 	wg       sync.WaitGroup
 	closed   bool
 	subReady chan struct{}
+	httpOnce sync.Once
+	http     *http.Client
 }
 
 // Stats count the cluster's Redis traffic, for metrics and the benchmark.

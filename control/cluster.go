@@ -61,7 +61,12 @@ func (s *Server) RemoteEvent(ev cluster.RemoteEvent) {
 
 // remoteOwner names the alive node other than this one that holds the ID
 // the action is about, or "" to run it here.
-func (s *Server) remoteOwner(ctx context.Context, log *logrus.Entry, p params) string {
+//
+// A JoinConference of a conference another node holds is not forwarded:
+// the member joins here, in a cascade (session/cascade.go). Any other
+// action about a conference this node has only a cascade of goes to the
+// holder.
+func (s *Server) remoteOwner(ctx context.Context, log *logrus.Entry, action string, p params) string {
 	if s.cluster == nil {
 		return ""
 	}
@@ -71,16 +76,18 @@ func (s *Server) remoteOwner(ctx context.Context, log *logrus.Entry, p params) s
 			return ""
 		}
 		owner, _ = s.cluster.IDOwner(id)
-	} else if id, _ := p.optional("ConferenceId"); id != "" {
-		if _, err := s.table.Conference(id); err == nil {
-			return ""
-		}
-		o, err := s.cluster.ConferenceOwner(ctx, id)
-		if err != nil {
+	} else if id, _ := p.optional("ConferenceId"); id != "" && action != "JoinConference" {
+		if cf, err := s.table.Conference(id); err == nil {
+			if cf.CascadeOf == "" {
+				return ""
+			}
+			owner = cf.CascadeOf
+		} else if o, err := s.cluster.ConferenceOwner(ctx, id); err != nil {
 			log.WithError(err).Warn("cluster registry: conference owner unknown; answering here")
 			return ""
+		} else {
+			owner = o
 		}
-		owner = o
 	}
 	if owner == "" || owner == s.cluster.Name() {
 		return ""

@@ -241,7 +241,7 @@ func (s *Server) handleAction(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if r.Header.Get(hdrForwarded) == "" {
-		if node := s.remoteOwner(r.Context(), log, p); node != "" && s.forward(w, r, node, body) {
+		if node := s.remoteOwner(r.Context(), log, name, p); node != "" && s.forward(w, r, node, body) {
 			return
 		}
 	}

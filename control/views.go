@@ -65,6 +65,8 @@ type conferenceView struct {
 	Links        []string     `json:"Links,omitempty"` // conferences linked to this one
 	Created      string       `json:"Created"`
 	Node         string       `json:"Node,omitempty"`
+	CascadeOf    string       `json:"CascadeOf,omitempty"`   // a cascade of this node's conference
+	CascadeLink  string       `json:"CascadeLink,omitempty"` // the member that links it there
 }
 
 func (s *Server) handleConnections(w http.ResponseWriter, r *http.Request) {
@@ -86,7 +88,8 @@ func (s *Server) handleConferences(w http.ResponseWriter, r *http.Request) {
 	out := make([]any, 0, len(confs))
 	for _, cf := range confs {
 		v := conferenceView{ConferenceID: cf.ID, Kind: string(cf.Kind), Mixing: cf.Mixing, Members: make([]memberView, len(cf.Members)),
-			Links: cf.Links, Created: cf.Created.UTC().Format("2006-01-02T15:04:05.000Z07:00"), Node: s.nodeName()}
+			Links: cf.Links, Created: cf.Created.UTC().Format("2006-01-02T15:04:05.000Z07:00"), Node: s.nodeName(),
+			CascadeOf: cf.CascadeOf, CascadeLink: cf.CascadeLink}
 		for j, m := range cf.Members {
 			v.Members[j] = memberView{m.ConnectionID, m.Muted, m.ReceiveOnly, m.Coach, m.Pupil, m.Talking}
 		}

@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"strconv"
 	"time"
 )
@@ -24,6 +25,14 @@ type Cluster interface {
 	ReleaseConference(name string)
 	ConnectionCreated(id string)
 	ConnectionReleased(id string)
+	// ConferenceOwner names the node holding conference name ("" none).
+	ConferenceOwner(ctx context.Context, name string) (string, error)
+	// Cascade asks node owner to make a member of its conference name whose
+	// media goes to local; it returns that member's media address and ID
+	// (cascade.go).
+	Cascade(ctx context.Context, owner, name string, local netip.AddrPort) (remote netip.AddrPort, remoteID string, err error)
+	// Uncascade releases that member (queued: it never blocks).
+	Uncascade(owner, remoteID string)
 }
 
 // ElsewhereError: a named conference is held by another node of the

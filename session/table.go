@@ -1,6 +1,8 @@
 package session
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"sort"
@@ -90,6 +92,7 @@ type conf struct {
 	links   []*link            // conferences linked to this one (link.go)
 	opts    ConferenceOptions  // as created (kept in the state)
 	claimed bool               // its name is claimed in the cluster (cluster.go)
+	cascade *cascade           // a cascade of a conference another node holds (cascade.go)
 }
 
 type member struct {
@@ -592,8 +595,19 @@ func (t *Table) CreateConferenceWith(confID string, kind Kind, connID string, a 
 // JoinConference adds connID to an existing conference.
 func (t *Table) JoinConference(confID, connID string, a MemberAttrs) (Conference, error) {
 	t.mu.Lock()
-	defer t.unlockAnnounce()
 	cf, ok := t.confs[confID]
+	if !ok && t.cfg.Cluster != nil && confID != "" { // held by another node: a cascade here
+		t.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), claimWait)
+		owner, err := t.cfg.Cluster.ConferenceOwner(ctx, confID)
+		cancel()
+		if err == nil && owner != "" && owner != t.cfg.Cluster.Name() {
+			return t.cascadeJoin(confID, owner, connID, a)
+		}
+		t.mu.Lock()
+		cf, ok = t.confs[confID]
+	}
+	defer t.unlockAnnounce()
 	if !ok {
 		return Conference{}, fmt.Errorf("%w: %s", ErrUnknownConference, confID)
 	}
@@ -613,6 +627,10 @@ func (t *Table) JoinOrCreate(confID string, kind Kind, connID string, a MemberAt
 	if _, ok := t.confs[confID]; !ok && t.cfg.Cluster != nil {
 		t.mu.Unlock()
 		if err := t.claim(confID); err != nil {
+			var ee *ElsewhereError
+			if errors.As(err, &ee) && kind == KindConference {
+				return t.cascadeJoin(confID, ee.Node, connID, a)
+			}
 			return Conference{}, err
 		}
 		t.mu.Lock()
@@ -955,8 +973,21 @@ func (t *Table) deleteConnection(connID, confID string, r Release) (Deleted, err
 		d = Deleted{Scope: ScopeConnection}
 		if cf := c.conf; cf != nil {
 			d.ConferenceID = cf.id
-			if t.leave(cf, c) {
+			switch {
+			case cf.cascade != nil && cf.cascade.link == c.ID: // a cascade without its link: it goes whole
+				for len(cf.members) > 0 {
+					m := cf.members[len(cf.members)-1].c
+					t.leave(cf, m)
+					if m != c {
+						t.releaseConn(m, &rel)
+					}
+				}
 				t.releaseConf(cf, &rel)
+				d.ConferenceReleased = true
+			case t.leave(cf, c):
+				t.releaseConf(cf, &rel)
+				d.ConferenceReleased = true
+			case t.collapseLocked(cf, &rel):
 				d.ConferenceReleased = true
 			}
 		}
@@ -990,8 +1021,10 @@ func (t *Table) deleteConnection(connID, confID string, r Release) (Deleted, err
 			return Deleted{Scope: ScopeMember}, fmt.Errorf("%w: %s in %s", ErrNotMember, connID, confID)
 		}
 		d = Deleted{Scope: ScopeMember, ConferenceID: cf.id}
-		if t.leave(cf, c) {
-			t.releaseConf(cf, &rel)
+		if t.leave(cf, c) || t.collapseLocked(cf, &rel) {
+			if t.confs[cf.id] == cf {
+				t.releaseConf(cf, &rel)
+			}
 			d.ConferenceReleased = true
 		}
 		t.listenLocked(c)
@@ -1001,6 +1034,11 @@ func (t *Table) deleteConnection(connID, confID string, r Release) (Deleted, err
 	subs := t.subscribers()
 
 	d.Connections = rel.finish(r, subs, t.log)
+	for _, cf := range rel.confs {
+		if cf.cascade != nil && cf.cascade.remote != "" {
+			t.cfg.Cluster.Uncascade(cf.cascade.owner, cf.cascade.remote)
+		}
+	}
 	return d, nil
 }
 
@@ -1154,6 +1192,9 @@ func idLess(a, b string) bool {
 func (cf *conf) snapshot() Conference {
 	s := Conference{ID: cf.id, Kind: cf.kind, Created: cf.created, Mixing: cf.held > 0,
 		Members: make([]Member, len(cf.members)), Links: cf.linkedTo()}
+	if cf.cascade != nil {
+		s.CascadeOf, s.CascadeLink = cf.cascade.owner, cf.cascade.link
+	}
 	for i, mb := range cf.members {
 		s.Members[i] = Member{ConnectionID: mb.c.ID, MemberAttrs: mb.attrs}
 		if cf.mixer != nil {

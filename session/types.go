@@ -133,6 +133,10 @@ type Conference struct {
 	Members []Member
 	Links   []string // conferences linked to this one: each hears the other's members
 	Created time.Time
+	// CascadeOf: in a cluster, the node holding this conference when this is
+	// a cascade of it (its members joined here); CascadeLink is the member
+	// that links it there.
+	CascadeOf, CascadeLink string
 }
 
 // Release says who releases and why.

@@ -110,7 +110,7 @@ func run(ctx context.Context, cfg Config, logOut io.Writer) error {
 	if cfg.Cluster.Enabled() {
 		jctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		cl, err = cluster.Join(jctx, cfg.Cluster, cluster.Self{
-			SIP: strings.Join(cfg.SIP.Listen, ","), MGCP: cfg.MGCP.Listen, NG: cfg.NG.Listen, Capacity: int64(ports.Pairs()),
+			SIP: strings.Join(cfg.SIP.Listen, ","), MGCP: cfg.MGCP.Listen, NG: cfg.NG.Listen, Capacity: int64(ports.Pairs()), Token: cfg.HTTP.Token,
 			Load: func() int64 {
 				if t := tableRef.Load(); t != nil {
 					return int64(t.InUse("rtp"))
@@ -122,9 +122,15 @@ func run(ctx context.Context, cfg Config, logOut io.Writer) error {
 				if a := apiRef.Load(); a != nil {
 					a.RemoteEvent(ev)
 				}
+				if t := tableRef.Load(); t != nil && ev.Type == "ConnectionReleased" {
+					t.PeerConnectionReleased(ev.Node, ev.Data["ConnectionId"]) // a cascade's far end
+				}
 			},
 			NodeDown: func(name string) {
 				log.WithField("component", "cluster").WithField("dead", name).Warn("a node missed its heartbeats: declared dead")
+				if t := tableRef.Load(); t != nil {
+					t.PeerDown(name) // the cascades to it and from it
+				}
 			},
 		}, log)
 		cancel()
