@@ -67,7 +67,7 @@ func (c *Cluster) action(ctx context.Context, owner, name string, params map[str
 func (c *Cluster) Cascade(ctx context.Context, owner, name string, local netip.AddrPort) (netip.AddrPort, string, error) {
 	res, err := c.action(ctx, owner, "JoinConference", map[string]string{
 		"ConferenceId": name, "MediaTxIP": local.Addr().String(), "MediaTxPort": fmt.Sprint(local.Port()),
-		"Codec": "PCMU", "CallId": "cascade:" + c.self.Name,
+		"MediaTxCodec": "PCMU", "CallId": "cascade:" + c.self.Name,
 	})
 	if err != nil {
 		return netip.AddrPort{}, "", err

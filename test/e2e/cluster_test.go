@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -141,7 +142,8 @@ type clusterConf struct {
 	Members      []struct {
 		ConnectionID string `json:"ConnectionId"`
 	}
-	Node string
+	Node      string
+	CascadeOf string
 }
 
 // conferences is g's listing of every node's conferences; local: g's own
@@ -405,5 +407,124 @@ func TestClusterNodeKilled(t *testing.T) {
 	}
 	for i, g := range c.nodes {
 		waitGauge(t, g, "mediagw_connections_active", 0, fmt.Sprintf("node%d", i+1))
+	}
+}
+
+// A conference with a member on each node: a SIP phone through Kamailio
+// (its R-URI hash picks the holder), an HTTP JoinConference straight to a
+// second node and an MGCP CRCX straight to the third. The two others
+// cascade to the holder; tone-tagged, everyone hears every other member and
+// nobody itself. Then the members leave one by one: each cascade collapses
+// with its last member (its link's far end on the holder too), and every
+// node ends with nothing.
+func TestClusterCascadedConference(t *testing.T) {
+	c := startCluster(t)
+	tones := []float64{400, 1100, 1700} // SIP (holder), HTTP, MGCP
+	peers := make([]*TonePeer, len(tones))
+	for i, f := range tones {
+		peers[i] = NewTonePeer(t, f, 0)
+	}
+	phone := newSIPPhone(t, "alice")
+	dlg, ans := phone.call(fmt.Sprintf("127.0.0.1:%d", c.kamPort), "conf-77", peers[0])
+	peers[0].Run(mediaAddr(t, ans), true, tones...)
+	holder := -1
+	for _, cf := range conferences(t, c.nodes[0], false) {
+		if cf.ConferenceID == "77" {
+			fmt.Sscanf(cf.Node, "node%d", &holder)
+		}
+	}
+	if holder < 1 {
+		t.Fatal("conf-77 is on no node")
+	}
+	var others []*Gateway
+	for i, g := range c.nodes {
+		if i+1 != holder {
+			others = append(others, g)
+		}
+	}
+	httpNode, mgcpNode := others[0], others[1]
+	res := httpNode.MustAction(t, "JoinConference", map[string]any{"ConferenceId": "77",
+		"MediaTxIP": "127.0.0.1", "MediaTxPort": strconv.Itoa(peers[1].Port()), "MediaTxCodec": "PCMU"})
+	httpConn := res["ConnectionId"]
+	peers[1].Run(netip.MustParseAddrPort(res["MediaRxIP"]+":"+res["MediaRxPort"]), true, tones...)
+	ca := newCallAgent(t)
+	ca.attach(mgcpNode)
+	code, params, sdp := ca.do("CRCX {tid} cnf/77@mgw MGCP 1.0\r\nC: casc\r\nM: confrnce\r\nL: p:20, a:PCMU\r\n%s", peerSDP(peers[2]))
+	if code != 200 {
+		t.Fatalf("CRCX cnf/77 on the third node: %d %v", code, params)
+	}
+	peers[2].Run(mediaAddr(t, sdp), true, tones...)
+
+	// One conference held, two cascades of it, each with one member and its link.
+	holderName := fmt.Sprintf("node%d", holder)
+	var held, cascades int
+	for _, cf := range conferences(t, c.nodes[0], false) {
+		if cf.ConferenceID != "77" {
+			continue
+		}
+		switch {
+		case cf.Node == holderName && cf.CascadeOf == "":
+			held++
+			if len(cf.Members) != 3 { // the phone and the two links
+				t.Fatalf("the holder's conference has %d members, want 3: %+v", len(cf.Members), cf)
+			}
+		case cf.CascadeOf == holderName && len(cf.Members) == 2:
+			cascades++
+		default:
+			t.Fatalf("unexpected conference 77: %+v", cf)
+		}
+	}
+	if held != 1 || cascades != 2 {
+		t.Fatalf("conference 77: %d held, %d cascades; want 1 and 2", held, cascades)
+	}
+	hears := []map[float64]bool{{1100: true, 1700: true}, {400: true, 1700: true}, {400: true, 1100: true}}
+	waitPackets(t, 25, peers...)
+	for _, p := range peers {
+		p.Reset()
+	}
+	waitPackets(t, 50, peers...)
+	for i, p := range peers {
+		AssertHearing(t, fmt.Sprintf("member %.0f Hz (%s)", tones[i], []string{"SIP", "HTTP", "MGCP"}[i]), p, tones, hears[i])
+	}
+
+	// The HTTP member leaves: its cascade collapses; the others still hear each other.
+	if r := httpNode.MustAction(t, "DeleteConnection", map[string]any{"ConnectionId": httpConn}); r["ConferenceReleased"] != "true" {
+		t.Fatalf("the HTTP member's cascade did not collapse with it: %v", r)
+	}
+	peers[1].Close()
+	waitGauge(t, httpNode, "mediagw_connections_active", 0, "the HTTP member's node")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		n := 0
+		for _, cf := range conferences(t, c.nodes[holder-1], true) {
+			if cf.ConferenceID == "77" {
+				n = len(cf.Members)
+			}
+		}
+		if n == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the holder's conference has %d members after the HTTP member's cascade collapsed, want 2", n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, p := range []*TonePeer{peers[0], peers[2]} {
+		p.Reset()
+	}
+	waitPackets(t, 40, peers[0], peers[2])
+	AssertHearing(t, "SIP member after the HTTP member left", peers[0], tones, map[float64]bool{1700: true})
+	AssertHearing(t, "MGCP member after the HTTP member left", peers[2], tones, map[float64]bool{400: true})
+
+	// The MGCP member leaves, then the phone hangs up: nothing is left anywhere.
+	if code, params, _ := ca.do("DLCX {tid} cnf/77@mgw MGCP 1.0\r\n"); code != 250 && code != 200 {
+		t.Fatalf("DLCX: %d %v", code, params)
+	}
+	if err := dlg.Bye(context.Background()); err != nil {
+		t.Fatalf("BYE: %v", err)
+	}
+	for i, g := range c.nodes {
+		waitGauge(t, g, "mediagw_connections_active", 0, fmt.Sprintf("node%d", i+1))
+		waitGauge(t, g, "mediagw_conferences_active", 0, fmt.Sprintf("node%d", i+1))
 	}
 }
