@@ -101,6 +101,7 @@ type Stats struct {
 	EventsIn     uint64 // events received from other nodes
 	DroppedQueue uint64 // updates dropped: queue full
 	Reaped       uint64 // dead nodes this node cleaned
+	Unclaimed    uint64 // conferences made while the registry was away (claimed when it is back)
 }
 
 type updateKind uint8
@@ -281,7 +282,16 @@ func (c *Cluster) ClaimConference(ctx context.Context, name string) (string, err
 		c.self.Name, name, c.p+"node:").Text()
 	if err != nil {
 		c.failed()
-		return "", fmt.Errorf("cluster: claiming conference %s: %w", name, err)
+		// The registry is away: the conference is made here (calls go
+		// on) and claimed when the registry is back (flush's resync),
+		// where a claim another node made meanwhile is reported.
+		c.mu.Lock()
+		c.held[name] = g
+		c.resync = true
+		c.stats.Unclaimed++
+		c.mu.Unlock()
+		c.log.WithError(err).WithField("conference", name).Warn("cluster registry away: conference made here unclaimed; claimed when the registry is back")
+		return c.self.Name, nil
 	}
 	if o == c.self.Name {
 		c.mu.Lock()

@@ -273,6 +273,11 @@ func TestRedisRestartRebuildsRecords(t *testing.T) {
 	r.Kill()
 	time.Sleep(2 * cfgA.TTL)
 	a.ConnectionReleased(fmt.Sprint(1*Stride + ia)) // while Redis is away
+	// A conference made while Redis is away is made here, and claimed
+	// when it is back.
+	if o, err := a.ClaimConference(ctx, "room-x"); err != nil || o != "a" {
+		t.Fatalf("claim while the registry is away: %q %v, want a", o, err)
+	}
 	r.Restart()
 	rdb := r.Client()
 	defer rdb.Close()
@@ -281,8 +286,12 @@ func TestRedisRestartRebuildsRecords(t *testing.T) {
 		n, _ := rdb.SCard(ctx, p+"conns:a").Result()
 		oa, _ := rdb.Get(ctx, p+"conf:room-a").Result()
 		ob, _ := rdb.Get(ctx, p+"conf:room-b").Result()
-		return n == 49 && oa == "a" && ob == "b"
+		ox, _ := rdb.Get(ctx, p+"conf:room-x").Result()
+		return n == 49 && oa == "a" && ob == "b" && ox == "a"
 	})
+	if a.Stats().Unclaimed != 1 {
+		t.Fatalf("unclaimed conferences: %d, want 1", a.Stats().Unclaimed)
+	}
 	if a.Index() != ia || b.Index() != ib {
 		t.Fatalf("indexes changed across the Redis restart: a %d->%d, b %d->%d", ia, a.Index(), ib, b.Index())
 	}

@@ -27,6 +27,10 @@ func registerClusterMetrics(reg prometheus.Registerer, cl *cluster.Cluster) {
 			Help: "Events of other nodes received for this node's event streams.",
 		}, func() float64 { return float64(cl.Stats().EventsIn) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "mediagw_cluster_unclaimed_conferences_total",
+			Help: "Conferences made while the registry was away, claimed when it came back.",
+		}, func() float64 { return float64(cl.Stats().Unclaimed) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "mediagw_cluster_nodes_cleaned_total",
 			Help: "Dead nodes whose records this node cleaned.",
 		}, func() float64 { return float64(cl.Stats().Reaped) }),

@@ -118,6 +118,24 @@ func (r *redisProc) kill() {
 	}
 }
 
+// get returns a string key's value ("" when it is missing).
+func (r *redisProc) get(key string) string {
+	c, err := net.DialTimeout("tcp", r.addr, time.Second)
+	if err != nil {
+		return ""
+	}
+	defer c.Close()
+	_, _ = c.Write([]byte("GET " + key + "\r\n"))
+	_ = c.SetReadDeadline(time.Now().Add(time.Second))
+	rd := bufio.NewReader(c)
+	head, _ := rd.ReadString('\n')
+	if !strings.HasPrefix(head, "$") || strings.HasPrefix(head, "$-1") {
+		return ""
+	}
+	val, _ := rd.ReadString('\n')
+	return strings.TrimSpace(val)
+}
+
 // do sends one inline command and returns the first line of the answer
 // ("" when the server does not answer).
 func (r *redisProc) do(cmd string) string {
