@@ -38,6 +38,11 @@ bench-conference:
 bench-state:
 	./bench/state.sh
 
+# A cluster (issue 15): SIP calls/s of 1, 2 and 3 nodes behind Kamailio,
+# per-node efficiency and Redis round trips per call (~3 min).
+bench-cluster:
+	./bench/cluster.sh
+
 # The floods of issue 10 through the binary (also part of unit), verbose for
 # their figures: 20,000 un-ACKed INVITEs, 50 sources over sip.rate, 500 idle
 # TCP connections; real SIPp calls meanwhile; the process back to baseline.

@@ -5,8 +5,9 @@
 # Kamailio: every call a new conference (conf-<n>, so every call claims a
 # name in the registry and gives it up), held 1 ms, in 3 s steps of a rate
 # ladder; a step passes when SIPp counts no failed call within the paced time
-# (+10% +0.5 s). Beside it, one gateway standalone with SIPp straight at it
-# (no Kamailio, no cluster): what one node does without the front door.
+# (+10% +0.5 s). Beside it, one gateway standalone with SIPp straight at it,
+# and the same behind Kamailio: what one node does without the front door and
+# without the registry.
 #
 # The gateways share core 1 (taskset), Kamailio, SIPp and Redis core 0, so
 # N nodes split one core: the figure that matters is per-node efficiency
@@ -17,7 +18,7 @@
 # Every gateway runs with state.store none (what is measured is the cluster).
 # Knobs: RATES="200 400 ...", NODES="1 2 3", SECS=3.
 # Output: bench/out/cluster-<stamp>/; name=value lines at the end:
-#   cluster_sip_cps_standalone, cluster_sip_cps_<n>nodes, cluster_efficiency_<n>nodes,
+#   cluster_sip_cps_standalone(_kamailio), cluster_sip_cps_<n>nodes, cluster_efficiency_<n>nodes,
 #   cluster_redis_round_trips_per_call_<n>nodes, cluster_redis_commands_per_call_<n>nodes
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
@@ -25,7 +26,7 @@ ROOT=$(pwd)
 STAMP=$(date -u +%Y%m%d-%H%M%S)
 OUT=$ROOT/bench/out/cluster-$STAMP
 mkdir -p "$OUT"
-RATES=${RATES:-"200 400 600 800 1000 1200 1400 1600 1800 2000 2500 3000 3500 4000"}
+RATES=${RATES:-"200 400 600 800 1000 1200 1400 1600 1800 2000 2500 3000 3500 4000 5000 6000 7000 8000 10000"}
 NODES=${NODES:-"1 2 3"}
 SECS=${SECS:-3}
 log() { echo "cluster: $*" >&2; }
@@ -93,6 +94,7 @@ ladder() { # name target: the best passing rate; also sets CALLS_DONE
     rc=$?
     t1=$(date +%s.%N)
     CALLS_DONE=$((CALLS_DONE + m))
+    echo "$CALLS_DONE" >"$OUT/$name.calls"
     inTime=$(awk -v a="$t0" -v b="$t1" -v s="$SECS" 'BEGIN{print (b-a <= s*1.1+0.5) ? 1 : 0}')
     echo "rate=$r calls=$m exit=$rc elapsed_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b-a}')" >>"$OUT/$name.txt"
     [[ $rc == 0 && $inTime == 1 ]] || break
@@ -107,6 +109,17 @@ log "standalone: one gateway, SIPp straight at it"
 start_nodes 1 standalone
 CPS[standalone]=$(ladder standalone 127.0.0.2:5060)
 stop_all
+log "standalone behind Kamailio: one gateway, no cluster"
+start_kamailio() {
+  taskset -c 0 kamailio -m 512 -M 16 -f "$ROOT/deploy/cluster/kamailio.cfg" -DD -E -A "LISTEN=udp:127.0.0.1:$KAM_PORT" \
+    -A "DS_LIST=\"$OUT/dispatcher.list\"" -A DS_PING=1 >"$OUT/kamailio-$1.log" 2>&1 &
+  PIDS+=($!)
+  sleep 2
+}
+start_nodes 1 standalone
+start_kamailio standalone
+CPS[kamailio]=$(ladder kamailio 127.0.0.1:$KAM_PORT)
+stop_all
 
 taskset -c 0 redis-server --port $REDIS_PORT --bind 127.0.0.1 --save "" --appendonly no --dir "$OUT" >"$OUT/redis.log" 2>&1 &
 REDIS_PID=$!
@@ -115,12 +128,10 @@ for n in $NODES; do
   log "$n node(s) behind Kamailio"
   redis-cli -p $REDIS_PORT flushall >/dev/null
   start_nodes "$n"
-  taskset -c 0 kamailio -f "$ROOT/deploy/cluster/kamailio.cfg" -DD -E -A "LISTEN=udp:127.0.0.1:$KAM_PORT" \
-    -A "DS_LIST=\"$OUT/dispatcher.list\"" -A DS_PING=1 >"$OUT/kamailio-$n.log" 2>&1 &
-  PIDS+=($!)
-  sleep 2
+  start_kamailio "$n"
   rt0=$(round_trips "$n") c0=$(redis_cmds)
   CPS[$n]=$(ladder "nodes$n" 127.0.0.1:$KAM_PORT)
+  CALLS_DONE=$(cat "$OUT/nodes$n.calls")
   rt1=$(round_trips "$n") c1=$(redis_cmds)
   RT[$n]=$(awk -v a="$rt0" -v b="$rt1" -v c="$CALLS_DONE" 'BEGIN{printf "%.2f", (b-a)/c}')
   CMD[$n]=$(awk -v a="$c0" -v b="$c1" -v c="$CALLS_DONE" 'BEGIN{printf "%.2f", (b-a)/c}')
@@ -133,11 +144,13 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN{if (a+0>0 && b+0>0) printf "%.2f", a/b;
   echo "| setup | SIP calls/s (0 failures) | per-node efficiency | Redis round trips / call | Redis commands / call |"
   echo "|---|---|---|---|---|"
   echo "| 1 gateway, no Kamailio, no cluster | ${CPS[standalone]} | | | |"
+  echo "| 1 gateway behind Kamailio, no cluster | ${CPS[kamailio]} | | | |"
   for n in $NODES; do
     echo "| $n node(s) behind Kamailio | ${CPS[$n]} | $(ratio "${CPS[$n]}" $((${CPS[1]:-0} * n))) | ${RT[$n]} | ${CMD[$n]} |"
   done
   echo
   echo "cluster_sip_cps_standalone=${CPS[standalone]}"
+  echo "cluster_sip_cps_standalone_kamailio=${CPS[kamailio]}"
   for n in $NODES; do
     echo "cluster_sip_cps_${n}nodes=${CPS[$n]}"
     echo "cluster_efficiency_${n}nodes=$(ratio "${CPS[$n]}" $((${CPS[1]:-0} * n)))"
