@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/emiago/sipgo"
 )
 
 // The cluster of issue 15, as deploy/cluster runs it: three gateways
@@ -426,8 +428,21 @@ func TestClusterNodeKilled(t *testing.T) {
 // nobody itself. Then the members leave one by one: each cascade collapses
 // with its last member (its link's far end on the holder too), and every
 // node ends with nothing.
-func TestClusterCascadedConference(t *testing.T) {
-	c := startCluster(t)
+// cascadeSetup is a conference 77 with a member on each node: the SIP
+// phone through Kamailio on the holder, an HTTP member and an MGCP member
+// on the other two, each peer sending its tone.
+type cascadeSetup struct {
+	tones              []float64
+	peers              []*TonePeer
+	holder             int // 1-3
+	httpNode, mgcpNode *Gateway
+	ca                 *callAgent
+	dlg                *sipgo.DialogClientSession
+	httpConn           string
+}
+
+func setupCascade(t *testing.T, c *testCluster) cascadeSetup {
+	t.Helper()
 	tones := []float64{400, 1100, 1700} // SIP (holder), HTTP, MGCP
 	peers := make([]*TonePeer, len(tones))
 	for i, f := range tones {
@@ -454,7 +469,6 @@ func TestClusterCascadedConference(t *testing.T) {
 	httpNode, mgcpNode := others[0], others[1]
 	res := httpNode.MustAction(t, "JoinConference", map[string]any{"ConferenceId": "77",
 		"MediaTxIP": "127.0.0.1", "MediaTxPort": strconv.Itoa(peers[1].Port()), "MediaTxCodec": "PCMU"})
-	httpConn := res["ConnectionId"]
 	peers[1].Run(netip.MustParseAddrPort(res["MediaRxIP"]+":"+res["MediaRxPort"]), true, tones...)
 	ca := newCallAgent(t)
 	ca.attach(mgcpNode)
@@ -463,7 +477,13 @@ func TestClusterCascadedConference(t *testing.T) {
 		t.Fatalf("CRCX cnf/77 on the third node: %d %v", code, params)
 	}
 	peers[2].Run(mediaAddr(t, sdp), true, tones...)
+	return cascadeSetup{tones, peers, holder, httpNode, mgcpNode, ca, dlg, res["ConnectionId"]}
+}
 
+func TestClusterCascadedConference(t *testing.T) {
+	c := startCluster(t)
+	x := setupCascade(t, c)
+	tones, peers, holder, httpNode, ca, dlg, httpConn := x.tones, x.peers, x.holder, x.httpNode, x.ca, x.dlg, x.httpConn
 	// One conference held, two cascades of it, each with one member and its link.
 	holderName := fmt.Sprintf("node%d", holder)
 	var held, cascades int
@@ -589,5 +609,38 @@ func TestClusterRedisRestart(t *testing.T) {
 	r = <-done
 	if r[0] != "<nil>" {
 		t.Fatalf("SIPp after the Redis restart: %s\n%s", r[0], r[1])
+	}
+}
+
+// The holder of a cascaded conference killed (SIGKILL): once a survivor
+// declares it dead, both cascades that pointed at it are released on their
+// nodes with their members (the MGCP call agent gets a DLCX for its
+// connection), and nothing is left on the survivors.
+func TestClusterCascadeHolderKilled(t *testing.T) {
+	c := startCluster(t)
+	x := setupCascade(t, c)
+	waitPackets(t, 25, x.peers...)
+	c.nodes[x.holder-1].Kill()
+	killed := time.Now()
+	for _, g := range []*Gateway{x.httpNode, x.mgcpNode} {
+		waitGauge(t, g, "mediagw_connections_active", 0, "a survivor with a cascade of the dead holder's conference")
+		waitGauge(t, g, "mediagw_conferences_active", 0, "a survivor with a cascade of the dead holder's conference")
+	}
+	t.Logf("both cascades released %v after the holder's kill (ttl 1s, grace 1s)", time.Since(killed).Round(time.Millisecond))
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		dlcx := false
+		for _, cmd := range x.ca.commands() {
+			if strings.HasPrefix(cmd, "DLCX ") {
+				dlcx = true
+			}
+		}
+		if dlcx {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the call agent got no DLCX for its member of the released cascade: %q", x.ca.commands())
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
