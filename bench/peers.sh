@@ -16,7 +16,8 @@
 # RAMP_FACTOR=1.15 RAMP_MAX=500000 SYSTEMS="rtpengine osmo-mgw mediagw"
 # SIP_RATES="..." QUICK=1 (short smoke run) RECORD=0 NICE=-20
 # PPROF=1 (the gateway writes a CPU profile per instance to the output folder)
-# SIP_PEER=0 (skip the sipp uas series)
+# SIP_PEER=0 (skip the sipp uas series); SIP_OVERLOAD=0 (skip the 1.5x step);
+# OVERLOAD_DELAY=0 (mediagw without load shedding, sip.overload.delay)
 # PARTS="relay mgcp sip ng" (a subset measures only those parts; RECORD defaults
 # to 0 then, since a partial run is no comparison of record).
 # STATE=file|redis (mediagw keeps its state there, as issue 13 measures; default
@@ -94,6 +95,10 @@ RTPLOAD=$OUT/rtpload
 
 sed -e "s/@SIP_PORT@/$GW_SIP/" -e "s/@MGCP_PORT@/$GW_MGCP/" -e "s/@HTTP_PORT@/$GW_HTTP/" -e "s/@NG_PORT@/$GW_NG/" \
     -e "s/@RTP_MIN@/$RTP_MIN/" -e "s/@RTP_MAX@/$RTP_MAX/" bench/conf/gateway.yaml >"$OUT/gateway.yaml"
+# OVERLOAD_DELAY sets sip.overload.delay (0 = never shed: the gateway as it was before issue 17).
+if [[ -n ${OVERLOAD_DELAY:-} ]]; then
+  sed -i "s/^  external_host: \"127.0.0.1\"/&\n  overload: {delay: $OVERLOAD_DELAY}/" "$OUT/gateway.yaml"
+fi
 STATE_SEQ=0
 fresh_state() { # every mediagw instance starts on an empty state: its own file, its own Redis prefix
   [[ ${STATE:-none} == none ]] && return
@@ -276,6 +281,22 @@ sip_series() { # system: sipp-uas | mediagw-sip
     ((ok)) || break
     best=$r
   done
+  # Overload (issue 17): offered 1.5x the best step, how many calls/s still
+  # complete (SIPp's successful calls over the step's time). A gateway that
+  # sheds what it cannot take keeps ~its capacity; one that does not collapses.
+  if [[ $best -gt 0 && ${SIP_OVERLOAD:-1} == 1 ]]; then
+    r=$((best * 3 / 2)) m=$((best * 3 / 2 * SIP_SECS))
+    sleep 1
+    t0=$(date +%s.%N)
+    load sipp -sn uac 127.0.0.1:$port -s echo -i 127.0.0.1 -p $SIPP_UAC -r "$r" -m "$m" -l $((r * 2)) \
+      -buff_size 4194304 -nostdin -timeout 60s -recv_timeout 5000 >"$OUT/$s-sipp-uac-overload-$r.log" 2>&1
+    t1=$(date +%s.%N)
+    local okc
+    okc=$(sed -n 's/^ *Successful call *| *[0-9]* *| *\([0-9]*\).*/\1/p' "$OUT/$s-sipp-uac-overload-$r.log" | tail -1)
+    R[$s.overload_cps]=$(awk -v o="${okc:-0}" -v a="$t0" -v b="$t1" 'BEGIN{printf "%.0f", o/(b-a)}')
+    R[$s.overload_ratio]=$(awk -v o="${R[$s.overload_cps]}" -v c="$best" 'BEGIN{printf "%.2f", o/c}')
+    echo "overload rate=$r calls=$m successful=${okc:-0} elapsed_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b-a}') completed_cps=${R[$s.overload_cps]} vs_capacity=${R[$s.overload_ratio]}" >>"$f"
+  fi
   cleanup
   R[$s.cps]=$best
 }
@@ -360,6 +381,9 @@ NV=$OUT/results.txt
   echo "mgcp_pairs_per_s_mediagw=$(v mediagw.tps)"
   echo "sip_cps_sipp_uas=$(v sipp-uas.cps)"
   echo "sip_cps_mediagw=$(v mediagw-sip.cps)"
+  echo "sip_overload_cps_sipp_uas=$(v sipp-uas.overload_cps)"
+  echo "sip_overload_cps_mediagw=$(v mediagw-sip.overload_cps)"
+  echo "sip_overload_ratio_vs_capacity_mediagw=$(v mediagw-sip.overload_ratio)"
   echo "ng_cycles_per_s_rtpengine=$(v rtpengine.ng)"
   echo "ng_cycles_per_s_mediagw=$(v mediagw.ng)"
   echo "duration_s=$((T_END - T_START))"

@@ -29,6 +29,7 @@ type Config struct {
 	Rate        RateConfig        `yaml:"rate"`        // new requests per second per untrusted source (limits.go)
 	MaxCalls    int               `yaml:"max_calls"`   // concurrent inbound SIP calls; 0 = bounded by ports
 	Unconfirmed UnconfirmedConfig `yaml:"unconfirmed"` // answered INVITEs waiting for their ACK
+	Overload    OverloadConfig    `yaml:"overload"`    // new INVITEs shed at the socket when behind (overload.go)
 	TCP         TCPConfig         `yaml:"tcp"`         // idle timeout and connection caps (tcplimit.go)
 	TLS         TLSConfig         `yaml:"tls"`         // required by a tls:// listener (tls.go)
 	// Menu maps DTMF key sequences of SIP conference members to actions:
@@ -66,7 +67,7 @@ func DefaultConfig() Config {
 	return Config{Listen: []string{"udp://0.0.0.0:5060", "tcp://0.0.0.0:5060"},
 		Trusted: append([]string(nil), DefaultTrusted...), Realm: DefaultRealm, NonceTTL: DefaultNonceTTL,
 		AuthAlgorithms: append([]string(nil), DefaultAuthAlgorithms...),
-		Rate:           DefaultRate, Unconfirmed: DefaultUnconfirmed, TCP: DefaultTCP, Menu: map[string]string{}}
+		Rate:           DefaultRate, Unconfirmed: DefaultUnconfirmed, Overload: DefaultOverload, TCP: DefaultTCP, Menu: map[string]string{}}
 }
 
 // DefaultRoutes are the built-in routes: conf-<id> joins conference <id>,
@@ -80,6 +81,9 @@ func DefaultRoutes() []Route {
 
 // Validate reports the first bad value of the section, naming its key.
 func (c Config) Validate() error {
+	if c.Overload.Delay < 0 {
+		return fmt.Errorf("sip.overload.delay: %s is negative", c.Overload.Delay)
+	}
 	for keys, action := range c.Menu {
 		if err := checkMenuEntry(keys, action); err != nil {
 			return fmt.Errorf("sip.menu[%q]: %w", keys, err)

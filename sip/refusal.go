@@ -20,6 +20,7 @@ const (
 	RefusedRateSilent  = "rate_silent"  // so far over sip.rate that it is not answered at all
 	RefusedMaxCalls    = "max_calls"    // sip.max_calls reached
 	RefusedUnconfirmed = "unconfirmed"  // too many answered INVITEs not yet ACKed
+	RefusedOverload    = "overload"     // behind (sip.overload): a new INVITE answered 503 at the socket
 	RefusedSize        = "size"         // message or header count over the bounds
 	RefusedTCPLimit    = "tcp_limit"    // TCP/TLS connection caps
 	RefusedVersion     = "version"      // not SIP/2.0 (505)
@@ -29,7 +30,7 @@ const (
 
 // refusalReasons lists every reason, so each series exists (at 0) from the start.
 var refusalReasons = []string{RefusedUntrusted, RefusedAuth, RefusedRouteACL, RefusedRate, RefusedRateSilent, RefusedMaxCalls,
-	RefusedUnconfirmed, RefusedSize, RefusedTCPLimit, RefusedVersion, RefusedHops, RefusedMalformed}
+	RefusedUnconfirmed, RefusedOverload, RefusedSize, RefusedTCPLimit, RefusedVersion, RefusedHops, RefusedMalformed}
 
 // refusalLogInterval is how often one source may add a refusal line to the log.
 const refusalLogInterval = 10 * time.Second

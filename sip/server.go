@@ -63,6 +63,8 @@ type Server struct {
 	lim limiter
 	// refusalLog lets one refusal line per source per interval through (refusal.go).
 	refusalLog *ratelog.Limiter
+	ovl        *overload // sip.overload (overload.go)
+	ovlOnce    sync.Once
 	answered   *answered // final responses sent on UDP, for retransmitted requests
 	adm        *admission
 	rate       *rateLimiter                    // nil: sip.rate off
@@ -137,6 +139,7 @@ func New(cfg Config, routes []Route, codecs []string, table *session.Table, log 
 		adm:        adm,
 		refusalLog: newRefusalLog(),
 		rate:       newRateLimiter(cfg.Rate),
+		ovl:        &overload{delay: cfg.Overload.Delay},
 	}
 	total := cfg.Unconfirmed.Total
 	if total == 0 {
@@ -239,7 +242,12 @@ func (s *Server) ServeUDP(ctx context.Context, conn net.PacketConn) error {
 		if err := c.SetReadBuffer(udpReadBuffer); err != nil {
 			s.log.WithError(err).Warn("SIP UDP read buffer not enlarged")
 		}
-		served = &udpListener{UDPConn: c, peers: make(map[netip.AddrPort]*peerAddr)}
+		served = &udpListener{UDPConn: c, peers: make(map[netip.AddrPort]*peerAddr), ovl: s.ovl,
+			onShed: func(src netip.AddrPort) {
+				s.reject(RefusedOverload, src.String(), func() *logrus.Entry { return s.log.WithField("transport", "UDP") },
+					"behind (sip.overload.delay): new INVITE answered 503 at the socket")
+			}}
+		s.ovlOnce.Do(func() { go s.ovl.watch(ctx) })
 	}
 	s.mu.Lock()
 	s.udp = t
@@ -258,6 +266,10 @@ type udpListener struct {
 
 	mu    sync.Mutex // guards peers (sipgo has one reader; the lock is uncontended)
 	peers map[netip.AddrPort]*peerAddr
+
+	ovl    *overload            // shedding: new INVITEs answered 503 here (overload.go)
+	onShed func(netip.AddrPort) // counts and logs a shed INVITE
+	resp   []byte               // the 503 being sent (the reader's own)
 }
 
 // maxPeers bounds the remembered sources; the map starts afresh when full.
@@ -273,11 +285,19 @@ func (a *peerAddr) Network() string { return "udp" }
 func (a *peerAddr) String() string  { return a.s }
 
 func (c *udpListener) ReadFrom(b []byte) (int, net.Addr, error) {
-	n, ap, err := c.UDPConn.ReadFromUDPAddrPort(b)
-	if err != nil {
-		return n, nil, err
+	var n int
+	var ap netip.AddrPort
+	for {
+		var err error
+		n, ap, err = c.UDPConn.ReadFromUDPAddrPort(b)
+		if err != nil {
+			return n, nil, err
+		}
+		ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+		if c.ovl == nil || !c.shed(b[:n], ap) {
+			break
+		}
 	}
-	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 	c.mu.Lock()
 	a := c.peers[ap]
 	if a == nil {
@@ -289,6 +309,26 @@ func (c *udpListener) ReadFrom(b []byte) (int, net.Addr, error) {
 	}
 	c.mu.Unlock()
 	return n, a, nil
+}
+
+// shed answers a new INVITE with a stateless 503 while the gateway is
+// behind, and drops the ACKs of those 503s; true: the datagram is done.
+func (c *udpListener) shed(p []byte, src netip.AddrPort) bool {
+	if c.ovl.shed.Load() > 0 && shedAck(p) {
+		return true
+	}
+	if !c.ovl.on.Load() || !initialInvite(p) {
+		return false
+	}
+	seq := c.ovl.shed.Add(1)
+	resp, ok := appendShed503(c.resp[:0], p, seq)
+	c.resp = resp
+	if !ok {
+		return false // sipgo answers what it can of a malformed one
+	}
+	_, _ = c.UDPConn.WriteToUDPAddrPort(resp, src)
+	c.onShed(src)
+	return true
 }
 
 // ServeTCP serves SIP on a TCP listener created by the caller until ctx

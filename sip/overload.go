@@ -1,0 +1,209 @@
+package sip
+
+import (
+	"bytes"
+	"context"
+	rtmetrics "runtime/metrics"
+	"strconv"
+	"sync/atomic"
+	"time"
+)
+
+// Overload shedding (issue 17). Past its capacity a SIP server that answers
+// every INVITE in full (parse, transaction, 503) spends nearly as much on
+// the calls it refuses as on those it takes; the queue grows, answers come
+// after the clients' 500 ms retransmission timer, and the rate of completed
+// calls collapses. Here the signal is the Go scheduler's own: when the
+// goroutines handling SIP wait to run longer than sip.overload.delay (the
+// 90th percentile over the last 20 ms), the gateway is behind, and new
+// INVITEs arriving over UDP are answered at the socket, before sipgo parses
+// them, with a stateless 503 and Retry-After (a few microseconds each); the
+// ACKs of those 503s are dropped there too. Calls already up (their ACKs,
+// BYEs, re-INVITEs) go through as always. The door opens again as soon as
+// the backlog is worked off, so the gateway keeps completing calls at its
+// capacity instead of none.
+
+// OverloadConfig is sip.overload.
+type OverloadConfig struct {
+	// Delay is the scheduling delay past which new INVITEs are shed; 0 = never.
+	Delay time.Duration `yaml:"delay"`
+}
+
+// DefaultOverload is sip.overload's default.
+var DefaultOverload = OverloadConfig{Delay: 20 * time.Millisecond}
+
+// overloadPeriod is how often the scheduler's latency is read.
+const overloadPeriod = 20 * time.Millisecond
+
+// overload is the shedding state, read at the socket.
+type overload struct {
+	delay time.Duration
+	on    atomic.Bool
+	shed  atomic.Uint64 // INVITEs answered 503 at the socket
+}
+
+// watch reads the scheduler's latencies every overloadPeriod until ctx
+// ends, and turns shedding on while their 90th percentile over the last
+// period is above o.delay.
+func (o *overload) watch(ctx context.Context) {
+	if o.delay <= 0 {
+		return
+	}
+	s := []rtmetrics.Sample{{Name: "/sched/latencies:seconds"}}
+	var prev []uint64
+	t := time.NewTicker(overloadPeriod)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			o.on.Store(false)
+			return
+		case <-t.C:
+		}
+		rtmetrics.Read(s)
+		if s[0].Value.Kind() != rtmetrics.KindFloat64Histogram {
+			return // not in this runtime: never shed
+		}
+		h := s[0].Value.Float64Histogram()
+		if prev == nil {
+			prev = make([]uint64, len(h.Counts))
+			copy(prev, h.Counts)
+			continue
+		}
+		o.on.Store(percentile(h, prev, 0.9) > o.delay.Seconds())
+		copy(prev, h.Counts)
+	}
+}
+
+// percentile is the q quantile (its bucket's lower bound) of the samples
+// added to h since prev.
+func percentile(h *rtmetrics.Float64Histogram, prev []uint64, q float64) float64 {
+	var total uint64
+	for i, c := range h.Counts {
+		total += c - prev[i]
+	}
+	if total == 0 {
+		return 0
+	}
+	want := uint64(float64(total) * q)
+	var seen uint64
+	for i, c := range h.Counts {
+		seen += c - prev[i]
+		if seen > want {
+			return h.Buckets[i]
+		}
+	}
+	return h.Buckets[len(h.Buckets)-1]
+}
+
+// shedTag marks the To tag of a stateless 503, so its ACK is known at the
+// socket.
+const shedTag = "mgw-ovl"
+
+// initialInvite reports whether a datagram is an INVITE outside a dialog
+// (no To tag): what the door may shed.
+func initialInvite(b []byte) bool {
+	if !bytes.HasPrefix(b, []byte("INVITE ")) {
+		return false
+	}
+	to := rawHeader(b, "to", "t")
+	return to != nil && !bytes.Contains(to, []byte(";tag="))
+}
+
+// shedAck reports whether a datagram is the ACK of a stateless 503.
+func shedAck(b []byte) bool {
+	if !bytes.HasPrefix(b, []byte("ACK ")) {
+		return false
+	}
+	to := rawHeader(b, "to", "t")
+	return to != nil && bytes.Contains(to, []byte("tag="+shedTag))
+}
+
+// rawHeader returns the value of the first header named name (or its compact
+// form) in a SIP message's header section, nil when absent.
+func rawHeader(b []byte, name, compact string) []byte {
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			i = len(b)
+		}
+		line := bytes.TrimRight(b[:i], "\r")
+		if len(line) == 0 {
+			return nil // end of headers
+		}
+		if c := bytes.IndexByte(line, ':'); c > 0 {
+			n := bytes.TrimSpace(line[:c])
+			if bytes.EqualFold(n, []byte(name)) || compact != "" && bytes.EqualFold(n, []byte(compact)) {
+				return bytes.TrimSpace(line[c+1:])
+			}
+		}
+		if i == len(b) {
+			break
+		}
+		b = b[i+1:]
+	}
+	return nil
+}
+
+// appendShed503 writes a stateless 503 to the INVITE req (RFC 3261 §8.2.6:
+// its Via headers in order, From, To with a tag of ours, Call-ID, CSeq) to
+// dst; ok is false when req lacks one of them.
+func appendShed503(dst, req []byte, seq uint64) (out []byte, ok bool) {
+	dst = append(dst, "SIP/2.0 503 Service Unavailable\r\n"...)
+	var from, to, callID, cseq []byte
+	vias := 0
+	rest := req
+	if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+		rest = rest[i+1:] // the request line
+	}
+	for len(rest) > 0 {
+		i := bytes.IndexByte(rest, '\n')
+		if i < 0 {
+			i = len(rest)
+		}
+		line := bytes.TrimRight(rest[:i], "\r")
+		if len(line) == 0 {
+			break
+		}
+		if bytes.IndexByte(line, '\r') >= 0 {
+			return dst, false // a CR inside a line: not ours to echo
+		}
+		if c := bytes.IndexByte(line, ':'); c > 0 {
+			n, v := bytes.TrimSpace(line[:c]), bytes.TrimSpace(line[c+1:])
+			switch {
+			case bytes.EqualFold(n, []byte("via")) || bytes.EqualFold(n, []byte("v")):
+				dst = append(dst, "Via: "...)
+				dst = append(dst, v...)
+				dst = append(dst, '\r', '\n')
+				vias++
+			case from == nil && (bytes.EqualFold(n, []byte("from")) || bytes.EqualFold(n, []byte("f"))):
+				from = v
+			case to == nil && (bytes.EqualFold(n, []byte("to")) || bytes.EqualFold(n, []byte("t"))):
+				to = v
+			case callID == nil && (bytes.EqualFold(n, []byte("call-id")) || bytes.EqualFold(n, []byte("i"))):
+				callID = v
+			case cseq == nil && bytes.EqualFold(n, []byte("cseq")):
+				cseq = v
+			}
+		}
+		if i == len(rest) {
+			break
+		}
+		rest = rest[i+1:]
+	}
+	if vias == 0 || from == nil || to == nil || callID == nil || cseq == nil {
+		return dst, false
+	}
+	dst = append(dst, "From: "...)
+	dst = append(dst, from...)
+	dst = append(dst, "\r\nTo: "...)
+	dst = append(dst, to...)
+	dst = append(dst, ";tag="+shedTag...)
+	dst = strconv.AppendUint(dst, seq, 36)
+	dst = append(dst, "\r\nCall-ID: "...)
+	dst = append(dst, callID...)
+	dst = append(dst, "\r\nCSeq: "...)
+	dst = append(dst, cseq...)
+	dst = append(dst, "\r\nRetry-After: 1\r\nServer: "+userAgent+"\r\nContent-Length: 0\r\n\r\n"...)
+	return dst, true
+}

@@ -1,0 +1,171 @@
+package sip
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	gosip "github.com/emiago/sipgo/sip"
+)
+
+const shedInvite = "INVITE sip:conf-1@127.0.0.1:5060 SIP/2.0\r\n" +
+	"Via: SIP/2.0/UDP 10.0.0.9:5070;branch=z9hG4bK-1;rport\r\n" +
+	"v: SIP/2.0/UDP 10.0.0.8:5060;branch=z9hG4bK-0\r\n" +
+	"f: <sip:alice@example.com>;tag=a1\r\n" +
+	"To: <sip:conf-1@127.0.0.1>\r\n" +
+	"i: abc@10.0.0.9\r\n" +
+	"CSeq: 7 INVITE\r\n" +
+	"Content-Length: 0\r\n\r\n"
+
+// The stateless 503 a shed INVITE gets is a response sipgo itself reads
+// back: every Via in order, From, To with our tag, Call-ID, CSeq and
+// Retry-After; the ACK of it (our tag) is known at the socket.
+func TestShed503(t *testing.T) {
+	if !initialInvite([]byte(shedInvite)) {
+		t.Fatal("an INVITE without a To tag is not an initial INVITE")
+	}
+	reinvite := strings.Replace(shedInvite, "To: <sip:conf-1@127.0.0.1>", "To: <sip:conf-1@127.0.0.1>;tag=x", 1)
+	if initialInvite([]byte(reinvite)) || initialInvite([]byte(strings.Replace(shedInvite, "INVITE", "OPTIONS", 2))) {
+		t.Fatal("a re-INVITE or an OPTIONS taken for an initial INVITE")
+	}
+	out, ok := appendShed503(nil, []byte(shedInvite), 42)
+	if !ok {
+		t.Fatal("no 503 for a complete INVITE")
+	}
+	msg, err := gosip.ParseMessage(out)
+	if err != nil {
+		t.Fatalf("our 503 does not parse: %v\n%s", err, out)
+	}
+	res, okr := msg.(*gosip.Response)
+	if !okr || res.StatusCode != 503 {
+		t.Fatalf("not a 503: %s", out)
+	}
+	vias := res.GetHeaders("Via")
+	if len(vias) != 2 || !strings.Contains(vias[0].Value(), "z9hG4bK-1") || !strings.Contains(vias[1].Value(), "z9hG4bK-0") {
+		t.Fatalf("Via headers %v", vias)
+	}
+	if tag, _ := res.To().Params.Get("tag"); !strings.HasPrefix(tag, shedTag) {
+		t.Fatalf("To tag %q", tag)
+	}
+	if res.From().Address.User != "alice" || res.CallID().Value() != "abc@10.0.0.9" || res.CSeq().SeqNo != 7 ||
+		res.GetHeader("Retry-After") == nil {
+		t.Fatalf("headers: %s", out)
+	}
+	ack := "ACK sip:conf-1@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.9:5070;branch=z9hG4bK-1\r\n" +
+		"From: <sip:alice@example.com>;tag=a1\r\nTo: " + res.To().Value() + "\r\nCall-ID: abc@10.0.0.9\r\nCSeq: 7 ACK\r\n\r\n"
+	if !shedAck([]byte(ack)) || shedAck([]byte(strings.Replace(ack, shedTag, "other", 1))) {
+		t.Fatal("the ACK of a shed 503 not told apart")
+	}
+	// Without Call-ID: no 503 (sipgo answers the malformed request).
+	if _, ok := appendShed503(nil, []byte(strings.Replace(shedInvite, "i: abc@10.0.0.9\r\n", "", 1)), 1); ok {
+		t.Fatal("a 503 for an INVITE without Call-ID")
+	}
+}
+
+// Through the socket: while shedding, a new INVITE is answered 503 at once
+// and never reaches the server; an in-dialog request and a datagram while
+// not shedding pass.
+func TestShedAtTheSocket(t *testing.T) {
+	srv, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	var shed []netip.AddrPort
+	l := &udpListener{UDPConn: srv, peers: map[netip.AddrPort]*peerAddr{}, ovl: &overload{},
+		onShed: func(a netip.AddrPort) { shed = append(shed, a) }}
+	cli, err := net.DialUDP("udp", nil, srv.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	buf := make([]byte, 4096)
+	l.ovl.on.Store(true)
+	reinvite := strings.Replace(shedInvite, "To: <sip:conf-1@127.0.0.1>", "To: <sip:conf-1@127.0.0.1>;tag=x", 1)
+	for _, m := range []string{shedInvite, reinvite} {
+		if _, err := cli.Write([]byte(m)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, _, err := l.ReadFrom(buf)
+	if err != nil || !bytes.Equal(buf[:n], []byte(reinvite)) {
+		t.Fatalf("ReadFrom gave %q %v, want the re-INVITE (the new INVITE shed)", buf[:n], err)
+	}
+	_ = cli.SetReadDeadline(time.Now().Add(2 * time.Second))
+	rn, err := cli.Read(buf)
+	if err != nil || !bytes.HasPrefix(buf[:rn], []byte("SIP/2.0 503 ")) {
+		t.Fatalf("the shed INVITE's answer: %q %v", buf[:rn], err)
+	}
+	if len(shed) != 1 {
+		t.Fatalf("%d sheds counted", len(shed))
+	}
+	l.ovl.on.Store(false)
+	if _, err := cli.Write([]byte(shedInvite)); err != nil {
+		t.Fatal(err)
+	}
+	if n, _, err := l.ReadFrom(buf); err != nil || !bytes.Equal(buf[:n], []byte(shedInvite)) {
+		t.Fatalf("not shedding: %q %v", buf[:n], err)
+	}
+}
+
+// The watch turns shedding on while goroutines wait to run longer than
+// the delay, and off again when they do not.
+func TestOverloadWatch(t *testing.T) {
+	o := &overload{delay: 5 * time.Millisecond}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go o.watch(ctx)
+	deadline := time.Now().Add(10 * time.Second)
+	for !o.on.Load() { // keep more goroutines runnable than the CPUs can run
+		if time.Now().After(deadline) {
+			t.Fatal("no shedding while goroutines wait to run")
+		}
+		done := make(chan struct{})
+		for range 64 {
+			go func() {
+				end := time.Now().Add(20 * time.Millisecond)
+				for time.Now().Before(end) {
+				}
+				done <- struct{}{}
+			}()
+		}
+		for range 64 {
+			<-done
+		}
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for o.on.Load() {
+		if time.Now().After(deadline) {
+			t.Fatal("still shedding when idle")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func FuzzShed503(f *testing.F) {
+	f.Add([]byte(shedInvite))
+	f.Add([]byte("INVITE x SIP/2.0\nTo: a\nVia: b\nf: c\ni: d\nCSeq: 1 INVITE\n\n"))
+	f.Add([]byte("ACK x SIP/2.0\r\nt: <sip:x>;tag=" + shedTag + "1\r\n\r\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_ = initialInvite(b)
+		_ = shedAck(b)
+		out, ok := appendShed503(nil, b, 1)
+		if !ok {
+			return
+		}
+		// Whatever the request holds, the answer is one status line and
+		// whole CRLF-ended header lines: nothing in a value starts a line.
+		if !bytes.HasPrefix(out, []byte("SIP/2.0 503 Service Unavailable\r\n")) || !bytes.HasSuffix(out, []byte("\r\nContent-Length: 0\r\n\r\n")) {
+			t.Fatalf("not a 503: %q", out)
+		}
+		for i, c := range out {
+			if c == '\n' && (i == 0 || out[i-1] != '\r') || c == '\r' && (i+1 == len(out) || out[i+1] != '\n') {
+				t.Fatalf("bare CR or LF at %d: %q", i, out)
+			}
+		}
+	})
+}
