@@ -15,7 +15,7 @@ import (
 // after the clients' 500 ms retransmission timer, and the rate of completed
 // calls collapses. Here the signal is the Go scheduler's own: when the
 // goroutines handling SIP wait to run longer than sip.overload.delay (the
-// 90th percentile over the last 20 ms), the gateway is behind, and new
+// 90th percentile, over two 20 ms periods in a row), the gateway is behind, and new
 // INVITEs arriving over UDP are answered at the socket, before sipgo parses
 // them, with a stateless 503 and Retry-After (a few microseconds each); the
 // ACKs of those 503s are dropped there too. Calls already up (their ACKs,
@@ -32,8 +32,12 @@ type OverloadConfig struct {
 // DefaultOverload is sip.overload's default.
 var DefaultOverload = OverloadConfig{Delay: 20 * time.Millisecond}
 
-// overloadPeriod is how often the scheduler's latency is read.
-const overloadPeriod = 20 * time.Millisecond
+// overloadPeriod is how often the scheduler's latency is read;
+// overloadPeriods in a row over the delay turn shedding on.
+const (
+	overloadPeriod  = 20 * time.Millisecond
+	overloadPeriods = 2
+)
 
 // overload is the shedding state, read at the socket.
 type overload struct {
@@ -51,6 +55,7 @@ func (o *overload) watch(ctx context.Context) {
 	}
 	s := []rtmetrics.Sample{{Name: "/sched/latencies:seconds"}}
 	var prev []uint64
+	over := 0 // periods in a row over the delay
 	t := time.NewTicker(overloadPeriod)
 	defer t.Stop()
 	for {
@@ -70,7 +75,15 @@ func (o *overload) watch(ctx context.Context) {
 			copy(prev, h.Counts)
 			continue
 		}
-		o.on.Store(percentile(h, prev, 0.9) > o.delay.Seconds())
+		// On after two periods in a row over the delay (a burst at
+		// capacity passes within one; a backlog that grows does not),
+		// off after the first under it.
+		if percentile(h, prev, 0.9) > o.delay.Seconds() {
+			over++
+		} else {
+			over = 0
+		}
+		o.on.Store(over >= overloadPeriods)
 		copy(prev, h.Counts)
 	}
 }
