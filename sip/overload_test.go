@@ -115,7 +115,7 @@ func TestShedAtTheSocket(t *testing.T) {
 // The watch turns shedding on while goroutines wait to run longer than
 // the delay, and off again when they do not.
 func TestOverloadWatch(t *testing.T) {
-	o := &overload{delay: 5 * time.Millisecond}
+	o := &overload{delay: 50 * time.Millisecond}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go o.watch(ctx)
