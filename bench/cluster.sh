@@ -16,10 +16,12 @@
 # over the calls) and Redis commands per call (its INFO commandstats).
 #
 # Every gateway runs with state.store none (what is measured is the cluster).
-# Knobs: RATES="200 400 ...", NODES="1 2 3", SECS=3.
+# Knobs: RATES="200 400 ...", NODES="1 2 3", SECS=3, CONF=0 (no conference
+# legs), CONF_STEPS (total legs per step, split over the nodes).
 # Output: bench/out/cluster-<stamp>/; name=value lines at the end:
 #   cluster_sip_cps_standalone(_kamailio), cluster_sip_cps_<n>nodes, cluster_efficiency_<n>nodes,
-#   cluster_redis_round_trips_per_call_<n>nodes, cluster_redis_commands_per_call_<n>nodes
+#   cluster_redis_round_trips_per_call_<n>nodes, cluster_redis_commands_per_call_<n>nodes,
+#   cluster_conference_legs_<n>nodes
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 ROOT=$(pwd)
@@ -60,7 +62,7 @@ start_nodes() { # n [standalone]
       sed -e '/^cluster:/,$d' deploy/cluster/node$i.yaml
     else
       sed -e "s/127.0.0.1:6379/127.0.0.1:$REDIS_PORT/" deploy/cluster/node$i.yaml
-    fi | sed -e 's/level: info/level: warn/' -e 's/^  store: file/  store: none/' -e "s#mediagw-node$i.state#$OUT/node$i.state#" >"$OUT/node$i.yaml"
+    fi | sed -e 's/level: info/level: warn/' -e 's/^  store: file/  store: none/' -e 's/port_max: 30999/port_max: 39999/' -e "s#mediagw-node$i.state#$OUT/node$i.state#" >"$OUT/node$i.yaml"
     taskset -c 1 "$OUT/gateway" -config "$OUT/node$i.yaml" >>"$OUT/node$i.log" 2>&1 &
     PIDS+=($!)
     echo "1 sip:$ip:5060" >>"$OUT/dispatcher.list"
@@ -137,6 +139,36 @@ for n in $NODES; do
   CMD[$n]=$(awk -v a="$c0" -v b="$c1" -v c="$CALLS_DONE" 'BEGIN{printf "%.2f", (b-a)/c}')
   stop_all
 done
+# Conference legs (CONF=0 skips): N nodes, one conference load program
+# (bench/conference) per node driving that node's HTTP API, all on core 0,
+# each given 1/N of every step's legs; the figure is the legs of the last
+# step every node passed at once (late ticks and loss under 0.1%, every
+# listener hearing every talker). Conferences stay on their node: no cascade.
+declare -A LEGS
+if [[ ${CONF:-1} == 1 ]]; then
+  go build -o "$OUT/confload" ./bench/conference || exit 1
+  CONF_STEPS=${CONF_STEPS:-"600 1200 1800 2400 3000 3600 4200 4800"}
+  for n in $NODES; do
+    log "conference legs, $n node(s)"
+    redis-cli -p $REDIS_PORT flushall >/dev/null
+    start_nodes "$n"
+    steps=$(for s in $CONF_STEPS; do echo $((s / n / 10 * 10)); done | paste -sd, -)
+    cpids=()
+    for i in $(seq "$n"); do
+      GOMAXPROCS=1 taskset -c 0 "$OUT/confload" -http "127.0.0.$((i + 1)):8080" -gw-pid "${PIDS[$((i - 1))]}" \
+        -port $((50000 + i * 100)) -big 0 -steps "$steps" >"$OUT/conf-$n-node$i.txt" 2>&1 &
+      cpids+=($!)
+    done
+    for p in "${cpids[@]}"; do wait "$p"; done
+    min=
+    for i in $(seq "$n"); do
+      b=$(sed -n 's/^conference_legs_per_core=//p' "$OUT/conf-$n-node$i.txt")
+      [[ -z $min || ${b:-0} -lt $min ]] && min=${b:-0}
+    done
+    LEGS[$n]=$((min * n))
+    stop_all
+  done
+fi
 kill "$REDIS_PID" 2>/dev/null; wait "$REDIS_PID" 2>/dev/null
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{if (a+0>0 && b+0>0) printf "%.2f", a/b; else print "n/a"}'; }
@@ -148,6 +180,14 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN{if (a+0>0 && b+0>0) printf "%.2f", a/b;
   for n in $NODES; do
     echo "| $n node(s) behind Kamailio | ${CPS[$n]} | $(ratio "${CPS[$n]}" $((${CPS[1]:-0} * n))) | ${RT[$n]} | ${CMD[$n]} |"
   done
+  if [[ ${CONF:-1} == 1 ]]; then
+    echo
+    echo "| nodes | conference legs, every node passing | per-node efficiency |"
+    echo "|---|---|---|"
+    for n in $NODES; do
+      echo "| $n | ${LEGS[$n]} | $(ratio "${LEGS[$n]}" $((${LEGS[1]:-0} * n))) |"
+    done
+  fi
   echo
   echo "cluster_sip_cps_standalone=${CPS[standalone]}"
   echo "cluster_sip_cps_standalone_kamailio=${CPS[kamailio]}"
@@ -156,5 +196,6 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN{if (a+0>0 && b+0>0) printf "%.2f", a/b;
     echo "cluster_efficiency_${n}nodes=$(ratio "${CPS[$n]}" $((${CPS[1]:-0} * n)))"
     echo "cluster_redis_round_trips_per_call_${n}nodes=${RT[$n]}"
     echo "cluster_redis_commands_per_call_${n}nodes=${CMD[$n]}"
+    [[ ${CONF:-1} == 1 ]] && echo "cluster_conference_legs_${n}nodes=${LEGS[$n]}"
   done
 } | tee "$OUT/summary.txt"
