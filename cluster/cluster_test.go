@@ -12,11 +12,25 @@ import (
 	"github.com/mediagw/mediagw/internal/redistest"
 )
 
-var prefixSeq int
+var (
+	prefixSeq int
+	prefixes  = map[*redistest.Server]int{}
+)
 
-func testConfig(r *redistest.Server, node string) Config {
+func prefixFor(r *redistest.Server) int {
+	if p, ok := prefixes[r]; ok {
+		return p
+	}
 	prefixSeq++
+	prefixes[r] = prefixSeq
+	return prefixSeq
+}
+
+// testConfig is node's configuration on r, a test's own prefix (each
+// test's nodes share the prefix of its first call).
+func testConfig(r *redistest.Server, node string) Config {
 	cfg := DefaultConfig()
+	cfg.Redis.Prefix = fmt.Sprintf("t%d:", prefixFor(r))
 	cfg.Node = node
 	cfg.Advertise = "http://127.0.0.1:1/" + node
 	cfg.Redis.Addr = r.Addr()
@@ -150,9 +164,7 @@ func TestRegistryIndexesAndOwners(t *testing.T) {
 
 func TestConferenceClaims(t *testing.T) {
 	r := redistest.Start(t)
-	cfgA := testConfig(r, "a")
-	cfgB := cfgA
-	cfgB.Node, cfgB.Advertise = "b", "http://127.0.0.1:1/b"
+	cfgA, cfgB := testConfig(r, "a"), testConfig(r, "b")
 	a, b := join(t, cfgA, nil), join(t, cfgB, nil)
 	ctx := context.Background()
 	if o, err := a.ClaimConference(ctx, "room"); err != nil || o != "a" {
@@ -189,9 +201,7 @@ func TestConferenceClaims(t *testing.T) {
 
 func TestEventsReachTheOthers(t *testing.T) {
 	r := redistest.Start(t)
-	cfgA := testConfig(r, "a")
-	cfgB := cfgA
-	cfgB.Node, cfgB.Advertise = "b", "http://127.0.0.1:1/b"
+	cfgA, cfgB := testConfig(r, "a"), testConfig(r, "b")
 	evA, evB := &events{}, &events{}
 	a, _ := join(t, cfgA, evA), join(t, cfgB, evB)
 	a.Publish("ConnectionReleased", []byte(`{"ConnectionId":"1001"}`))
@@ -254,9 +264,7 @@ func TestDeadNodeCleanedOnce(t *testing.T) {
 
 func TestRedisRestartRebuildsRecords(t *testing.T) {
 	r := redistest.Start(t)
-	cfgA := testConfig(r, "a")
-	cfgB := cfgA
-	cfgB.Node, cfgB.Advertise = "b", "http://127.0.0.1:1/b"
+	cfgA, cfgB := testConfig(r, "a"), testConfig(r, "b")
 	a, b := join(t, cfgA, nil), join(t, cfgB, nil)
 	ctx := context.Background()
 	ia, ib := a.Index(), b.Index()

@@ -133,29 +133,48 @@ func shedAck(b []byte) bool {
 }
 
 // rawHeader returns the value of the first header named name (or its compact
-// form) in a SIP message's header section, nil when absent.
-func rawHeader(b []byte, name, compact string) []byte {
-	for len(b) > 0 {
-		i := bytes.IndexByte(b, '\n')
+// form) in a SIP message, nil when absent.
+func rawHeader(msg []byte, name, compact string) (value []byte) {
+	eachHeader(msg, func(n, v []byte) bool {
+		if bytes.EqualFold(n, []byte(name)) || compact != "" && bytes.EqualFold(n, []byte(compact)) {
+			value = v
+			return false
+		}
+		return true
+	})
+	return value
+}
+
+// eachHeader calls fn with each header line's trimmed name and value, after
+// the start line and up to the blank line, until fn returns false. false: a
+// line holds a CR of its own (nothing of it may be echoed).
+func eachHeader(msg []byte, fn func(name, value []byte) bool) bool {
+	if i := bytes.IndexByte(msg, '\n'); i >= 0 {
+		msg = msg[i+1:] // the start line
+	} else {
+		return true
+	}
+	for len(msg) > 0 {
+		i := bytes.IndexByte(msg, '\n')
 		if i < 0 {
-			i = len(b)
+			i = len(msg)
 		}
-		line := bytes.TrimRight(b[:i], "\r")
+		line := bytes.TrimRight(msg[:i], "\r")
 		if len(line) == 0 {
-			return nil // end of headers
+			return true // end of headers
 		}
-		if c := bytes.IndexByte(line, ':'); c > 0 {
-			n := bytes.TrimSpace(line[:c])
-			if bytes.EqualFold(n, []byte(name)) || compact != "" && bytes.EqualFold(n, []byte(compact)) {
-				return bytes.TrimSpace(line[c+1:])
-			}
+		if bytes.IndexByte(line, '\r') >= 0 {
+			return false
 		}
-		if i == len(b) {
+		if c := bytes.IndexByte(line, ':'); c > 0 && !fn(bytes.TrimSpace(line[:c]), bytes.TrimSpace(line[c+1:])) {
+			return true
+		}
+		if i == len(msg) {
 			break
 		}
-		b = b[i+1:]
+		msg = msg[i+1:]
 	}
-	return nil
+	return true
 }
 
 // appendShed503 writes a stateless 503 to the INVITE req (RFC 3261 §8.2.6:
@@ -165,44 +184,26 @@ func appendShed503(dst, req []byte, seq uint64) (out []byte, ok bool) {
 	dst = append(dst, "SIP/2.0 503 Service Unavailable\r\n"...)
 	var from, to, callID, cseq []byte
 	vias := 0
-	rest := req
-	if i := bytes.IndexByte(rest, '\n'); i >= 0 {
-		rest = rest[i+1:] // the request line
-	}
-	for len(rest) > 0 {
-		i := bytes.IndexByte(rest, '\n')
-		if i < 0 {
-			i = len(rest)
+	clean := eachHeader(req, func(n, v []byte) bool {
+		switch {
+		case bytes.EqualFold(n, []byte("via")) || bytes.EqualFold(n, []byte("v")):
+			dst = append(dst, "Via: "...)
+			dst = append(dst, v...)
+			dst = append(dst, '\r', '\n')
+			vias++
+		case from == nil && (bytes.EqualFold(n, []byte("from")) || bytes.EqualFold(n, []byte("f"))):
+			from = v
+		case to == nil && (bytes.EqualFold(n, []byte("to")) || bytes.EqualFold(n, []byte("t"))):
+			to = v
+		case callID == nil && (bytes.EqualFold(n, []byte("call-id")) || bytes.EqualFold(n, []byte("i"))):
+			callID = v
+		case cseq == nil && bytes.EqualFold(n, []byte("cseq")):
+			cseq = v
 		}
-		line := bytes.TrimRight(rest[:i], "\r")
-		if len(line) == 0 {
-			break
-		}
-		if bytes.IndexByte(line, '\r') >= 0 {
-			return dst, false // a CR inside a line: not ours to echo
-		}
-		if c := bytes.IndexByte(line, ':'); c > 0 {
-			n, v := bytes.TrimSpace(line[:c]), bytes.TrimSpace(line[c+1:])
-			switch {
-			case bytes.EqualFold(n, []byte("via")) || bytes.EqualFold(n, []byte("v")):
-				dst = append(dst, "Via: "...)
-				dst = append(dst, v...)
-				dst = append(dst, '\r', '\n')
-				vias++
-			case from == nil && (bytes.EqualFold(n, []byte("from")) || bytes.EqualFold(n, []byte("f"))):
-				from = v
-			case to == nil && (bytes.EqualFold(n, []byte("to")) || bytes.EqualFold(n, []byte("t"))):
-				to = v
-			case callID == nil && (bytes.EqualFold(n, []byte("call-id")) || bytes.EqualFold(n, []byte("i"))):
-				callID = v
-			case cseq == nil && bytes.EqualFold(n, []byte("cseq")):
-				cseq = v
-			}
-		}
-		if i == len(rest) {
-			break
-		}
-		rest = rest[i+1:]
+		return true
+	})
+	if !clean {
+		return dst, false // a CR inside a line: not ours to echo
 	}
 	if vias == 0 || from == nil || to == nil || callID == nil || cseq == nil {
 		return dst, false
