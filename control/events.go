@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -45,9 +46,10 @@ type eventHub struct {
 	node      string                        // this node's name in a cluster: every event says it ("Node")
 	relay     func(typ string, data []byte) // in a cluster: hands this node's events to the others
 
-	mu      sync.Mutex // guards clients and closed
-	clients map[*sseClient]struct{}
-	closed  bool
+	mu        sync.Mutex // guards clients and closed
+	clients   map[*sseClient]struct{}
+	listening atomic.Int32 // len(clients), for publish to skip the work when nobody listens
+	closed    bool
 }
 
 func newEventHub() *eventHub {
@@ -150,6 +152,9 @@ func (h *eventHub) publish(ev session.Event) {
 	if ev.Type == session.DigitReceived && ev.DigitEnd {
 		return // a digit is reported once, at its start
 	}
+	if h.webhook == nil && h.relay == nil && h.listening.Load() == 0 {
+		return // nobody to tell: no view built, no JSON (7.7 % of an MGCP CRCX+DLCX load)
+	}
 	typ, v := eventView(ev)
 	if typ == "" {
 		return
@@ -196,6 +201,7 @@ func (h *eventHub) deliver(e sseEvent) {
 		case c.ch <- e:
 		default: // too slow: dropped rather than let it hold anything up
 			delete(h.clients, c)
+			h.listening.Store(int32(len(h.clients)))
 			close(c.gone)
 			h.dropped.Inc()
 		}
@@ -211,6 +217,7 @@ func (h *eventHub) subscribe(conn, conf string) *sseClient {
 		return c
 	}
 	h.clients[c] = struct{}{}
+	h.listening.Store(int32(len(h.clients)))
 	return c
 }
 
@@ -219,6 +226,7 @@ func (h *eventHub) unsubscribe(c *sseClient) {
 	defer h.mu.Unlock()
 	if _, ok := h.clients[c]; ok {
 		delete(h.clients, c)
+		h.listening.Store(int32(len(h.clients)))
 		close(c.gone)
 	}
 }
@@ -248,6 +256,7 @@ func (h *eventHub) close() {
 	h.closed = true
 	for c := range h.clients {
 		delete(h.clients, c)
+		h.listening.Store(int32(len(h.clients)))
 		close(c.gone)
 	}
 }
