@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -88,7 +89,7 @@ func (c *Cluster) refresh(ctx context.Context) error {
 		}
 	}
 	for name := range c.missing {
-		if !contains(names, name) {
+		if !slices.Contains(names, name) {
 			delete(c.missing, name) // cleaned by someone
 		}
 	}
@@ -100,15 +101,6 @@ func (c *Cluster) selfLocked() Node {
 	n := c.self
 	n.Load = int64(len(c.conns))
 	return n
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func nodeOf(m map[string]string) Node {

@@ -58,7 +58,7 @@ func (t *Table) cascadeJoin(confID, owner, connID string, a MemberAttrs) (Confer
 	if !ok {
 		return Conference{}, fmt.Errorf("%w: %s", ErrUnknownConnection, connID)
 	}
-	if _, mixable := mixableCodec(codec); !mixable {
+	if !mixable(codec) {
 		return Conference{}, fmt.Errorf("%w: %s cannot join the mixer of conference %s", ErrCodecUnsupported, codec, confID)
 	}
 	link, err := t.CreateConnection(ConnectionParams{Codec: "PCMU", Ptime: t.cfg.Conference.Ptime, Owner: FrontSystem,
@@ -115,8 +115,6 @@ func (t *Table) cascadeJoin(confID, owner, connID string, a MemberAttrs) (Confer
 	t.mu.Lock()
 	return Conference{}, err
 }
-
-func mixableCodec(name string) (string, bool) { return name, mixable(name) }
 
 // collapseLocked releases a cascade whose members all left (its link is
 // all that is left). Caller holds mu.

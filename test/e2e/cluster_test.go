@@ -290,7 +290,7 @@ func TestClusterConferencesThroughKamailio(t *testing.T) {
 		want = append(want, release{"ConnectionReleased", m.ConnectionID, victim.Node})
 	}
 	waitReleases(t, events, want, 3*time.Second)
-	if _, still := waitConferencesNow(t, c.nodes[2])[victim.ConferenceID]; still {
+	if _, still := conferencesByID(t, c.nodes[2])[victim.ConferenceID]; still {
 		t.Fatalf("conference %s still listed after its release", victim.ConferenceID)
 	}
 	// An ID nobody holds: the table's answer for an unknown conference.
@@ -306,7 +306,8 @@ func TestClusterConferencesThroughKamailio(t *testing.T) {
 	}
 }
 
-func waitConferencesNow(t *testing.T, g *Gateway) map[string]clusterConf {
+// conferencesByID is g's listing of every node's conferences, by ID.
+func conferencesByID(t *testing.T, g *Gateway) map[string]clusterConf {
 	out := map[string]clusterConf{}
 	for _, cf := range conferences(t, g, false) {
 		out[cf.ConferenceID] = cf
