@@ -57,6 +57,7 @@ type Store interface {
 // Stats are the writer's counters, for metrics.
 type Stats struct {
 	Pending     int    // distinct keys queued and not yet committed
+	Committing  int    // keys in the batch being committed now
 	Writes      uint64 // updates committed
 	Batches     uint64 // commits (bbolt transactions, Redis pipelines)
 	Coalesced   uint64 // updates replaced by a later one before they were written

@@ -52,7 +52,8 @@ type writer struct {
 	advanced chan struct{} // closed and replaced when durable advances or lost is set
 	closed   bool          // Close was called: updates are dropped
 	lost     error         // ownership lost: updates are dropped for good
-	stats    Stats         // Pending is computed on read
+	stats    Stats         // Pending and Committing are computed on read
+	inflight int           // keys in the batch being committed
 
 	wake     chan struct{} // cap 1: something was queued
 	stop     chan struct{}
@@ -194,6 +195,7 @@ func (w *writer) snapshot() Stats {
 	defer w.mu.Unlock()
 	s := w.stats
 	s.Pending = len(w.pending)
+	s.Committing = w.inflight
 	return s
 }
 
@@ -252,6 +254,7 @@ func (w *writer) once() error {
 		return nil
 	}
 	w.pending, w.spare = w.spare, nil
+	w.inflight = len(batch)
 	for k, o := range batch {
 		if !o.del {
 			w.exists[k] = struct{}{} // from now on the backend may hold it
@@ -269,6 +272,7 @@ func (w *writer) once() error {
 
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.inflight = 0
 	if err != nil {
 		w.stats.WriteErrors++
 		if errors.Is(err, ErrOwned) {

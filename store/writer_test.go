@@ -126,8 +126,8 @@ func TestWriterBounded(t *testing.T) {
 	}
 	w.put("conn", "0", []byte("b"), false) // queued key: replaced, not dropped
 	s := w.snapshot()
-	if s.Pending != 10 || s.Dropped != 5 || s.WriteErrors != 5 || s.Coalesced != 1 {
-		t.Fatalf("stats %+v: want 10 pending, 5 dropped, 1 coalesced", s)
+	if s.Pending != 10 || s.Committing != 1 || s.Dropped != 5 || s.WriteErrors != 5 || s.Coalesced != 1 {
+		t.Fatalf("stats %+v: want 10 pending, 1 committing, 5 dropped, 1 coalesced", s)
 	}
 	f.gate.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -139,6 +139,9 @@ func TestWriterBounded(t *testing.T) {
 	defer f.mu.Unlock()
 	if len(f.state) != 11 || f.state[key{"conn", "0"}] != "b" {
 		t.Fatalf("written %v", f.state)
+	}
+	if s := w.snapshot(); s.Pending != 0 || s.Committing != 0 {
+		t.Fatalf("stats %+v after the flush: want nothing pending or committing", s)
 	}
 }
 

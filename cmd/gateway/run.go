@@ -176,6 +176,10 @@ func run(ctx context.Context, cfg Config, logOut io.Writer) error {
 			Name: "mediagw_state_write_errors_total",
 			Help: "State updates that failed to commit or were dropped (the calls go on; a restart may lose them).",
 		}, func() float64 { return float64(state.Stats().WriteErrors) }))
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "mediagw_state_unwritten",
+			Help: "State updates queued or being committed: what a crash now would lose.",
+		}, func() float64 { s := state.Stats(); return float64(s.Pending + s.Committing) }))
 	}
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "mediagw_mix_late_ticks_total",

@@ -296,6 +296,29 @@ func (g *Gateway) Kill() {
 	})
 }
 
+// WaitStateWritten waits until the gateway's state store has committed
+// every update it accepted (mediagw_state_unwritten is 0), so that a Kill
+// after it tests what a crash keeps, not the group commit's last window
+// (store.Options.GroupDelay), which a crash loses by design.
+func (g *Gateway) WaitStateWritten(t testing.TB) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		m := g.Metrics(t)
+		u, ok := m["mediagw_state_unwritten"]
+		if !ok {
+			t.Fatal("no mediagw_state_unwritten: the gateway keeps no state")
+		}
+		if u == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%v state updates still unwritten after 10s", u)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // Logs returns what the gateway has logged so far.
 func (g *Gateway) Logs() string { return g.logs.String() }
 

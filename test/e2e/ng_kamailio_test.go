@@ -523,6 +523,7 @@ func TestKamailioCallsSurviveRestart(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	g.WaitStateWritten(t)
 	g.Kill()
 	g.Restart(t)
 	if a := g.Metrics(t)["mediagw_ng_calls_active"]; a != calls {

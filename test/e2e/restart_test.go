@@ -233,6 +233,7 @@ func testCallsSurviveRestart(t *testing.T, store, how string) {
 	}
 
 	if how == "kill" {
+		g.WaitStateWritten(t)
 		g.Kill()
 	} else {
 		g.Stop()

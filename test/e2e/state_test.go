@@ -51,6 +51,7 @@ func TestStateSurvivesKill(t *testing.T) {
 		before[c.ConnectionID+"/"+c.ConferenceID] = true
 	}
 
+	g.WaitStateWritten(t)
 	g.Kill()
 	out, err := exec.Command(g.bin, "-config", g.cfgPath, "-check-state").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "conn: 3: ") || !strings.Contains(string(out), "conf: 1: kept") {
