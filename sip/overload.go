@@ -55,7 +55,8 @@ func (o *overload) watch(ctx context.Context) {
 	}
 	s := []rtmetrics.Sample{{Name: "/sched/latencies:seconds"}}
 	var prev []uint64
-	over := 0 // periods in a row over the delay
+	var last time.Time // when prev was read
+	over := 0          // periods in a row over the delay
 	t := time.NewTicker(overloadPeriod)
 	defer t.Stop()
 	for {
@@ -64,6 +65,15 @@ func (o *overload) watch(ctx context.Context) {
 			o.on.Store(false)
 			return
 		case <-t.C:
+		}
+		// When the watch itself waited to run (the overload it looks
+		// for), the ticker has kept a tick for it: that read would come
+		// at once, see no samples and end the run of periods over the
+		// delay. A period counts only once half of it has passed.
+		if now := time.Now(); prev != nil && now.Sub(last) < overloadPeriod/2 {
+			continue
+		} else {
+			last = now
 		}
 		rtmetrics.Read(s)
 		if s[0].Value.Kind() != rtmetrics.KindFloat64Histogram {
