@@ -104,7 +104,9 @@ func TestWriterRetriesUntilWritten(t *testing.T) {
 		t.Fatal("the delete queued during the outage was lost")
 	}
 	// Logged once when it started failing and once when it resumed, not
-	// once per failed commit.
+	// once per failed commit. The writer logs "resumed" after the commit
+	// that let the flush return.
+	waitFor(t, "the resumed log line", func() bool { return len(hook.AllEntries()) >= 2 })
 	var msgs []string
 	for _, e := range hook.AllEntries() {
 		msgs = append(msgs, e.Level.String()+": "+e.Message)
