@@ -3,7 +3,8 @@
 # side in one run on this machine (issue 6):
 #   RTP relay:  mediagw (MGCP rtpbridge/$) vs rtpengine 10.5 userspace (ng) vs
 #               osmo-mgw 1.10 (MGCP rtpbridge/*), driven by bench/cmd/rtpload
-#   MGCP:       CRCX+DLCX pairs/s, mediagw vs osmo-mgw, same driver
+#   MGCP:       CRCX+DLCX pairs/s, mediagw vs osmo-mgw, same driver, idle and
+#               loaded (500 relayed calls = 1,000 connections carrying 50k pps)
 #   SIP:        calls/s with 0 failures, SIPp uac against mediagw vs `sipp -sn uas`
 #   ng:         offer+answer+delete cycles/s with 1,000 calls loaded, mediagw's
 #               ng front vs rtpengine, same driver (rtpload ngtps)
@@ -18,6 +19,7 @@
 # PPROF=1 (the gateway writes a CPU profile per instance to the output folder)
 # SIP_PEER=0 (skip the sipp uas series); SIP_OVERLOAD=0 (skip the 1.5x step);
 # OVERLOAD_DELAY=0 (mediagw without load shedding, sip.overload.delay)
+# MGCP_LOADED=0 (skip the loaded MGCP series); LOAD_CALLS=500 LOAD_PPS=50000
 # PARTS="relay mgcp sip ng" (a subset measures only those parts; RECORD defaults
 # to 0 then, since a partial run is no comparison of record).
 # STATE=file|redis (mediagw keeps its state there, as issue 13 measures; default
@@ -66,6 +68,8 @@ fi
 # 40000-51999 and 59060/59080/59427); generator and signalling at 59001-59199.
 RTP_MIN=52000 RTP_MAX=57999
 GEN_A=127.0.0.1:59001 GEN_B=127.0.0.1:59002 CTL_LOCAL=127.0.0.1:59003
+LOAD_A=127.0.0.1:59004 LOAD_B=127.0.0.1:59005 LOAD_CTL=127.0.0.1:59006
+LOAD_CALLS=${LOAD_CALLS:-500} LOAD_PPS=${LOAD_PPS:-50000}
 OSMO_MGCP=59101 RTPE_NG=59102 GW_MGCP=59103 GW_SIP=59104 GW_HTTP=59105 GW_NG=59106
 SIPP_UAS=59110 SIPP_UAC=59111
 
@@ -242,6 +246,35 @@ tps_series() { # system
   R[$s.tps_conc]=$(get "$f" result_best_conc)
 }
 
+# The same CRCX+DLCX measurement on an instance that carries LOAD_CALLS
+# relayed calls (two connections each, both directions) at LOAD_PPS in all
+# (issue 17: a gateway that scans its connections slows down with load). The
+# relay load runs from the generator core for the whole measurement and is
+# judged as a relay step: its loss tells whether the media suffered.
+tps_loaded_series() { # system
+  local s=$1 f lf wc port relay_pid dur
+  [[ $s == mediagw ]] && wc='rtpbridge/$@mgw' || wc='rtpbridge/*@mgw'
+  port=$OSMO_MGCP; [[ $s == mediagw ]] && port=$GW_MGCP
+  log "mgcp $s loaded: $LOAD_CALLS calls relaying $LOAD_PPS pps, CRCX+DLCX pairs, concurrency $TPS_CONC, $TPS_DUR each"
+  start_sut "$s" || return
+  f=$OUT/$s-mgcp-tps-loaded.txt lf=$OUT/$s-mgcp-load-relay.txt
+  # long enough for the measurement: per concurrency TPS_DUR plus a second
+  dur=$(awk -v c="$TPS_CONC" -v d="${TPS_DUR%s}" 'BEGIN{n=split(c, a, ","); printf "%ds", n*(d+1)+6}')
+  local rargs=(relay $(relay_args "$s") -a $LOAD_A -b $LOAD_B -ctl-local $LOAD_CTL -calls "$LOAD_CALLS" -bidir
+    -rates "$LOAD_PPS" -warmup 2s -step "$dur" -drain 500ms -retry 0 -pid "$SUT_PID")
+  COMMANDS+=("taskset -c $GEN_CORE rtpload ${rargs[*]}  (in the background, while:)")
+  load "$RTPLOAD" "${rargs[@]}" >"$lf" 2>&1 &
+  relay_pid=$!
+  for _ in $(seq 100); do grep -q '^setup_calls=' "$lf" && break; sleep 0.1; done
+  sleep 2.5 # the warmup, then the judged step is running
+  run_load "$f" mgcptps -ctl 127.0.0.1:$port -ctl-local $CTL_LOCAL -wildcard "$wc" -conc "$TPS_CONC" -dur "$TPS_DUR" -pid "$SUT_PID"
+  wait "$relay_pid"
+  cleanup
+  R[$s.tps_loaded]=$(get "$f" result_best_pairs_per_s)
+  R[$s.tps_loaded_conc]=$(get "$f" result_best_conc)
+  R[$s.load_loss]=$(sed -n 's/^step=[0-9]* label=step .*loss_pct=\([0-9.]*\).*/\1/p' "$lf" | tail -1)
+}
+
 ng_series() { # system: rtpengine | mediagw
   local s=$1 f port=$RTPE_NG
   [[ $s == mediagw ]] && port=$GW_NG
@@ -321,6 +354,7 @@ for s in osmo-mgw mediagw; do
   [[ " $SYSTEMS " == *" $s "* ]] || continue
   [[ $s == mediagw && $HAVE_GW == 0 ]] && continue
   tps_series "$s"
+  [[ ${MGCP_LOADED:-1} == 1 ]] && tps_loaded_series "$s"
 done
 for s in rtpengine mediagw; do
   part ng || break
@@ -357,6 +391,11 @@ REPORT=$OUT/report.md
   echo "| sipp -sn uas | | $(v sipp-uas.cps) |"
   echo "| mediagw | $(v mediagw.tps) ($(v mediagw.tps_conc)) | $(v mediagw-sip.cps) |"
   echo
+  echo "| system | MGCP CRCX+DLCX pairs/s with $LOAD_CALLS calls relaying $LOAD_PPS pps (best concurrency) | relay loss meanwhile (%) |"
+  echo "|---|---|---|"
+  echo "| osmo-mgw 1.10 | $(v osmo-mgw.tps_loaded) ($(v osmo-mgw.tps_loaded_conc)) | $(v osmo-mgw.load_loss) |"
+  echo "| mediagw | $(v mediagw.tps_loaded) ($(v mediagw.tps_loaded_conc)) | $(v mediagw.load_loss) |"
+  echo
   echo "| system | ng offer+answer+delete cycles/s, $NG_LOAD calls loaded (best concurrency) | cycle p99 (ms) |"
   echo "|---|---|---|"
   echo "| rtpengine | $(v rtpengine.ng) ($(v rtpengine.ng_conc)) | $(ms rtpengine.ng_p99) |"
@@ -379,6 +418,10 @@ NV=$OUT/results.txt
   done
   echo "mgcp_pairs_per_s_osmo_mgw=$(v osmo-mgw.tps)"
   echo "mgcp_pairs_per_s_mediagw=$(v mediagw.tps)"
+  echo "mgcp_loaded_pairs_per_s_osmo_mgw=$(v osmo-mgw.tps_loaded)"
+  echo "mgcp_loaded_pairs_per_s_mediagw=$(v mediagw.tps_loaded)"
+  echo "mgcp_loaded_relay_loss_pct_osmo_mgw=$(v osmo-mgw.load_loss)"
+  echo "mgcp_loaded_relay_loss_pct_mediagw=$(v mediagw.load_loss)"
   echo "sip_cps_sipp_uas=$(v sipp-uas.cps)"
   echo "sip_cps_mediagw=$(v mediagw-sip.cps)"
   echo "sip_overload_cps_sipp_uas=$(v sipp-uas.overload_cps)"
@@ -394,6 +437,7 @@ NV=$OUT/results.txt
   echo "relay_ratio_vs_rtpengine=$(ratio mediagw.knee rtpengine.knee)"
   echo "relay_ratio_vs_osmo_mgw=$(ratio mediagw.knee osmo-mgw.knee)"
   echo "mgcp_tps_ratio_vs_osmo_mgw=$(ratio mediagw.tps osmo-mgw.tps)"
+  echo "mgcp_loaded_tps_ratio_vs_osmo_mgw=$(ratio mediagw.tps_loaded osmo-mgw.tps_loaded)"
   echo "sip_cps_ratio_vs_sipp_uas=$(ratio mediagw-sip.cps sipp-uas.cps)"
   echo "ng_ratio_vs_rtpengine=$(ratio mediagw.ng rtpengine.ng)"
 } >"$NV"
