@@ -8,11 +8,18 @@
 // member-second (/proc/PID/stat), and whether listeners hear every talker.
 // It steps the number of legs up until a step fails, then measures one
 // 200-member conference for tick jitter.
+//
+// Two more modes give the machine's ceilings in the same run (issue 17):
+// -mode relay plays the same legs as two-party relays through the gateway
+// (MGCP rtpbridge, the same packets in and out per leg, no mixing), and
+// -mode loop plays them phone to phone without the gateway (what the
+// phones themselves can drive).
 package main
 
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -31,6 +38,7 @@ import (
 	"time"
 
 	"github.com/mediagw/mediagw/audio"
+	"github.com/mediagw/mediagw/bench/internal/driver"
 )
 
 var (
@@ -38,7 +46,7 @@ var (
 	gwPID     = flag.Int("gw-pid", 0, "gateway process ID (for CPU time)")
 	members   = flag.Int("members", 10, "members per conference in the capacity steps")
 	talkers   = flag.Int("talkers", 3, "talkers per conference")
-	stepsFlag = flag.String("steps", "500,1000,1500,2000,2250,2500,2750,3000,3250,3500,4000,4500", "total legs per step")
+	stepsFlag = flag.String("steps", "500,1000,1500,2000,2250,2500,2750,3000,3250,3500,4000,4500,5000,6000,7000,8000,10000,12000,14000,16000", "total legs per step, until one fails")
 	warmup    = flag.Duration("warmup", 3*time.Second, "time before measuring a step")
 	measure   = flag.Duration("measure", 8*time.Second, "measuring time per step")
 	bigConf   = flag.Int("big", 200, "members of the single conference measured for tick jitter (0 skips)")
@@ -48,6 +56,8 @@ var (
 	lossMax   = flag.Float64("loss-max", 0.001, "largest mixed-packet loss ratio of a passing step")
 	verbose   = flag.Bool("v", false, "print diagnostics to stderr")
 	play      = flag.Bool("play", false, "play a tone (PlayTone, 2600 Hz at -30 dBm0) into every conference for the whole run (PLAY=1)")
+	mode      = flag.String("mode", "conference", "conference (mixed), relay (two-party relays through the gateway's MGCP rtpbridge, no mixing) or loop (phone to phone, no gateway)")
+	mgcpAddr  = flag.String("mgcp", "127.0.0.1:59427", "gateway MGCP address (-mode relay)")
 )
 
 const (
@@ -82,9 +92,12 @@ type leg struct {
 	heard    [5]int // frames in which each tone was heard
 }
 
+// conference is one group of legs: a conference, or in the relay and loop
+// modes one two-party call.
 type conference struct {
 	id   string
 	legs []*leg
+	call driver.Call // -mode relay: the rtpbridge endpoint to DLCX
 }
 
 type phoneSocket struct {
@@ -95,10 +108,13 @@ type phoneSocket struct {
 	hist [histBuckets]uint64
 	// port → leg on this socket (the gateway's leg port is the source)
 	byPort map[uint16]*leg
+	// -mode loop: the sender's SSRC → the leg on this socket it plays to
+	bySSRC map[uint32]*leg
 }
 
 type load struct {
 	client   *http.Client
+	mgcp     *driver.MGCP // -mode relay
 	socks    []*phoneSocket
 	mu       sync.Mutex // guards confs and legs (the sender takes a snapshot)
 	confs    []*conference
@@ -126,9 +142,26 @@ func run() error {
 		if err != nil {
 			return err
 		}
-		s := &phoneSocket{c: c, addr: c.LocalAddr().(*net.UDPAddr).AddrPort(), byPort: map[uint16]*leg{}}
+		s := &phoneSocket{c: c, addr: c.LocalAddr().(*net.UDPAddr).AddrPort(), byPort: map[uint16]*leg{}, bySSRC: map[uint32]*leg{}}
 		l.socks = append(l.socks, s)
 		go func() { _ = recvLoop(c, l.receiver(s)) }()
+	}
+	add := l.addConference
+	switch *mode {
+	case "conference":
+	case "relay", "loop":
+		if *mode == "relay" {
+			c, err := driver.DialMGCP("127.0.0.1:0", *mgcpAddr)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			l.mgcp = &driver.MGCP{Client: c, Wildcard: "rtpbridge/$@mgw", Prefix: fmt.Sprintf("cb%x-", time.Now().UnixNano()&0xffffff)}
+		}
+		add = l.addPairs
+		*play = false
+	default:
+		return fmt.Errorf("bad -mode %q", *mode)
 	}
 	empty := []*leg{}
 	l.legsSnap.Store(&empty)
@@ -148,13 +181,22 @@ func run() error {
 	if *play {
 		playing = ", a PlayTone into every conference"
 	}
-	fmt.Printf("# conference capacity: %d members per conference, %d talkers each%s, ptime 20 ms, %v warm-up, %v measured per step\n",
-		*members, *talkers, playing, *warmup, *measure)
+	switch *mode {
+	case "relay":
+		fmt.Printf("# no-mixing ceiling (-mode relay): the same legs as two-party relays through the gateway (MGCP rtpbridge, PCMU), every leg talking, ptime 20 ms, %v warm-up, %v measured per step\n",
+			*warmup, *measure)
+	case "loop":
+		fmt.Printf("# generator ceiling (-mode loop): the same legs phone to phone, no gateway, ptime 20 ms, %v warm-up, %v measured per step\n",
+			*warmup, *measure)
+	default:
+		fmt.Printf("# conference capacity: %d members per conference, %d talkers each%s, ptime 20 ms, %v warm-up, %v measured per step\n",
+			*members, *talkers, playing, *warmup, *measure)
+	}
 	fmt.Printf("# %6s %6s %9s %9s %10s %10s %12s %8s %9s\n", "legs", "confs", "late%", "loss%", "jit_p99ms", "jit_maxms", "cpu_us/m·s", "gw_cpu%", "audio_ok")
 	best := 0
 	for _, target := range steps {
 		for l.legCount() < target {
-			if err := l.addConference(*members, *talkers); err != nil {
+			if err := add(*members, *talkers); err != nil {
 				return fmt.Errorf("setting up %d legs: %w", target, err)
 			}
 		}
@@ -179,8 +221,19 @@ func run() error {
 		}
 		best = l.legCount()
 	}
+	if best > 0 && best >= steps[len(steps)-1] {
+		fmt.Printf("# the ladder ended without a failing step: the capacity is at least %d legs\n", best)
+	}
 	if err := l.deleteAll(); err != nil {
 		return err
+	}
+	switch *mode {
+	case "relay":
+		fmt.Printf("conference_relay_legs_per_core=%d\n", best)
+		return nil
+	case "loop":
+		fmt.Printf("conference_generator_legs=%d\n", best)
+		return nil
 	}
 	jitter := math.NaN()
 	if *bigConf > 0 {
@@ -334,15 +387,19 @@ func (l *load) addConference(n, nTalk int) error {
 			return err
 		}
 	}
+	l.addGroup(conf)
+	return nil
+}
+
+// addGroup makes conf's legs play: they join the sender's snapshot.
+func (l *load) addGroup(conf *conference) {
 	l.mu.Lock()
 	l.confs = append(l.confs, conf)
-	var all []*leg
-	for _, c := range l.confs {
-		all = append(all, c.legs...)
-	}
+	all := make([]*leg, 0, len(*l.legsSnap.Load())+len(conf.legs))
+	all = append(all, *l.legsSnap.Load()...)
+	all = append(all, conf.legs...)
 	l.mu.Unlock()
 	l.legsSnap.Store(&all)
-	return nil
 }
 
 func (l *load) legCount() int { return len(*l.legsSnap.Load()) }
@@ -356,14 +413,26 @@ func (l *load) deleteAll() error {
 	l.legsSnap.Store(&empty)
 	time.Sleep(50 * time.Millisecond)
 	for _, c := range confs {
-		if _, err := l.action("DeleteConnection", map[string]string{"ConferenceId": c.id}); err != nil {
-			return err
+		switch *mode {
+		case "relay":
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			err := l.mgcp.Teardown(ctx, c.call)
+			cancel()
+			if err != nil {
+				return err
+			}
+		case "loop":
+		default:
+			if _, err := l.action("DeleteConnection", map[string]string{"ConferenceId": c.id}); err != nil {
+				return err
+			}
 		}
 	}
 	for _, s := range l.socks {
 		s.mu.Lock()
 		s.legs = nil
 		clear(s.byPort)
+		clear(s.bySSRC)
 		s.mu.Unlock()
 	}
 	return nil
@@ -439,7 +508,9 @@ func (l *load) receiver(s *phoneSocket) func([]byte, uint16, int64) {
 		defer s.mu.Unlock()
 		lg := s.byPort[port]
 		if lg == nil {
-			return
+			if lg = s.bySSRC[binary.BigEndian.Uint32(pkt[8:])]; lg == nil {
+				return
+			}
 		}
 		seq := binary.BigEndian.Uint16(pkt[2:])
 		lg.got.Add(1)

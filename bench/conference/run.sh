@@ -4,9 +4,16 @@
 # (bench/conference, sendmmsg/recvmmsg) to the other. Steps the number of
 # member legs up until late ticks or mixed-packet loss pass 0.1% or a
 # listener stops hearing a talker, then measures one 200-member conference.
+# Then, in the same run, the machine's ceilings for the same legs (issue 17):
+# the gateway relaying them as two-party calls with no mixing (-mode relay,
+# MGCP rtpbridge) and the phones playing them to each other without the
+# gateway (-mode loop). MODES="conference" skips the ceilings.
 # Ends with:
 #   conference_legs_per_core=N
 #   conference_tick_jitter_p99_ms=X
+#   conference_relay_legs_per_core=N     (the no-mixing ceiling)
+#   conference_generator_legs=N          (the phones' ceiling)
+#   conference_ratio_vs_relay=R          (mixing's share: goal >= 0.8)
 # and records the run in the "Conference" section of bench/RESULTS.md
 # (RECORD=0 skips that).
 # PLAY=1 plays a tone into every conference for the whole run (issue 12:
@@ -53,7 +60,7 @@ mgcp:
   listen: "udp://127.0.0.1:59427"
 rtp:
   bind: "127.0.0.1"
-  port_min: 40000
+  port_min: 10000
   port_max: 49999
   media_timeout: 0s
 resources: {rtp: 0, enhanced_rtp: 100, conference: 0}
@@ -83,7 +90,22 @@ T0=$(date +%s)
 	echo "# $(date -u +%FT%TZ) $(uname -m), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)); gateway on cpu $GW_CPU, phones on cpu $LOAD_CPU, autogroup nice $NICE${PRIO:+, $PRIO}"
 	PLAYFLAG=()
 	if [ "${PLAY:-0}" = 1 ]; then PLAYFLAG=(-play); fi
-	GOMAXPROCS=1 $PRIO taskset -c "$LOAD_CPU" "$OUT/confload" -http "$HTTP" -gw-pid "$GW" "${PLAYFLAG[@]}" "$@"
+	for mode in ${MODES:-conference relay loop}; do
+		FLAGS=("${PLAYFLAG[@]}")
+		if [ "$mode" != conference ]; then FLAGS=(-big 0); fi
+		GOMAXPROCS=1 $PRIO taskset -c "$LOAD_CPU" "$OUT/confload" -mode "$mode" -http "$HTTP" -mgcp 127.0.0.1:59427 -gw-pid "$GW" "${FLAGS[@]}" "$@"
+	done >"$OUT/ladders.txt"
+	cat "$OUT/ladders.txt"
+	val() { sed -n "s/^$1=//p" "$OUT/ladders.txt" | tail -1; }
+	CONF=$(val conference_legs_per_core)
+	RELAY=$(val conference_relay_legs_per_core)
+	GEN=$(val conference_generator_legs)
+	if [ -n "$CONF" ] && [ -n "$RELAY" ] && [ "$RELAY" -gt 0 ]; then
+		echo "conference_ratio_vs_relay=$(awk -v a="$CONF" -v b="$RELAY" 'BEGIN { printf "%.2f", a / b }')"
+		if [ -n "$GEN" ] && [ "$RELAY" -ge "$GEN" ]; then
+			echo "# the relays reached the phones' own ceiling: the no-mixing ceiling is at least $RELAY legs"
+		fi
+	fi
 } | tee "$OUT/result.txt"
 T1=$(date +%s)
 

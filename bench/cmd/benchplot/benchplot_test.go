@@ -57,11 +57,24 @@ func TestParseConference(t *testing.T) {
     1000    100    0.0000    0.0000       0.40       1.20       205.00     20.5     1.000 pass (retry)
     1500    150    2.0000    0.1000       8.40      19.20       230.00     34.5     0.900 FAIL
 conference_legs_per_core=1000
+# no-mixing ceiling (-mode relay): the same legs as two-party relays
+#   legs  confs     late%     loss%  jit_p99ms  jit_maxms   cpu_us/m·s  gw_cpu%  audio_ok
+     500    250    0.0000    0.0000       0.40       1.20       190.00      9.5     1.000 pass
+    1000    500    0.0000    0.9000       0.40       1.20       190.00      9.5     1.000 FAIL
+# generator ceiling (-mode loop): the same legs phone to phone, no gateway
+     500    250    0.0000    0.0000       0.40       1.20         0.00      0.0     1.000 pass
 `
-	steps, err := parseConference(strings.NewReader(text))
+	modes, err := parseConference(strings.NewReader(text))
 	if err != nil {
 		t.Fatal(err)
 	}
+	if r := modes[modeRelay]; len(r) != 2 || !r[0].pass || r[1].pass || r[1].lossPct != 0.9 {
+		t.Fatalf("relay steps %+v", r)
+	}
+	if g := modes[modeLoop]; len(g) != 1 || g[0].confs != 250 {
+		t.Fatalf("loop steps %+v", g)
+	}
+	steps := modes[modeConference]
 	if len(steps) != 3 {
 		t.Fatalf("%d steps, want 3 (the retry replaces its step): %+v", len(steps), steps)
 	}
@@ -83,7 +96,8 @@ func TestPlotsArePNGs(t *testing.T) {
 		t.Fatal(err)
 	}
 	conf := filepath.Join(run, "result.txt")
-	if err := os.WriteFile(conf, []byte("  500 50 0 0 0.4 1.2 210 10.5 1.000 pass\n 1000 100 1 0 3 9 230 21 1.000 FAIL\n"), 0o644); err != nil {
+	if err := os.WriteFile(conf, []byte("  500 50 0 0 0.4 1.2 210 10.5 1.000 pass\n 1000 100 1 0 3 9 230 21 1.000 FAIL\n"+
+		"# no-mixing ceiling (-mode relay)\n  500 250 0 0 0.4 1.2 180 9 1.000 pass\n 1000 500 0 2 3 9 190 19 1.000 FAIL\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	more, err := plotConference(conf, out)

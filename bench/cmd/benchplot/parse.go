@@ -67,14 +67,32 @@ type confStep struct {
 	pass            bool
 }
 
-// parseConference reads the step table of bench/conference: lines of
-// "legs confs late% loss% jit_p99ms jit_maxms cpu_us/m·s gw_cpu% audio_ok verdict".
-// A step measured twice (a retry) keeps its last line.
-func parseConference(r io.Reader) ([]confStep, error) {
-	byLegs := map[int]confStep{}
+// Conference run modes, as bench/conference's table headers name them.
+const (
+	modeConference = "conference" // "# conference capacity: ..."
+	modeRelay      = "relay"      // "# no-mixing ceiling (-mode relay): ..."
+	modeLoop       = "loop"       // "# generator ceiling (-mode loop): ..."
+)
+
+// parseConference reads the step tables of bench/conference: lines of
+// "legs confs late% loss% jit_p99ms jit_maxms cpu_us/m·s gw_cpu% audio_ok verdict",
+// each table under a header that names its mode (lines before any header
+// are a conference's). A step measured twice (a retry) keeps its last line.
+func parseConference(r io.Reader) (map[string][]confStep, error) {
+	byMode := map[string]map[int]confStep{}
+	mode := modeConference
 	sc := bufio.NewScanner(r)
 	for n := 1; sc.Scan(); n++ {
-		f := strings.Fields(sc.Text())
+		line := strings.TrimSpace(sc.Text())
+		switch {
+		case strings.HasPrefix(line, "# conference capacity"):
+			mode = modeConference
+		case strings.HasPrefix(line, "# no-mixing ceiling"):
+			mode = modeRelay
+		case strings.HasPrefix(line, "# generator ceiling"):
+			mode = modeLoop
+		}
+		f := strings.Fields(line)
 		if len(f) < 10 || strings.HasPrefix(f[0], "#") {
 			continue
 		}
@@ -88,16 +106,21 @@ func parseConference(r io.Reader) ([]confStep, error) {
 				return nil, fmt.Errorf("line %d: column %d %q: %v", n, 2+i, f[1+i], err)
 			}
 		}
-		byLegs[legs] = confStep{legs: legs, confs: int(vals[0]), latePct: vals[1], lossPct: vals[2],
+		if byMode[mode] == nil {
+			byMode[mode] = map[int]confStep{}
+		}
+		byMode[mode][legs] = confStep{legs: legs, confs: int(vals[0]), latePct: vals[1], lossPct: vals[2],
 			cpuPerMemberSec: vals[5], gwCPUPct: vals[6], pass: strings.HasPrefix(f[9], "pass")}
 	}
 	if err := sc.Err(); err != nil {
 		return nil, err
 	}
-	out := make([]confStep, 0, len(byLegs))
-	for _, s := range byLegs {
-		out = append(out, s)
+	out := map[string][]confStep{}
+	for m, steps := range byMode {
+		for _, s := range steps {
+			out[m] = append(out[m], s)
+		}
+		sort.Slice(out[m], func(i, j int) bool { return out[m][i].legs < out[m][j].legs })
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].legs < out[j].legs })
 	return out, nil
 }

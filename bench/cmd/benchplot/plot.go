@@ -161,57 +161,90 @@ func addSeries(p *plot.Plot, name string, c color.Color, xy, over plotter.XYs) e
 	return nil
 }
 
-// plotConference draws conference.png: gateway CPU per member-second (top)
-// and late ticks (bottom) against the number of legs; failed steps in red.
+// plotConference draws conference.png: gateway CPU per member-second (top),
+// late ticks (middle) and mixed-packet loss (bottom) against the number of
+// legs, for the conferences and for the same-run ceilings when the file has
+// them (relays through the gateway, phone to phone); failed steps in red.
 func plotConference(file, outDir string) ([]string, error) {
 	f, err := os.Open(file)
 	if err != nil {
 		return nil, err
 	}
-	steps, err := parseConference(f)
+	modes, err := parseConference(f)
 	f.Close()
 	if err != nil {
 		return nil, err
 	}
-	if len(steps) == 0 {
-		return nil, fmt.Errorf("%s: no step lines (bench/conference output?)", file)
+	if len(modes[modeConference]) == 0 {
+		return nil, fmt.Errorf("%s: no conference step lines (bench/conference output?)", file)
 	}
-	cpu := newPlot("Conferences: gateway CPU per member-second", "legs mixed", "CPU (µs per member-second)")
+	cpu := newPlot("Gateway CPU per member-second", "legs", "CPU (µs per member-second)")
 	late := newPlot("Conferences: late mixer ticks", "legs mixed", "late ticks (%)")
-	var cpuXY, lateXY, failCPU, failLate plotter.XYs
-	for _, s := range steps {
-		cpuXY = append(cpuXY, plotter.XY{X: float64(s.legs), Y: s.cpuPerMemberSec})
-		lateXY = append(lateXY, plotter.XY{X: float64(s.legs), Y: s.latePct})
-		if !s.pass {
-			failCPU = append(failCPU, plotter.XY{X: float64(s.legs), Y: s.cpuPerMemberSec})
-			failLate = append(failLate, plotter.XY{X: float64(s.legs), Y: s.latePct})
-		}
+	loss := newPlot("Packets missing at the phones", "legs", "loss (%)")
+	cpu.Y.Min, late.Y.Min, loss.Y.Min = 0, 0, 0
+	series := []struct {
+		mode, label string
+		colour      color.Color
+		cpu         bool // the gateway does the work (not loop)
+	}{
+		{modeConference, "conferences (mixed)", palette["mediagw"], true},
+		{modeRelay, "relays, no mixing (ceiling)", color.RGBA{R: 0xff, G: 0x7f, B: 0x0e, A: 0xff}, true},
+		{modeLoop, "phone to phone, no gateway (generator ceiling)", color.RGBA{R: 0x7f, G: 0x7f, B: 0x7f, A: 0xff}, false},
 	}
-	blue := palette["mediagw"]
 	red := color.RGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff}
-	for _, pair := range []struct {
-		p         *plot.Plot
-		all, fail plotter.XYs
-	}{{cpu, cpuXY, failCPU}, {late, lateXY, failLate}} {
-		l, pts, err := plotter.NewLinePoints(pair.all)
-		if err != nil {
-			return nil, err
+	failedShown := map[*plot.Plot]bool{}
+	for _, sr := range series {
+		steps := modes[sr.mode]
+		if len(steps) == 0 {
+			continue
 		}
-		l.Color, pts.Color = blue, blue
-		pair.p.Add(l, pts)
-		pair.p.Legend.Add("mediagw", l, pts)
-		if len(pair.fail) > 0 {
-			sc, err := plotter.NewScatter(pair.fail)
+		var cpuXY, lateXY, lossXY, failCPU, failLate, failLoss plotter.XYs
+		for _, s := range steps {
+			x := float64(s.legs)
+			cpuXY = append(cpuXY, plotter.XY{X: x, Y: s.cpuPerMemberSec})
+			lateXY = append(lateXY, plotter.XY{X: x, Y: s.latePct})
+			lossXY = append(lossXY, plotter.XY{X: x, Y: s.lossPct})
+			if !s.pass {
+				failCPU = append(failCPU, plotter.XY{X: x, Y: s.cpuPerMemberSec})
+				failLate = append(failLate, plotter.XY{X: x, Y: s.latePct})
+				failLoss = append(failLoss, plotter.XY{X: x, Y: s.lossPct})
+			}
+		}
+		type panel struct {
+			p         *plot.Plot
+			all, fail plotter.XYs
+		}
+		panels := []panel{{loss, lossXY, failLoss}}
+		if sr.cpu {
+			panels = append(panels, panel{cpu, cpuXY, failCPU})
+		}
+		if sr.mode == modeConference {
+			panels = append(panels, panel{late, lateXY, failLate})
+		}
+		for _, pn := range panels {
+			l, pts, err := plotter.NewLinePoints(pn.all)
 			if err != nil {
 				return nil, err
 			}
-			sc.Color, sc.Shape, sc.Radius = red, draw.CrossGlyph{}, vg.Points(5)
-			pair.p.Add(sc)
-			pair.p.Legend.Add("step failed", sc)
+			l.Color, pts.Color = sr.colour, sr.colour
+			pn.p.Add(l, pts)
+			pn.p.Legend.Add(sr.label, l, pts)
+			if len(pn.fail) > 0 {
+				sc, err := plotter.NewScatter(pn.fail)
+				if err != nil {
+					return nil, err
+				}
+				sc.Color, sc.Shape, sc.Radius = red, draw.CrossGlyph{}, vg.Points(5)
+				pn.p.Add(sc)
+				if !failedShown[pn.p] {
+					pn.p.Legend.Add("step failed", sc)
+					failedShown[pn.p] = true
+				}
+			}
 		}
 	}
 	path := filepath.Join(outDir, "conference.png")
-	return []string{path}, savePanels(path, 9*vg.Inch, 8*vg.Inch, cpu, late)
+	return []string{path}, savePanels(path, 9*vg.Inch, 11*vg.Inch, cpu, late, loss)
 }
 
 func newPlot(title, x, y string) *plot.Plot {
