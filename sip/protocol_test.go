@@ -3,8 +3,10 @@ package sip
 import (
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"strings"
 	"testing"
+	"time"
 )
 
 const goodSDP = `v=0
@@ -126,16 +128,49 @@ func TestOptionsAndHeaders(t *testing.T) {
 			t.Errorf("OPTIONS response lacks %q:\n%s", h, res)
 		}
 	}
-	// The 100 Trying comes at once, and responses carry Server.
-	trying := raw(t, g.udp, request("INVITE", "nobody", g.udp, nil, goodSDP), false)
-	if statusOf(trying) != 100 {
-		t.Errorf("first response %d, want 100", statusOf(trying))
+	// An INVITE answered at once gets its final response with no 100
+	// Trying before it (RFC 3261 17.2.1), and responses carry Server.
+	final := raw(t, g.udp, request("INVITE", "nobody", g.udp, nil, goodSDP), false)
+	if statusOf(final) != 404 || !strings.Contains(final, "Server: mediagw") {
+		t.Errorf("first response to an INVITE of nobody:\n%s\nwant 404 with Server", final)
 	}
 	if n := g.metric("mediagw_sip_requests_total", "method", "OPTIONS"); n != 1 {
 		t.Errorf("OPTIONS counted %v times", n)
 	}
-	if n := g.metric("mediagw_sip_responses_total", "code", "100"); n != 1 {
-		t.Errorf("100 counted %v times", n)
+	if n := g.metric("mediagw_sip_responses_total", "code", "100"); n != 0 {
+		t.Errorf("100 counted %v times, want none", n)
+	}
+}
+
+// A bridged INVITE gets its 100 Trying at once, before the gateway calls
+// the callee (here one that never answers), not from sipgo's 200 ms timer:
+// when the callee's INVITE arrives, the 100 is already waiting at the
+// caller (both go over loopback, which delivers in order of sending).
+func TestBridgeTryingAtOnce(t *testing.T) {
+	callee, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer callee.Close()
+	g := startGateway(t, []Route{{Match: `^bob$`, Action: ActionBridge, Target: "sip:bob@" + callee.LocalAddr().String()}})
+	c, err := net.Dial("udp", g.udp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	msg := strings.ReplaceAll(request("INVITE", "bob", g.udp, nil, goodSDP), "LOCAL", c.LocalAddr().String())
+	if _, err := c.Write([]byte(strings.ReplaceAll(msg, "\n", "\r\n"))); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 8192)
+	_ = callee.SetReadDeadline(time.Now().Add(waitFor))
+	if n, _, err := callee.ReadFrom(buf); err != nil || !strings.HasPrefix(string(buf[:n]), "INVITE ") {
+		t.Fatalf("the callee got %q, %v; want the bridged INVITE", buf[:n], err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(20 * time.Millisecond)) // already queued, or it was not sent first
+	n, err := c.Read(buf)
+	if err != nil || statusOf(string(buf[:n])) != 100 {
+		t.Fatalf("at the caller when the callee was called: %q, %v; want 100 Trying", buf[:n], err)
 	}
 }
 
