@@ -3,10 +3,13 @@ package sip
 import (
 	"bytes"
 	"context"
+	"math"
 	rtmetrics "runtime/metrics"
 	"strconv"
 	"sync/atomic"
 	"time"
+
+	"github.com/sirupsen/logrus"
 )
 
 // Overload shedding (issue 17). Past its capacity a SIP server that answers
@@ -42,6 +45,7 @@ const (
 // overload is the shedding state, read at the socket.
 type overload struct {
 	delay time.Duration
+	log   *logrus.Entry // episodes (at most one logged per overloadLogEvery); nil: none
 	on    atomic.Bool
 	shed  atomic.Uint64 // INVITEs answered 503 at the socket
 }
@@ -53,10 +57,11 @@ func (o *overload) watch(ctx context.Context) {
 	if o.delay <= 0 {
 		return
 	}
-	s := []rtmetrics.Sample{{Name: "/sched/latencies:seconds"}}
+	s := []rtmetrics.Sample{{Name: "/sched/latencies:seconds"}, {Name: "/gc/cycles/total:gc-cycles"}}
 	var prev []uint64
 	var last time.Time // when prev was read
 	over := 0          // periods in a row over the delay
+	var ep episode
 	t := time.NewTicker(overloadPeriod)
 	defer t.Stop()
 	for {
@@ -88,13 +93,58 @@ func (o *overload) watch(ctx context.Context) {
 		// On after two periods in a row over the delay (a burst at
 		// capacity passes within one; a backlog that grows does not),
 		// off after the first under it.
-		if percentile(h, prev, 0.9) > o.delay.Seconds() {
+		p90 := percentile(h, prev, 0.9)
+		if p90 > o.delay.Seconds() {
 			over++
 		} else {
 			over = 0
 		}
-		o.on.Store(over >= overloadPeriods)
+		on := over >= overloadPeriods
+		if on != o.on.Load() {
+			ep.turned(o, on, p90, s[1].Value.Uint64())
+			o.on.Store(on)
+		}
 		copy(prev, h.Counts)
+	}
+}
+
+// overloadLogEvery bounds the log to one episode per interval: a gateway
+// at its limit may shed and recover many times a second.
+const overloadLogEvery = 10 * time.Second
+
+// episode is what the watch logs about shedding episodes.
+type episode struct {
+	start      time.Time
+	shed0, gc0 uint64 // o.shed and the GC count when it started
+	logged     bool   // this episode's start was logged
+	lastLog    time.Time
+	unlogged   int // episodes since the last logged one
+}
+
+// turned logs an episode's start (with the scheduler's 90th percentile
+// then) and its end (how long, how many INVITEs shed, how many garbage
+// collections ran meanwhile), at most one episode per overloadLogEvery.
+func (e *episode) turned(o *overload, on bool, p90 float64, gcs uint64) {
+	if o.log == nil {
+		return
+	}
+	now := time.Now()
+	if on {
+		e.start, e.shed0, e.gc0 = now, o.shed.Load(), gcs
+		e.logged = now.Sub(e.lastLog) >= overloadLogEvery
+		if !e.logged {
+			e.unlogged++
+			return
+		}
+		e.lastLog = now
+		o.log.WithFields(logrus.Fields{"sched_p90_ms": math.Round(p90*1e4) / 10, "delay": o.delay,
+			"episodes_not_logged": e.unlogged}).Warn("overloaded: new INVITEs over UDP get 503 at the socket")
+		e.unlogged = 0
+		return
+	}
+	if e.logged {
+		o.log.WithFields(logrus.Fields{"lasted": now.Sub(e.start).Round(time.Millisecond), "shed": o.shed.Load() - e.shed0,
+			"gc_cycles": gcs - e.gc0}).Info("overload over: new INVITEs are taken again")
 	}
 }
 

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	gosip "github.com/emiago/sipgo/sip"
+	"github.com/sirupsen/logrus"
+	logtest "github.com/sirupsen/logrus/hooks/test"
 )
 
 const shedInvite = "INVITE sip:conf-1@127.0.0.1:5060 SIP/2.0\r\n" +
@@ -113,9 +115,10 @@ func TestShedAtTheSocket(t *testing.T) {
 }
 
 // The watch turns shedding on while goroutines wait to run longer than
-// the delay, and off again when they do not.
+// the delay, and off again when they do not, and logs the episode.
 func TestOverloadWatch(t *testing.T) {
-	o := &overload{delay: 50 * time.Millisecond}
+	logger, hook := logtest.NewNullLogger()
+	o := &overload{delay: 50 * time.Millisecond, log: logrus.NewEntry(logger)}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go o.watch(ctx)
@@ -143,6 +146,14 @@ func TestOverloadWatch(t *testing.T) {
 			t.Fatal("still shedding when idle")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	var msgs []string
+	for _, e := range hook.AllEntries() {
+		msgs = append(msgs, e.Level.String()+": "+e.Message)
+	}
+	if len(msgs) < 2 || !strings.HasPrefix(msgs[0], "warning: overloaded") || !strings.HasPrefix(msgs[1], "info: overload over") {
+		t.Fatalf("log lines %q: want the episode's start and end", msgs)
 	}
 }
 

@@ -139,7 +139,7 @@ func New(cfg Config, routes []Route, codecs []string, table *session.Table, log 
 		adm:        adm,
 		refusalLog: newRefusalLog(),
 		rate:       newRateLimiter(cfg.Rate),
-		ovl:        &overload{delay: cfg.Overload.Delay},
+		ovl:        &overload{delay: cfg.Overload.Delay, log: log},
 	}
 	total := cfg.Unconfirmed.Total
 	if total == 0 {
