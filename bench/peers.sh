@@ -64,9 +64,11 @@ if [[ ${QUICK:-0} == 1 ]]; then
   CALLS=200 STEP=2s RAMP_FACTOR=1.6 TPS_DUR=1s TPS_CONC=16 SIP_RATES="500 2000 8000" SIP_SECS=2 RECORD=0
 fi
 
-# Ports: bench owns 40000-59999. SUT RTP in 52000-57999 (bench/conference uses
-# 40000-51999 and 59060/59080/59427); generator and signalling at 59001-59199.
-RTP_MIN=52000 RTP_MAX=57999
+# Ports: SUT RTP in 48000-57999, 10,000 ports as in mediagw's default range
+# (rtp.port_min/port_max; half its pairs bound the INVITEs awaiting their ACK,
+# sip.unconfirmed.total); generator and signalling at 59001-59199.
+# bench/conference runs alone and uses 10000-49999 and 59060/59080/59427.
+RTP_MIN=48000 RTP_MAX=57999
 GEN_A=127.0.0.1:59001 GEN_B=127.0.0.1:59002 CTL_LOCAL=127.0.0.1:59003
 LOAD_A=127.0.0.1:59004 LOAD_B=127.0.0.1:59005 LOAD_CTL=127.0.0.1:59006
 LOAD_CALLS=${LOAD_CALLS:-500} LOAD_PPS=${LOAD_PPS:-50000}
