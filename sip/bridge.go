@@ -23,7 +23,9 @@ import (
 // the caller's; the caller is answered with the one the target chose.
 func (l *leg) answerBridge(tx gosip.ServerTransaction, inv *gosip.Request, offer *description, m match) {
 	s := l.s
-	s.reply(tx, inv, 100) // at once, not after sipgo's 200 ms: the callee may take seconds
+	if s.cfg.Trying == TryingWhenNeeded {
+		s.reply(tx, inv, 100) // at once, not after sipgo's 200 ms: the callee may take seconds
+	}
 	target, err := parseTargetURI(m.Target)
 	if err != nil {
 		l.failInvite(tx, inv, fmt.Errorf("%w: bridge route target: %v", session.ErrInternal, err))

@@ -32,6 +32,11 @@ type Config struct {
 	Overload    OverloadConfig    `yaml:"overload"`    // new INVITEs shed at the socket when behind (overload.go)
 	TCP         TCPConfig         `yaml:"tcp"`         // idle timeout and connection caps (tcplimit.go)
 	TLS         TLSConfig         `yaml:"tls"`         // required by a tls:// listener (tls.go)
+	// Trying is when a new INVITE gets 100 Trying: TryingAlways (at once,
+	// before anything else: DESIGN §3) or TryingWhenNeeded (only before an
+	// answer that is not given at once, a bridge's; an answer given at once
+	// goes alone, RFC 3261 17.2.1, one datagram less per call).
+	Trying string `yaml:"trying"`
 	// Menu maps DTMF key sequences of SIP conference members to actions:
 	// mute (toggle the member's own mute) or leave (hang up) (menu.go).
 	Menu map[string]string `yaml:"menu"`
@@ -54,6 +59,12 @@ type Route struct {
 	Prompt string `yaml:"prompt"`
 }
 
+// sip.trying values.
+const (
+	TryingAlways     = "always"
+	TryingWhenNeeded = "when_needed"
+)
+
 // Route actions.
 const (
 	ActionConference = "conference"
@@ -67,7 +78,8 @@ func DefaultConfig() Config {
 	return Config{Listen: []string{"udp://0.0.0.0:5060", "tcp://0.0.0.0:5060"},
 		Trusted: append([]string(nil), DefaultTrusted...), Realm: DefaultRealm, NonceTTL: DefaultNonceTTL,
 		AuthAlgorithms: append([]string(nil), DefaultAuthAlgorithms...),
-		Rate:           DefaultRate, Unconfirmed: DefaultUnconfirmed, Overload: DefaultOverload, TCP: DefaultTCP, Menu: map[string]string{}}
+		Rate:           DefaultRate, Unconfirmed: DefaultUnconfirmed, Overload: DefaultOverload, TCP: DefaultTCP, Menu: map[string]string{},
+		Trying: TryingAlways}
 }
 
 // DefaultRoutes are the built-in routes: conf-<id> joins conference <id>,
@@ -111,6 +123,13 @@ func (c Config) Validate() error {
 	}
 	if c.MaxCalls < 0 {
 		return fmt.Errorf("sip.max_calls: must be >= 0")
+	}
+	switch c.Trying {
+	case TryingAlways, TryingWhenNeeded:
+	case "":
+		c.Trying = TryingAlways
+	default:
+		return fmt.Errorf("sip.trying: %q is neither %q nor %q", c.Trying, TryingAlways, TryingWhenNeeded)
 	}
 	return c.validateAdmission()
 }

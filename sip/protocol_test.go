@@ -128,14 +128,26 @@ func TestOptionsAndHeaders(t *testing.T) {
 			t.Errorf("OPTIONS response lacks %q:\n%s", h, res)
 		}
 	}
-	// An INVITE answered at once gets its final response with no 100
-	// Trying before it (RFC 3261 17.2.1), and responses carry Server.
-	final := raw(t, g.udp, request("INVITE", "nobody", g.udp, nil, goodSDP), false)
-	if statusOf(final) != 404 || !strings.Contains(final, "Server: mediagw") {
-		t.Errorf("first response to an INVITE of nobody:\n%s\nwant 404 with Server", final)
+	// The 100 Trying comes at once, and responses carry Server.
+	trying := raw(t, g.udp, request("INVITE", "nobody", g.udp, nil, goodSDP), false)
+	if statusOf(trying) != 100 {
+		t.Errorf("first response %d, want 100", statusOf(trying))
 	}
 	if n := g.metric("mediagw_sip_requests_total", "method", "OPTIONS"); n != 1 {
 		t.Errorf("OPTIONS counted %v times", n)
+	}
+	if n := g.metric("mediagw_sip_responses_total", "code", "100"); n != 1 {
+		t.Errorf("100 counted %v times", n)
+	}
+}
+
+// With sip.trying: when_needed, an INVITE answered at once gets its final
+// response with no 100 Trying before it (RFC 3261 17.2.1).
+func TestTryingWhenNeeded(t *testing.T) {
+	g := startGatewayConfig(t, Config{Trusted: DefaultTrusted, Trying: TryingWhenNeeded}, nil)
+	final := raw(t, g.udp, request("INVITE", "nobody", g.udp, nil, goodSDP), false)
+	if statusOf(final) != 404 {
+		t.Errorf("first response to an INVITE of nobody:\n%s\nwant 404", final)
 	}
 	if n := g.metric("mediagw_sip_responses_total", "code", "100"); n != 0 {
 		t.Errorf("100 counted %v times, want none", n)
@@ -146,13 +158,21 @@ func TestOptionsAndHeaders(t *testing.T) {
 // the callee (here one that never answers), not from sipgo's 200 ms timer:
 // when the callee's INVITE arrives, the 100 is already waiting at the
 // caller (both go over loopback, which delivers in order of sending).
+// Both settings of sip.trying.
 func TestBridgeTryingAtOnce(t *testing.T) {
+	for _, trying := range []string{TryingAlways, TryingWhenNeeded} {
+		t.Run(trying, func(t *testing.T) { bridgeTryingAtOnce(t, trying) })
+	}
+}
+
+func bridgeTryingAtOnce(t *testing.T, trying string) {
 	callee, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer callee.Close()
-	g := startGateway(t, []Route{{Match: `^bob$`, Action: ActionBridge, Target: "sip:bob@" + callee.LocalAddr().String()}})
+	g := startGatewayConfig(t, Config{Trusted: DefaultTrusted, Trying: trying},
+		[]Route{{Match: `^bob$`, Action: ActionBridge, Target: "sip:bob@" + callee.LocalAddr().String()}})
 	c, err := net.Dial("udp", g.udp)
 	if err != nil {
 		t.Fatal(err)
