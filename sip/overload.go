@@ -75,11 +75,11 @@ func (o *overload) watch(ctx context.Context) {
 		// for), the ticker has kept a tick for it: that read would come
 		// at once, see no samples and end the run of periods over the
 		// delay. A period counts only once half of it has passed.
-		if now := time.Now(); prev != nil && now.Sub(last) < overloadPeriod/2 {
+		now := time.Now()
+		if prev != nil && now.Sub(last) < overloadPeriod/2 {
 			continue
-		} else {
-			last = now
 		}
+		last = now
 		rtmetrics.Read(s)
 		if s[0].Value.Kind() != rtmetrics.KindFloat64Histogram {
 			return // not in this runtime: never shed
