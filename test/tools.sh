@@ -8,7 +8,8 @@
 # admission under scanning), python3 (the digest UA in test/auth) and
 # openssl (s_client against the SIP TLS listener), baresip (a real phone:
 # REFER into a conference, conference membership) and Asterisk's English
-# prompts (real speech for the DTMF detector, real prompts for Play).
+# prompts (real speech for the DTMF detector, real prompts for Play), and
+# iproute2 (test/isolated.sh's network namespace).
 set -euo pipefail
 need=()
 command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
@@ -23,6 +24,7 @@ command -v rtpengine >/dev/null 2>&1 || need+=(rtpengine-daemon)
 command -v svwar >/dev/null 2>&1 || need+=(sipvicious)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v openssl >/dev/null 2>&1 || need+=(openssl) # s_client checks the SIP TLS listener's certificate
+command -v ip >/dev/null 2>&1 || need+=(iproute2) # test/isolated.sh brings up the test namespace's loopback
 command -v baresip >/dev/null 2>&1 || need+=(baresip-core) # a real phone: aufile, ctrl_tcp and menu modules
 [[ -d /usr/share/asterisk/sounds/en_US_f_Allison ]] || need+=(asterisk-core-sounds-en-wav) # real speech: the in-band DTMF detector must not fire on it; prompts for Play
 if ((${#need[@]} == 0)); then
