@@ -43,6 +43,7 @@ type rigOption struct {
 	resources func(*session.Resources)
 	media     func(*session.MediaConfig)
 	ports     [2]int // RTP port range of the table; zero = 32000-32999
+	listen    string // the server socket's IP; "" = 127.0.0.1
 }
 
 func withResource(name string, n int) rigOption {
@@ -135,8 +136,14 @@ func newRig(t *testing.T, opts ...rigOption) *rig {
 		}
 	}
 	r.srv = srv
-	pc := listenUDP(t, "127.0.0.1")
-	r.srvAddr = pc.LocalAddr().(*net.UDPAddr)
+	ip := "127.0.0.1"
+	for _, o := range opts {
+		if o.listen != "" {
+			ip = o.listen
+		}
+	}
+	pc := listenUDP(t, ip)
+	r.srvAddr = &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: pc.LocalAddr().(*net.UDPAddr).Port}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, pc) }()

@@ -250,6 +250,10 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 			}
 			return fmt.Errorf("mgcp: read: %w", err)
 		}
+		// A dual-stack socket (the default listen, 0.0.0.0) gives IPv4
+		// sources as ::ffff:a.b.c.d, which no IPv4 call_agents prefix
+		// contains.
+		src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
 		if out := s.handle(src, buf[:n]); out != nil {
 			s.write(out, src)
 		}

@@ -245,3 +245,16 @@ func TestAuditTooLarge(t *testing.T) {
 		t.Fatalf("AUEP rtpbridge/*: %d", resp.Code)
 	}
 }
+
+// On the default listen address (0.0.0.0: a dual-stack socket) an IPv4 call
+// agent arrives as ::ffff:127.0.0.1; it is still the 127.0.0.1/32 of
+// call_agents, and its answers go back to it.
+func TestServeOnWildcardAnswersIPv4CallAgent(t *testing.T) {
+	r := newRig(t, rigOption{listen: "0.0.0.0"})
+	if resp := r.command("AUEP 77 rtpbridge/1@mgw MGCP 1.0\r\n"); resp.Code != 200 {
+		t.Fatalf("AUEP from 127.0.0.1 on a wildcard socket: %d", resp.Code)
+	}
+	if d := counter(t, r.srv.met.dropped.WithLabelValues("call_agent")); d != 0 {
+		t.Fatalf("%v datagrams dropped as from outside call_agents", d)
+	}
+}
