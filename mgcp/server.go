@@ -225,6 +225,9 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 			Params: Params{{"RM", rm}}}, s.notify)
 	}
 	s.announceLost()
+	if b := newBatchIO(conn); b != nil {
+		return s.serveBatched(ctx, b)
+	}
 	buf := make([]byte, 65536)
 	udp, _ := conn.(*net.UDPConn) // reads and writes without allocating an address
 	for {
@@ -241,14 +244,10 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 			}
 		}
 		if err != nil {
-			if ctx.Err() != nil {
-				return nil
+			if stop, err := s.readFailed(ctx, err); stop {
+				return err
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.ECONNREFUSED) {
-				continue // a stale deadline, or an ICMP error for an earlier send
-			}
-			return fmt.Errorf("mgcp: read: %w", err)
+			continue
 		}
 		// A dual-stack socket (the default listen, 0.0.0.0) gives IPv4
 		// sources as ::ffff:a.b.c.d, which no IPv4 call_agents prefix
@@ -259,6 +258,50 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 		}
 		s.sendAll(s.takeAfterReply())
 	}
+}
+
+// serveBatched is Serve's loop on batched I/O: each datagram waiting in the
+// socket is handled in order, and their answers (each followed by what
+// must go after it, as a NTFY after the response that armed it) leave
+// together.
+func (s *Server) serveBatched(ctx context.Context, b *batchIO) error {
+	failed := func(o outDatagram, err error) { s.sendFailed(err, o.dst) }
+	for {
+		n, err := b.read()
+		if err != nil {
+			if stop, err := s.readFailed(ctx, err); stop {
+				return err
+			}
+			continue
+		}
+		for i := range n {
+			src, data, ok := b.datagram(i)
+			if !ok {
+				continue // truncated or not IP: not on a UDP socket read into 64 KiB
+			}
+			if out := s.handle(src, data); out != nil {
+				b.queue(out, src)
+			}
+			for _, o := range s.takeAfterReply() {
+				b.queue(o.data, o.dst)
+			}
+		}
+		b.flush(failed)
+	}
+}
+
+// readFailed says whether a read error ends Serve, and with what: ctx
+// ending does (nil); a passed deadline or an ICMP error for an earlier send
+// does not.
+func (s *Server) readFailed(ctx context.Context, err error) (bool, error) {
+	if ctx.Err() != nil {
+		return true, nil
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.ECONNREFUSED) {
+		return false, nil // a stale deadline, or an ICMP error for an earlier send
+	}
+	return true, fmt.Errorf("mgcp: read: %w", err)
 }
 
 // Shutdown announces the gateway going out of service (RSIP graceful) and
@@ -314,7 +357,13 @@ func (s *Server) write(b []byte, dst netip.AddrPort) {
 	} else {
 		_, err = (*pc).WriteTo(b, net.UDPAddrFromAddrPort(dst))
 	}
-	if err != nil && s.limit.allow() {
+	if err != nil {
+		s.sendFailed(err, dst)
+	}
+}
+
+func (s *Server) sendFailed(err error, dst netip.AddrPort) {
+	if s.limit.allow() {
 		s.log.WithError(err).WithField("remote", dst.String()).Warn("MGCP send failed")
 	}
 }
