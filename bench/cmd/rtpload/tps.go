@@ -1,18 +1,16 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/mediagw/mediagw/bench/internal/driver"
-	"github.com/mediagw/mediagw/bench/internal/loadstat"
 	"github.com/mediagw/mediagw/bench/internal/procstat"
 )
 
@@ -40,14 +38,14 @@ func tpsMain(args []string) error {
 		}
 		o.conc = append(o.conc, n)
 	}
-	c, err := driver.DialMGCP(o.ctlLocal, o.ctl)
+	l, err := newTPSLoop(o)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
+	defer l.Close()
 	var best tpsResult
 	for _, n := range o.conc {
-		r := tps(context.Background(), c, n, o, os.Stdout)
+		r := tps(l, n, o, os.Stdout)
 		if r.fail == 0 && r.pairsPerS > best.pairsPerS {
 			best = r
 		}
@@ -66,77 +64,33 @@ type tpsResult struct {
 	sutCPU    float64 // percent of one core
 }
 
-// tps runs closed-loop CRCX+DLCX pairs: conc workers, each creating a
+// tps runs closed-loop CRCX+DLCX pairs: conc in flight, each creating a
 // recvonly connection on the wildcard endpoint (no SDP) and deleting it
-// (endpoint from Z:, call and connection ID), for dur. A pair counts only if
-// CRCX got 200 and DLCX 250 (or 200).
-func tps(ctx context.Context, c *driver.MGCPClient, conc int, o tpsOpts, w io.Writer) tpsResult {
-	type result struct {
-		ok, fail uint64
-		hist     loadstat.Histogram // pair time, µs
-		codes    map[string]uint64
-	}
-	results := make([]result, conc)
+// (endpoint from Z:, call and connection ID), for dur; the pairs in flight
+// then finish. A pair counts only if CRCX got 200 and DLCX 250 (or 200).
+func tps(l *tpsLoop, conc int, o tpsOpts, w io.Writer) tpsResult {
 	var cpu0 time.Duration
 	if o.pid > 0 {
 		cpu0, _ = procstat.CPU(o.pid)
 	}
 	self0, _ := procstat.CPU(0)
-	r0, s0 := c.Stats()
-	start := time.Now()
-	deadline := start.Add(o.dur)
-	var wg sync.WaitGroup
-	for i := 0; i < conc; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			r := &results[i]
-			r.codes = map[string]uint64{}
-			for n := 0; time.Now().Before(deadline); n++ {
-				t := time.Now()
-				callID := fmt.Sprintf("t%x-%x-%x", os.Getpid(), i, n)
-				cr, err := c.Do(ctx, "CRCX", o.wildcard, []string{"C: " + callID, "L: p:20, a:PCMU", "M: recvonly"}, "")
-				if err != nil || cr.Code != 200 || cr.Param("Z") == "" {
-					r.fail++
-					r.codes[failCode("CRCX", cr, err)]++
-					continue
-				}
-				dr, err := c.Do(ctx, "DLCX", cr.Param("Z"), []string{"C: " + callID, "I: " + cr.Param("I")}, "")
-				if err != nil || (dr.Code != 250 && dr.Code != 200) {
-					r.fail++
-					r.codes[failCode("DLCX", dr, err)]++
-					continue
-				}
-				r.ok++
-				r.hist.Record(uint64(time.Since(t).Microseconds()))
-			}
-		}(i)
-	}
-	wg.Wait()
-	el := time.Since(start)
+	res, el := l.run(conc)
 	var cpu1 time.Duration
 	if o.pid > 0 {
 		cpu1, _ = procstat.CPU(o.pid)
 	}
 	self1, _ := procstat.CPU(0)
-	var total result
-	total.codes = map[string]uint64{}
-	for i := range results {
-		total.ok += results[i].ok
-		total.fail += results[i].fail
-		total.hist.Merge(&results[i].hist)
-		for k, v := range results[i].codes {
-			total.codes[k] += v
-		}
-	}
-	retrans, stray := c.Stats()
-	res := tpsResult{conc: conc, ok: total.ok, fail: total.fail, pairsPerS: float64(total.ok) / el.Seconds(),
-		p99: total.hist.Quantile(0.99), sutCPU: 100 * (cpu1 - cpu0).Seconds() / el.Seconds()}
+	res.sutCPU = 100 * (cpu1 - cpu0).Seconds() / el.Seconds()
 	fmt.Fprintf(w, "conc=%d pairs=%d pairs_per_s=%.0f failures=%d retransmits=%d stray=%d pair_p50_us=%d pair_p99_us=%d sut_cpu_pct=%.1f driver_cpu_pct=%.1f",
-		conc, total.ok, res.pairsPerS, total.fail, retrans-r0, stray-s0,
-		total.hist.Quantile(0.5), res.p99, res.sutCPU, 100*(self1-self0).Seconds()/el.Seconds())
-	for k, v := range total.codes {
-		fmt.Fprintf(w, " %s=%d", k, v)
+		conc, res.ok, res.pairsPerS, res.fail, l.retrans, l.stray,
+		l.hist.Quantile(0.5), res.p99, res.sutCPU, 100*(self1-self0).Seconds()/el.Seconds())
+	keys := make([]string, 0, len(l.codes))
+	for k := range l.codes {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(w, " %s=%d", k, l.codes[k])
 	}
 	fmt.Fprintln(w)
 	return res
