@@ -93,14 +93,29 @@ func (b *batchBufs) read(l *Leg, fd uintptr, rtcp bool) int {
 	return n
 }
 
-// drain discards what arrived on the sockets of an idle pair: one recvfrom
-// per datagram into a one-octet buffer (the rest is truncated away), until
-// the socket is empty.
+// drain discards what arrived on the sockets of an idle pair. One ppoll
+// without a wait asks both sockets at once whether anything is there (the
+// pollers usually threw it all away already); a socket that has something
+// is read with one recvfrom per datagram into a one-octet buffer (the rest
+// is truncated away) until it is empty.
 func (s sockets) drain() {
+	fds := [2]unix.PollFd{{Fd: int32(s.rtpFd), Events: unix.POLLIN}, {Fd: int32(s.rtcpFd), Events: unix.POLLIN}}
+	var noWait unix.Timespec
+	var errno syscall.Errno
+	for {
+		_, _, errno = syscall.RawSyscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&fds[0])), uintptr(len(fds)),
+			uintptr(unsafe.Pointer(&noWait)), 0, 0, 0)
+		if errno != syscall.EINTR {
+			break
+		}
+	}
 	var one [1]byte
-	for _, fd := range [2]int{s.rtpFd, s.rtcpFd} {
+	for i := range fds {
+		if errno == 0 && fds[i].Revents == 0 || fds[i].Fd < 0 {
+			continue // empty (a failed ppoll reads both)
+		}
 		for {
-			_, _, errno := syscall.RawSyscall6(syscall.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&one[0])), 1,
+			_, _, errno := syscall.RawSyscall6(syscall.SYS_RECVFROM, uintptr(fds[i].Fd), uintptr(unsafe.Pointer(&one[0])), 1,
 				unix.MSG_DONTWAIT, 0, 0)
 			if errno != 0 && errno != syscall.EINTR {
 				break // EAGAIN: empty
