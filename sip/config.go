@@ -96,6 +96,9 @@ func (c Config) Validate() error {
 	if c.Overload.Delay < 0 {
 		return fmt.Errorf("sip.overload.delay: %s is negative", c.Overload.Delay)
 	}
+	if c.Overload.QueueDelay < 0 {
+		return fmt.Errorf("sip.overload.queue_delay: %s is negative", c.Overload.QueueDelay)
+	}
 	for keys, action := range c.Menu {
 		if err := checkMenuEntry(keys, action); err != nil {
 			return fmt.Errorf("sip.menu[%q]: %w", keys, err)

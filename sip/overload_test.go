@@ -180,3 +180,48 @@ func FuzzShed503(f *testing.F) {
 		}
 	})
 }
+
+// A new INVITE that waited in the socket longer than queue_delay is shed
+// even while the scheduler's door is off; a request in a dialog that
+// waited as long passes, and so does a new INVITE read at once.
+func TestShedLateInvite(t *testing.T) {
+	srv, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	if !stampReceives(srv) {
+		t.Skip("no SO_TIMESTAMPNS here")
+	}
+	var shed []netip.AddrPort
+	l := &udpListener{UDPConn: srv, peers: map[netip.AddrPort]*peerAddr{}, ovl: &overload{queue: 20 * time.Millisecond},
+		onShed: func(a netip.AddrPort) { shed = append(shed, a) }, oob: make([]byte, stampOOB)}
+	cli, err := net.DialUDP("udp", nil, srv.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	reinvite := strings.Replace(shedInvite, "To: <sip:conf-1@127.0.0.1>", "To: <sip:conf-1@127.0.0.1>;tag=x", 1)
+	for _, m := range []string{shedInvite, reinvite} {
+		if _, err := cli.Write([]byte(m)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(60 * time.Millisecond) // both wait three times queue_delay
+	buf := make([]byte, 4096)
+	n, _, err := l.ReadFrom(buf)
+	if err != nil || !bytes.Equal(buf[:n], []byte(reinvite)) {
+		t.Fatalf("ReadFrom gave %q %v, want the re-INVITE (the late INVITE shed)", buf[:n], err)
+	}
+	_ = cli.SetReadDeadline(time.Now().Add(2 * time.Second))
+	rn, err := cli.Read(buf)
+	if err != nil || !bytes.HasPrefix(buf[:rn], []byte("SIP/2.0 503 ")) || len(shed) != 1 {
+		t.Fatalf("the late INVITE's answer: %q %v (%d sheds)", buf[:rn], err, len(shed))
+	}
+	if _, err := cli.Write([]byte(shedInvite)); err != nil {
+		t.Fatal(err)
+	}
+	if n, _, err := l.ReadFrom(buf); err != nil || !bytes.Equal(buf[:n], []byte(shedInvite)) {
+		t.Fatalf("an INVITE read at once: %q %v", buf[:n], err)
+	}
+}

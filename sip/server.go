@@ -139,7 +139,7 @@ func New(cfg Config, routes []Route, codecs []string, table *session.Table, log 
 		adm:        adm,
 		refusalLog: newRefusalLog(),
 		rate:       newRateLimiter(cfg.Rate),
-		ovl:        &overload{delay: cfg.Overload.Delay, log: log},
+		ovl:        &overload{delay: cfg.Overload.Delay, queue: cfg.Overload.QueueDelay, log: log},
 	}
 	total := cfg.Unconfirmed.Total
 	if total == 0 {
@@ -242,11 +242,19 @@ func (s *Server) ServeUDP(ctx context.Context, conn net.PacketConn) error {
 		if err := c.SetReadBuffer(udpReadBuffer); err != nil {
 			s.log.WithError(err).Warn("SIP UDP read buffer not enlarged")
 		}
-		served = &udpListener{UDPConn: c, peers: make(map[netip.AddrPort]*peerAddr), ovl: s.ovl,
+		l := &udpListener{UDPConn: c, peers: make(map[netip.AddrPort]*peerAddr), ovl: s.ovl,
 			onShed: func(src netip.AddrPort) {
 				s.reject(RefusedOverload, src.String(), func() *logrus.Entry { return s.log.WithField("transport", "UDP") },
-					"behind (sip.overload.delay): new INVITE answered 503 at the socket")
+					"behind (sip.overload): new INVITE answered 503 at the socket")
 			}}
+		if s.ovl.queue > 0 {
+			if stampReceives(c) {
+				l.oob = make([]byte, stampOOB)
+			} else {
+				s.log.Warn("SIP UDP socket gives no arrival times: sip.overload.queue_delay does nothing")
+			}
+		}
+		served = l
 		s.ovlOnce.Do(func() { go s.ovl.watch(ctx) })
 	}
 	s.mu.Lock()
@@ -270,6 +278,7 @@ type udpListener struct {
 	ovl    *overload            // shedding: new INVITEs answered 503 here (overload.go)
 	onShed func(netip.AddrPort) // counts and logs a shed INVITE
 	resp   []byte               // the 503 being sent (the reader's own)
+	oob    []byte               // the arrival stamp of the datagram read; nil: not stamped
 }
 
 // maxPeers bounds the remembered sources; the map starts afresh when full.
@@ -289,12 +298,21 @@ func (c *udpListener) ReadFrom(b []byte) (int, net.Addr, error) {
 	var ap netip.AddrPort
 	for {
 		var err error
-		n, ap, err = c.UDPConn.ReadFromUDPAddrPort(b)
+		late := false
+		if c.oob != nil {
+			var oobn int
+			n, oobn, _, ap, err = c.UDPConn.ReadMsgUDPAddrPort(b, c.oob)
+			if at, ok := arrival(c.oob[:oobn]); ok {
+				late = time.Now().UnixNano()-at > int64(c.ovl.queue)
+			}
+		} else {
+			n, ap, err = c.UDPConn.ReadFromUDPAddrPort(b)
+		}
 		if err != nil {
 			return n, nil, err
 		}
 		ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-		if c.ovl == nil || !c.shed(b[:n], ap) {
+		if c.ovl == nil || !c.shed(b[:n], ap, late) {
 			break
 		}
 	}
@@ -312,12 +330,14 @@ func (c *udpListener) ReadFrom(b []byte) (int, net.Addr, error) {
 }
 
 // shed answers a new INVITE with a stateless 503 while the gateway is
-// behind, and drops the ACKs of those 503s; true: the datagram is done.
-func (c *udpListener) shed(p []byte, src netip.AddrPort) bool {
+// behind (the scheduler's door is on, or late: the INVITE waited in the
+// socket past sip.overload.queue_delay), and drops the ACKs of those 503s;
+// true: the datagram is done.
+func (c *udpListener) shed(p []byte, src netip.AddrPort, late bool) bool {
 	if c.ovl.shed.Load() > 0 && shedAck(p) {
 		return true
 	}
-	if !c.ovl.on.Load() || !initialInvite(p) {
+	if !c.ovl.on.Load() && !late || !initialInvite(p) {
 		return false
 	}
 	seq := c.ovl.shed.Add(1)
