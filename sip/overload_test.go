@@ -193,6 +193,7 @@ func TestShedLateInvite(t *testing.T) {
 	if !stampReceives(srv) {
 		t.Skip("no SO_TIMESTAMPNS here")
 	}
+	waitStamping(t, srv)
 	var shed []netip.AddrPort
 	l := &udpListener{UDPConn: srv, peers: map[netip.AddrPort]*peerAddr{}, ovl: &overload{queue: 20 * time.Millisecond},
 		onShed: func(a netip.AddrPort) { shed = append(shed, a) }, oob: make([]byte, stampOOB)}
@@ -224,4 +225,34 @@ func TestShedLateInvite(t *testing.T) {
 	if n, _, err := l.ReadFrom(buf); err != nil || !bytes.Equal(buf[:n], []byte(shedInvite)) {
 		t.Fatalf("an INVITE read at once: %q %v", buf[:n], err)
 	}
+}
+
+// waitStamping returns once datagrams to srv carry the time they arrived.
+// The kernel turns receive stamps on for the whole stack lazily (a deferred
+// static key) when the first socket asks: until then a datagram is stamped
+// when it is read, and every wait measures 0.
+func waitStamping(t *testing.T, srv *net.UDPConn) {
+	t.Helper()
+	cli, err := net.DialUDP("udp", nil, srv.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	buf, oob := make([]byte, 64), make([]byte, stampOOB)
+	for try := 0; try < 100; try++ {
+		if _, err := cli.Write([]byte("probe")); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+		_ = srv.SetReadDeadline(time.Now().Add(2 * time.Second))
+		_, oobn, _, _, err := srv.ReadMsgUDPAddrPort(buf, oob)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if at, ok := arrival(oob[:oobn]); ok && time.Now().UnixNano()-at >= int64(15*time.Millisecond) {
+			_ = srv.SetReadDeadline(time.Time{})
+			return
+		}
+	}
+	t.Fatal("datagrams still stamped when read after 100 tries")
 }
