@@ -18,8 +18,8 @@
 # SIP_RATES="..." QUICK=1 (short smoke run) RECORD=0 NICE=-20
 # PPROF=1 (the gateway writes a CPU profile per instance to the output folder)
 # SIP_PEER=0 (skip the sipp uas series); SIP_OVERLOAD=0 (skip the 1.5x step);
-# OVERLOAD_DELAY=0 (mediagw without load shedding, sip.overload.delay); OVERLOAD_QUEUE=0s
-# (sip.overload.queue_delay off)
+# OVERLOAD_DELAY=0 (sip.overload.delay off), OVERLOAD_QUEUE=0s (sip.overload.queue_delay off);
+# both for mediagw without load shedding
 # MGCP_LOADED=0 (skip the loaded MGCP series); LOAD_CALLS=500 LOAD_PPS=50000
 # PARTS="relay mgcp sip ng" (a subset measures only those parts; RECORD defaults
 # to 0 then, since a partial run is no comparison of record).
@@ -102,8 +102,8 @@ RTPLOAD=$OUT/rtpload
 
 sed -e "s/@SIP_PORT@/$GW_SIP/" -e "s/@MGCP_PORT@/$GW_MGCP/" -e "s/@HTTP_PORT@/$GW_HTTP/" -e "s/@NG_PORT@/$GW_NG/" \
     -e "s/@RTP_MIN@/$RTP_MIN/" -e "s/@RTP_MAX@/$RTP_MAX/" bench/conf/gateway.yaml >"$OUT/gateway.yaml"
-# OVERLOAD_DELAY sets sip.overload.delay (0 = never shed: the gateway as it was before issue 17),
-# OVERLOAD_QUEUE sip.overload.queue_delay (0s = only the scheduler's door).
+# OVERLOAD_DELAY sets sip.overload.delay, OVERLOAD_QUEUE sip.overload.queue_delay (0 turns
+# either off; both 0: never shed, the gateway as it was before issue 17).
 if [[ -n ${OVERLOAD_DELAY:-}${OVERLOAD_QUEUE:-} ]]; then
   sed -i "s/^  external_host: \"127.0.0.1\"/&\n  overload: {delay: ${OVERLOAD_DELAY:-20ms}, queue_delay: ${OVERLOAD_QUEUE:-100ms}}/" "$OUT/gateway.yaml"
 fi
