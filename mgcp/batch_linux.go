@@ -126,10 +126,11 @@ func (b *batchIO) queue(data []byte, dst netip.AddrPort) {
 // flush sends the queued answers in order, batchSize per sendmmsg, and
 // calls failed for each one the kernel refused (the others still go).
 func (b *batchIO) flush(failed func(outDatagram, error)) {
-	for len(b.out) > 0 {
+	out := b.out
+	for len(out) > 0 {
 		n := 0
-		for n < len(b.out) && n < batchSize {
-			o := b.out[n]
+		for n < len(out) && n < batchSize {
+			o := out[n]
 			nameLen, ok := addrPortToSockaddr(o.dst, b.inet6, &b.snames[n])
 			if !ok {
 				break
@@ -140,25 +141,23 @@ func (b *batchIO) flush(failed func(outDatagram, error)) {
 			n++
 		}
 		if n == 0 { // the first cannot be addressed from this socket
-			failed(b.out[0], syscall.EAFNOSUPPORT)
-			b.out = b.out[1:]
+			failed(out[0], syscall.EAFNOSUPPORT)
+			out = out[1:]
 			continue
 		}
 		sent, err := b.send(n)
-		if err != nil {
-			if sent == 0 { // the first of the batch failed: report it, go on with the rest
-				failed(b.out[0], err)
-				sent = 1
-			}
+		if err != nil { // the first of the batch failed: report it, go on with the rest
+			failed(out[0], err)
+			sent = 1
 		}
-		b.out = b.out[sent:]
+		out = out[sent:]
 	}
-	clear(b.out[:cap(b.out)])
+	clear(b.out) // the queue keeps its array, not the answers
 	b.out = b.out[:0]
 }
 
-// send sends the first n prepared datagrams: how many went, and the error
-// that stopped the first of the others.
+// send sends the first n prepared datagrams: how many went, or 0 and the
+// error that stopped the first of them.
 func (b *batchIO) send(n int) (int, error) {
 	var sent int
 	var errno syscall.Errno
@@ -173,9 +172,6 @@ func (b *batchIO) send(n int) (int, error) {
 				return false // the send buffer is full: wait until it has room
 			}
 			sent, errno = int(r), e
-			if e != 0 {
-				sent = 0
-			}
 			return true
 		}
 	})

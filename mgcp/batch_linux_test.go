@@ -52,6 +52,10 @@ func TestBatchFlushSkipsWhatFails(t *testing.T) {
 	if len(failed) != 1 || failed[0] != "lost" || len(b.out) != 0 {
 		t.Fatalf("failed %q, %d left queued", failed, len(b.out))
 	}
+	// The queue keeps its array for the next batch, and none of the answers.
+	if q := b.out[:cap(b.out)]; len(q) < 3 || q[0].data != nil || q[2].data != nil {
+		t.Fatalf("queue after flush: cap %d, %v", cap(b.out), q)
+	}
 	buf := make([]byte, 100)
 	for _, want := range []string{"first", "last"} {
 		_ = peer.SetReadDeadline(time.Now().Add(5 * time.Second))
