@@ -5,7 +5,8 @@
 #               osmo-mgw 1.10 (MGCP rtpbridge/*), driven by bench/cmd/rtpload
 #   MGCP:       CRCX+DLCX pairs/s, mediagw vs osmo-mgw, same driver, idle and
 #               loaded (500 relayed calls = 1,000 connections carrying 50k pps)
-#   SIP:        calls/s with 0 failures, SIPp uac against mediagw vs `sipp -sn uas`
+#   SIP:        calls/s with 0 failures, SIPp uac against mediagw vs `sipp -sn uas`,
+#               and vs the floor sipgo sets (bench/cmd/sipgouas: sipgo's own UAS, no media)
 #   ng:         offer+answer+delete cycles/s with 1,000 calls loaded, mediagw's
 #               ng front vs rtpengine, same driver (rtpload ngtps)
 # The system under test (SUT) runs pinned to core 1, the load generator to core 0.
@@ -17,7 +18,8 @@
 # RAMP_FACTOR=1.15 RAMP_MAX=500000 SYSTEMS="rtpengine osmo-mgw mediagw"
 # SIP_RATES="..." QUICK=1 (short smoke run) RECORD=0 NICE=-20
 # PPROF=1 (the gateway writes a CPU profile per instance to the output folder)
-# SIP_PEER=0 (skip the sipp uas series); SIP_OVERLOAD=0 (skip the 1.5x step);
+# SIP_PEER=0 (skip the sipp uas series); SIP_FLOOR=0 (skip the sipgo uas series);
+# SIP_OVERLOAD=0 (skip the 1.5x step);
 # OVERLOAD_DELAY=0 (sip.overload.delay off), OVERLOAD_QUEUE=0s (sip.overload.queue_delay off);
 # both for mediagw without load shedding
 # MGCP_LOADED=0 (skip the loaded MGCP series); LOAD_CALLS=500 LOAD_PPS=50000
@@ -74,7 +76,7 @@ GEN_A=127.0.0.1:59001 GEN_B=127.0.0.1:59002 CTL_LOCAL=127.0.0.1:59003
 LOAD_A=127.0.0.1:59004 LOAD_B=127.0.0.1:59005 LOAD_CTL=127.0.0.1:59006
 LOAD_CALLS=${LOAD_CALLS:-500} LOAD_PPS=${LOAD_PPS:-50000}
 OSMO_MGCP=59101 RTPE_NG=59102 GW_MGCP=59103 GW_SIP=59104 GW_HTTP=59105 GW_NG=59106
-SIPP_UAS=59110 SIPP_UAC=59111
+SIPP_UAS=59110 SIPP_UAC=59111 SIPGO_UAS=59112
 
 SUT_CORE=1 GEN_CORE=0
 load() { nice -n "$NICE" taskset -c $GEN_CORE "$@"; }
@@ -99,6 +101,7 @@ HAVE_GW=0
 if go build -o "$OUT/gateway" ./cmd/gateway 2>"$OUT/gateway-build.log"; then HAVE_GW=1; else
   log "cmd/gateway does not build (see $OUT/gateway-build.log): mediagw rows are skipped"; fi
 RTPLOAD=$OUT/rtpload
+if part sip && [[ ${SIP_FLOOR:-1} == 1 ]]; then go build -o "$OUT/sipgouas" ./bench/cmd/sipgouas || exit 1; fi
 
 sed -e "s/@SIP_PORT@/$GW_SIP/" -e "s/@MGCP_PORT@/$GW_MGCP/" -e "s/@HTTP_PORT@/$GW_HTTP/" -e "s/@NG_PORT@/$GW_NG/" \
     -e "s/@RTP_MIN@/$RTP_MIN/" -e "s/@RTP_MAX@/$RTP_MAX/" bench/conf/gateway.yaml >"$OUT/gateway.yaml"
@@ -141,7 +144,7 @@ start_sut() { # name: start a fresh instance pinned to the SUT core; SUT_PID is 
   cleanup
   case $name in
     osmo-mgw) port=$OSMO_MGCP ;; rtpengine) port=$RTPE_NG ;; mediagw) port=$GW_MGCP ;;
-    sipp-uas) port=$SIPP_UAS ;; mediagw-sip) port=$GW_SIP ;;
+    sipp-uas) port=$SIPP_UAS ;; sipgo-uas) port=$SIPGO_UAS ;; mediagw-sip) port=$GW_SIP ;;
   esac
   if port_busy "$port"; then log "$name: port $port is already in use by another process"; return 1; fi
   # Started directly (nice execs taskset execs the SUT), so $! is the SUT itself.
@@ -154,6 +157,7 @@ start_sut() { # name: start a fresh instance pinned to the SUT core; SUT_PID is 
         ${PPROF:+-cpuprofile "$OUT/$name-$((++PROFILES)).pprof"} >>"$OUT/mediagw.log" 2>&1 & ;;
     sipp-uas) nice -n "$NICE" taskset -c $SUT_CORE sipp -sn uas -i 127.0.0.1 -p $SIPP_UAS \
         -buff_size 4194304 -nostdin >"$OUT/sipp-uas.log" 2>&1 & ;;
+    sipgo-uas) nice -n "$NICE" taskset -c $SUT_CORE "$OUT/sipgouas" -listen 127.0.0.1:$SIPGO_UAS >"$OUT/sipgo-uas.log" 2>&1 & ;;
   esac
   SUT_PID=$!
   if ! wait_udp "$port"; then log "$name did not start (port $port)"; cleanup; return 1; fi
@@ -292,9 +296,10 @@ ng_series() { # system: rtpengine | mediagw
   R[$s.ng_p99]=$(get "$f" result_best_cycle_p99_us)
 }
 
-sip_series() { # system: sipp-uas | mediagw-sip
+sip_series() { # system: sipp-uas | sipgo-uas | mediagw-sip
   local s=$1 f=$OUT/$1-sip.txt best=0 r rc t0 t1 cps port=$SIPP_UAS
   [[ $s == mediagw-sip ]] && port=$GW_SIP
+  [[ $s == sipgo-uas ]] && port=$SIPGO_UAS
   log "sip $s: sipp -sn uac steps $SIP_RATES calls/s, ${SIP_SECS}s each"
   start_sut "$s" || return
   : >"$f"
@@ -368,6 +373,7 @@ for s in rtpengine mediagw; do
 done
 if part sip; then
   [[ ${SIP_PEER:-1} == 1 ]] && sip_series sipp-uas
+  [[ ${SIP_FLOOR:-1} == 1 ]] && sip_series sipgo-uas
   [[ $HAVE_GW == 1 && " $SYSTEMS " == *" mediagw "* ]] && sip_series mediagw-sip
 fi
 T_END=$(date +%s)
@@ -393,6 +399,7 @@ REPORT=$OUT/report.md
   echo "|---|---|---|"
   echo "| osmo-mgw 1.10 | $(v osmo-mgw.tps) ($(v osmo-mgw.tps_conc)) | |"
   echo "| sipp -sn uas | | $(v sipp-uas.cps) |"
+  echo "| sipgo's own UAS (no media: the floor) | | $(v sipgo-uas.cps) |"
   echo "| mediagw | $(v mediagw.tps) ($(v mediagw.tps_conc)) | $(v mediagw-sip.cps) |"
   echo
   echo "| system | MGCP CRCX+DLCX pairs/s with $LOAD_CALLS calls relaying $LOAD_PPS pps (best concurrency) | relay loss meanwhile (%) |"
@@ -427,6 +434,7 @@ NV=$OUT/results.txt
   echo "mgcp_loaded_relay_loss_pct_osmo_mgw=$(v osmo-mgw.load_loss)"
   echo "mgcp_loaded_relay_loss_pct_mediagw=$(v mediagw.load_loss)"
   echo "sip_cps_sipp_uas=$(v sipp-uas.cps)"
+  echo "sip_cps_sipgo_uas=$(v sipgo-uas.cps)"
   echo "sip_cps_mediagw=$(v mediagw-sip.cps)"
   echo "sip_overload_cps_sipp_uas=$(v sipp-uas.overload_cps)"
   echo "sip_overload_cps_mediagw=$(v mediagw-sip.overload_cps)"
@@ -443,6 +451,8 @@ NV=$OUT/results.txt
   echo "mgcp_tps_ratio_vs_osmo_mgw=$(ratio mediagw.tps osmo-mgw.tps)"
   echo "mgcp_loaded_tps_ratio_vs_osmo_mgw=$(ratio mediagw.tps_loaded osmo-mgw.tps_loaded)"
   echo "sip_cps_ratio_vs_sipp_uas=$(ratio mediagw-sip.cps sipp-uas.cps)"
+  echo "sip_cps_ratio_vs_sipgo_uas=$(ratio mediagw-sip.cps sipgo-uas.cps)"
+  echo "sip_cps_ratio_sipgo_uas_vs_sipp_uas=$(ratio sipgo-uas.cps sipp-uas.cps)"
   echo "ng_ratio_vs_rtpengine=$(ratio mediagw.ng rtpengine.ng)"
 } >"$NV"
 
