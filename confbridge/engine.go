@@ -80,7 +80,8 @@ type Engine struct {
 	closeMu sync.Mutex // guards closed
 	closed  bool
 
-	clock func() int64 // nil: time since epoch
+	clock func() int64  // nil: time since epoch
+	done  chan struct{} // closed by Close: wakes shards that wait for a bridge
 
 	ticks atomic.Uint64 // bridge-ticks run
 	late  atomic.Uint64 // bridge-ticks that started late or were skipped
@@ -89,7 +90,8 @@ type Engine struct {
 type shard struct {
 	eng    *Engine
 	offset time.Duration
-	src    tickSource // nil when tests drive the ticks
+	src    tickSource    // nil when tests drive the ticks
+	wake   chan struct{} // add signals a shard that had no bridge (cap 1)
 
 	mu      sync.Mutex // guards bridges (copy-on-write; list is the published copy)
 	bridges []*Bridge
@@ -111,10 +113,10 @@ func NewEngine(cfg Config) *Engine { return newEngine(cfg, true) }
 // tests drive ticks and the clock themselves.
 func newEngine(cfg Config, run bool) *Engine {
 	cfg = cfg.normalized()
-	e := &Engine{cfg: cfg, k: samplesOf(cfg.Ptime), epoch: time.Now()}
+	e := &Engine{cfg: cfg, k: samplesOf(cfg.Ptime), epoch: time.Now(), done: make(chan struct{})}
 	for i := 0; i < cfg.Shards; i++ {
 		// Stagger the shards over the period so their work does not pile up.
-		s := &shard{eng: e, offset: cfg.Ptime * time.Duration(i) / time.Duration(cfg.Shards)}
+		s := &shard{eng: e, offset: cfg.Ptime * time.Duration(i) / time.Duration(cfg.Shards), wake: make(chan struct{}, 1)}
 		s.list.Store(&[]*Bridge{})
 		e.shards = append(e.shards, s)
 		if run {
@@ -167,6 +169,7 @@ func (e *Engine) Close() {
 	e.closeMu.Lock()
 	if !e.closed {
 		e.closed = true
+		close(e.done)
 		for _, s := range e.shards {
 			if s.src != nil {
 				s.src.close()
@@ -193,10 +196,17 @@ func (e *Engine) now() int64 {
 
 func (s *shard) add(b *Bridge) {
 	s.mu.Lock()
+	first := len(s.bridges) == 0
 	s.bridges = append(s.bridges, b)
 	l := append([]*Bridge(nil), s.bridges...)
 	s.list.Store(&l)
 	s.mu.Unlock()
+	if first {
+		select {
+		case s.wake <- struct{}{}:
+		default: // already signalled
+		}
+	}
 }
 
 func (s *shard) remove(b *Bridge) {
@@ -215,11 +225,25 @@ func (s *shard) remove(b *Bridge) {
 	s.mu.Unlock()
 }
 
+// run ticks the shard's bridges until the engine closes. A shard with no
+// bridge stops its timer and sleeps until add wakes it: an idle gateway's
+// shards (4 per core) would otherwise wake it 50 times a second each for
+// nothing. It resumes on its own schedule (the same phase), so a bridge's
+// first tick comes within one period of its first member, as before.
 func (s *shard) run(src tickSource) {
 	e := s.eng
 	defer e.wg.Done()
 	period := e.cfg.Ptime
 	for {
+		if len(*s.list.Load()) == 0 {
+			src.pause()
+			select {
+			case <-s.wake: // a stale signal costs one empty tick at most
+			case <-e.done:
+				return
+			}
+			src.resume()
+		}
 		late, missed, ok := src.wait()
 		if !ok {
 			return
@@ -270,6 +294,10 @@ type tickSource interface {
 	// woken and how many whole periods were missed before it; ok is false
 	// once the source is closed.
 	wait() (late time.Duration, missed int, ok bool)
+	// pause stops the ticks until resume, which starts them again at the
+	// first due time of the schedule still ahead (no period counts as missed).
+	pause()
+	resume()
 	close()
 }
 
@@ -303,6 +331,15 @@ func (s *timerSource) wait() (time.Duration, int, bool) {
 	s.due = s.due.Add(time.Duration(missed+1) * s.period)
 	s.t.Reset(time.Until(s.due))
 	return late, missed, true
+}
+
+func (s *timerSource) pause() { s.t.Stop() }
+
+func (s *timerSource) resume() {
+	if now := time.Now(); !s.due.After(now) {
+		s.due = s.due.Add((now.Sub(s.due)/s.period + 1) * s.period)
+	}
+	s.t.Reset(time.Until(s.due))
 }
 
 func (s *timerSource) close() {

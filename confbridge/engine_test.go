@@ -187,3 +187,96 @@ func TestTickSourcesCountMissedPeriods(t *testing.T) {
 		})
 	}
 }
+
+// shardTicks counts the ticks the engine's shards ran, with or without bridges.
+func shardTicks(e *Engine) (n uint64) {
+	for _, s := range e.shards {
+		for i := range s.hist {
+			n += s.hist[i].Load()
+		}
+	}
+	return n
+}
+
+// A shard with no bridge does not tick (an idle gateway stays asleep); the
+// first member of a bridge starts its shard and the last one's leaving
+// stops it again.
+func TestIdleShardsSleep(t *testing.T) {
+	const period = 10 * time.Millisecond
+	e := NewEngine(Config{Ptime: period, Shards: 2})
+	defer e.Close()
+	time.Sleep(8 * period)
+	if n := shardTicks(e); n != 0 {
+		t.Fatalf("no bridge: the shards ticked %d times in 8 periods", n)
+	}
+	br := e.NewBridge(Options{})
+	out := &countOut{}
+	if _, err := br.Add("a", PCMU, out); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the bridge's ticks", func() bool { return e.Ticks() >= 3 })
+	if br.Remove("a") != 0 {
+		t.Fatal("member left behind")
+	}
+	time.Sleep(3 * period) // the tick under way, and one that saw the list empty
+	n := shardTicks(e)
+	time.Sleep(8 * period)
+	if m := shardTicks(e); m != n {
+		t.Fatalf("the last member left: the shards still ticked %d times in 8 periods", m-n)
+	}
+	// And a new member starts it again.
+	before := e.Ticks()
+	if _, err := br.Add("b", PCMU, out); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "ticks after the shard slept", func() bool { return e.Ticks() >= before+3 })
+}
+
+// Both tick sources stop while paused and, resumed, tick again on their own
+// schedule with no period counted as missed.
+func TestTickSourcesPauseAndResume(t *testing.T) {
+	const period = 10 * time.Millisecond
+	for name, src := range map[string]tickSource{
+		"timer":    newTimerSource(time.Now().Add(period), period),
+		"platform": newTickSource(period, period),
+	} {
+		t.Run(name, func(t *testing.T) {
+			defer src.close()
+			if _, _, ok := src.wait(); !ok {
+				t.Fatal("first wait failed")
+			}
+			src.pause()
+			time.Sleep(5 * period) // four or five expirations, had it run
+			if expired(t, src) {
+				t.Fatal("the source ticked while paused")
+			}
+			src.resume()
+			late, missed, ok := src.wait()
+			if !ok || missed != 0 {
+				t.Fatalf("after a pause of 5 periods: missed %d ok %v, want none missed", missed, ok)
+			}
+			if late >= period {
+				t.Fatalf("first tick after resume %v late", late)
+			}
+		})
+	}
+}
+
+// expired reports whether a paused source has an expiration waiting.
+func expired(t *testing.T, src tickSource) bool {
+	t.Helper()
+	switch s := src.(type) {
+	case *timerSource:
+		select {
+		case <-s.t.C:
+			return true
+		default:
+			return false
+		}
+	}
+	if exp, known := platformExpired(t, src); known {
+		return exp
+	}
+	t.Fatalf("unknown source %T", src)
+	return false
+}

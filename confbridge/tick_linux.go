@@ -76,4 +76,26 @@ func (s *timerSourceFD) wait() (time.Duration, int, bool) {
 	return time.Duration(now - last), int(exp - 1), true
 }
 
+// pause disarms the timer; the expirations not yet read go with it.
+func (s *timerSourceFD) pause() { s.settime(unix.ItimerSpec{}) }
+
+func (s *timerSourceFD) resume() {
+	if now, err := monotonic(); err == nil && s.due <= now {
+		s.due += ((now-s.due)/s.period + 1) * s.period
+	}
+	s.settime(unix.ItimerSpec{Interval: unix.NsecToTimespec(s.period), Value: unix.NsecToTimespec(s.due)})
+}
+
+// settime sets the timer through the file, so that it does nothing once the
+// source is closed (its number may belong to another file by then).
+func (s *timerSourceFD) settime(spec unix.ItimerSpec) {
+	rc, err := s.f.SyscallConn()
+	if err != nil {
+		return
+	}
+	_ = rc.Control(func(fd uintptr) {
+		_ = unix.TimerfdSettime(int(fd), unix.TFD_TIMER_ABSTIME, &spec, nil)
+	})
+}
+
 func (s *timerSourceFD) close() { s.once.Do(func() { s.f.Close() }) }
