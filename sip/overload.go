@@ -34,6 +34,10 @@ import (
 // sip.overload.queue_delay is answered 503 at the socket the same way: the
 // queue then stays near that delay, well inside the clients' 500 ms
 // retransmission timer, and what is taken completes.
+//
+// The watch reads the scheduler only while SIP datagrams arrive: after
+// overloadIdlePeriods without one it sleeps until the next (an idle
+// gateway is not woken 50 times a second for nothing).
 
 // OverloadConfig is sip.overload.
 type OverloadConfig struct {
@@ -61,6 +65,45 @@ type overload struct {
 	log   *logrus.Entry // episodes (at most one logged per overloadLogEvery); nil: none
 	on    atomic.Bool
 	shed  atomic.Uint64 // INVITEs answered 503 at the socket
+
+	reads  atomic.Uint64 // datagrams read since the watch last looked
+	asleep atomic.Bool   // the watch waits for a datagram (wake)
+	wake   chan struct{} // cap 1; nil: the watch never sleeps
+	naps   atomic.Uint64 // times the watch went to sleep
+}
+
+// overloadIdlePeriods without a datagram put the watch to sleep.
+const overloadIdlePeriods = 50
+
+// arrived is told of every datagram read, before it is handled.
+func (o *overload) arrived() {
+	o.reads.Add(1)
+	if o.asleep.Load() && o.asleep.CompareAndSwap(true, false) {
+		select {
+		case o.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// sleep waits, if no datagram came meanwhile, until one does; false: ctx ended.
+func (o *overload) sleep(ctx context.Context) bool {
+	select {
+	case <-o.wake: // a stale signal, from a sleep that did not happen
+	default:
+	}
+	o.asleep.Store(true)
+	if o.reads.Load() != 0 {
+		o.asleep.Store(false) // one came after the watch looked
+		return true
+	}
+	o.naps.Add(1)
+	select {
+	case <-o.wake:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // watch reads the scheduler's latencies every overloadPeriod until ctx
@@ -74,6 +117,7 @@ func (o *overload) watch(ctx context.Context) {
 	var prev []uint64
 	var last time.Time // when prev was read
 	over := 0          // periods in a row over the delay
+	idle := 0          // periods in a row without a datagram
 	var ep episode
 	t := time.NewTicker(overloadPeriod)
 	defer t.Stop()
@@ -83,6 +127,17 @@ func (o *overload) watch(ctx context.Context) {
 			o.on.Store(false)
 			return
 		case <-t.C:
+		}
+		if o.reads.Swap(0) != 0 || o.on.Load() || o.wake == nil {
+			idle = 0
+		} else if idle++; idle >= overloadIdlePeriods {
+			t.Stop()
+			if !o.sleep(ctx) {
+				return
+			}
+			idle, prev = 0, nil // a fresh baseline: what passed while asleep is not a period
+			t.Reset(overloadPeriod)
+			continue
 		}
 		// When the watch itself waited to run (the overload it looks
 		// for), the ticker has kept a tick for it: that read would come

@@ -118,7 +118,7 @@ func TestShedAtTheSocket(t *testing.T) {
 // the delay, and off again when they do not, and logs the episode.
 func TestOverloadWatch(t *testing.T) {
 	logger, hook := logtest.NewNullLogger()
-	o := &overload{delay: 50 * time.Millisecond, log: logrus.NewEntry(logger)}
+	o := &overload{delay: 50 * time.Millisecond, log: logrus.NewEntry(logger), wake: make(chan struct{}, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go o.watch(ctx)
@@ -127,6 +127,7 @@ func TestOverloadWatch(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatal("no shedding while goroutines wait to run")
 		}
+		o.arrived() // SIP traffic: the watch stays awake
 		done := make(chan struct{})
 		for range 64 {
 			go func() {
@@ -255,4 +256,35 @@ func waitStamping(t *testing.T, srv *net.UDPConn) {
 		}
 	}
 	t.Fatal("datagrams still stamped when read after 100 tries")
+}
+
+// The watch sleeps after overloadIdlePeriods without a datagram, wakes on
+// the next one, keeps watching while they come, and sleeps again after.
+func TestOverloadWatchSleepsWhenIdle(t *testing.T) {
+	o := &overload{delay: time.Second, wake: make(chan struct{}, 1)}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); o.watch(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitNaps := func(n uint64) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for o.naps.Load() < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("the watch slept %d times, want %d", o.naps.Load(), n)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitNaps(1)
+	// Datagrams for well over overloadIdlePeriods: awake all along.
+	end := time.Now().Add(2 * overloadIdlePeriods * overloadPeriod)
+	for time.Now().Before(end) {
+		o.arrived()
+		time.Sleep(overloadPeriod / 4)
+	}
+	if n := o.naps.Load(); n != 1 {
+		t.Fatalf("the watch slept %d times while datagrams came", n)
+	}
+	waitNaps(2) // silence again
 }

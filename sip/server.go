@@ -139,7 +139,7 @@ func New(cfg Config, routes []Route, codecs []string, table *session.Table, log 
 		adm:        adm,
 		refusalLog: newRefusalLog(),
 		rate:       newRateLimiter(cfg.Rate),
-		ovl:        &overload{delay: cfg.Overload.Delay, queue: cfg.Overload.QueueDelay, log: log},
+		ovl:        &overload{delay: cfg.Overload.Delay, queue: cfg.Overload.QueueDelay, log: log, wake: make(chan struct{}, 1)},
 	}
 	total := cfg.Unconfirmed.Total
 	if total == 0 {
@@ -312,7 +312,11 @@ func (c *udpListener) ReadFrom(b []byte) (int, net.Addr, error) {
 			return n, nil, err
 		}
 		ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-		if c.ovl == nil || !c.shed(b[:n], ap, late) {
+		if c.ovl == nil {
+			break
+		}
+		c.ovl.arrived()
+		if !c.shed(b[:n], ap, late) {
 			break
 		}
 	}
