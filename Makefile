@@ -2,7 +2,7 @@ GO ?= go
 # Peer tests (SIPp, osmo-mgw) fail rather than skip when their tool is missing.
 export MEDIAGW_REQUIRE_PEERS = 1
 
-.PHONY: test tools vet unit sipp build bench bench-conference bench-state fuzz flood soak soak-restart
+.PHONY: test tools vet unit sipp build bench bench-conference bench-sip-cpu bench-state fuzz flood soak soak-restart
 
 test: tools vet unit sipp
 
@@ -34,6 +34,11 @@ bench:
 
 bench-conference:
 	./bench/conference/run.sh
+
+# CPU per SIP call at a fixed rate (issue 17): sipp -sn uas, sipgo's own
+# minimal UAS and the gateway, in interleaved rounds (~2 min).
+bench-sip-cpu:
+	./bench/sipcpu.sh
 
 # What state.store costs (issue 13): MGCP pairs/s and SIP calls/s with none,
 # file and redis, side by side in one run.
