@@ -162,18 +162,29 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
+// tickSources are both sources, the portable one and the platform's, each
+// first due one period from now.
+func tickSources(period time.Duration) map[string]tickSource {
+	return map[string]tickSource{
+		"timer":    newTimerSource(time.Now().Add(period), period),
+		"platform": newTickSource(period, period),
+	}
+}
+
+func firstTick(t *testing.T, src tickSource) {
+	t.Helper()
+	if _, _, ok := src.wait(); !ok {
+		t.Fatal("first wait failed")
+	}
+}
+
 // Both tick sources report periods missed while nobody waited, and stop
 // when closed.
 func TestTickSourcesCountMissedPeriods(t *testing.T) {
 	const period = 10 * time.Millisecond
-	for name, src := range map[string]tickSource{
-		"timer":    newTimerSource(time.Now().Add(period), period),
-		"platform": newTickSource(period, period),
-	} {
+	for name, src := range tickSources(period) {
 		t.Run(name, func(t *testing.T) {
-			if _, _, ok := src.wait(); !ok {
-				t.Fatal("first wait failed")
-			}
+			firstTick(t, src)
 			time.Sleep(5 * period) // at least four expirations pass unread
 			_, missed, ok := src.wait()
 			if !ok || missed < 3 {
@@ -236,15 +247,10 @@ func TestIdleShardsSleep(t *testing.T) {
 // schedule with no period counted as missed.
 func TestTickSourcesPauseAndResume(t *testing.T) {
 	const period = 10 * time.Millisecond
-	for name, src := range map[string]tickSource{
-		"timer":    newTimerSource(time.Now().Add(period), period),
-		"platform": newTickSource(period, period),
-	} {
+	for name, src := range tickSources(period) {
 		t.Run(name, func(t *testing.T) {
 			defer src.close()
-			if _, _, ok := src.wait(); !ok {
-				t.Fatal("first wait failed")
-			}
+			firstTick(t, src)
 			src.pause()
 			time.Sleep(5 * period) // four or five expirations, had it run
 			if expired(t, src) {
